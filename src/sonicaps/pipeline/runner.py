@@ -1,0 +1,134 @@
+"""The local runner: decode ahead in threads, caption in batches, commit, resume.
+
+Decoder threads turn sources into clips and feed a bounded queue (memory stays flat
+however large the collection or the file); the main thread takes batches off the
+queue, runs the stages and commits each batch to the store. Re-running the same
+command skips every clip (and every source) the output directory already holds.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from queue import Queue
+
+from tqdm import tqdm
+
+from sonicaps.clip import Clip
+from sonicaps.pipeline.config import PipelineConfig
+from sonicaps.pipeline.inputs import Source, decode_source, iter_sources
+from sonicaps.pipeline.stages import Backends, caption_batch, failure
+from sonicaps.pipeline.store import Store
+
+
+@dataclass
+class RunSummary:
+    clips: int = 0  # captioned in this run
+    failures: int = 0  # recorded in this run
+    skipped_sources: int = 0  # already finished by an earlier run
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+
+    @property
+    def clips_per_s(self) -> float:
+        return self.clips / self.seconds if self.seconds else 0.0
+
+
+_END = object()
+
+
+def _decoder(sources: Iterator[Source], lock: threading.Lock, out: Queue, cfg: PipelineConfig,
+             done_ids: set[str], stop: threading.Event, timings: dict[str, float]) -> None:
+    while not stop.is_set():
+        with lock:
+            src = next(sources, None)
+        if src is None:
+            break
+        t0 = time.perf_counter()
+        try:
+            for clip in decode_source(src, cfg.segment_s, cfg.min_tail_s):
+                timings["decode"] += time.perf_counter() - t0
+                if clip.id not in done_ids:
+                    out.put(clip)
+                if stop.is_set():
+                    return
+                t0 = time.perf_counter()
+        except Exception as e:  # the file (or the rest of it) is unreadable: record, go on
+            out.put(failure(src.path, "decode", e))
+    out.put(_END)
+
+
+def run(inputs: Iterable[str | Path], out_dir: str | Path, cfg: PipelineConfig | None = None, *,
+        audio_root: str | Path | None = None, backends: Backends | None = None,
+        progress: bool = True) -> RunSummary:
+    """Caption every clip of `inputs` into `out_dir`, skipping what is already there."""
+    cfg = cfg or PipelineConfig()
+    store = Store(out_dir)
+    prog = store.load_progress()
+    todo: list[Source] = []
+    skipped = 0
+    for src in iter_sources(list(inputs), audio_root):
+        if src.path in prog.done_sources:
+            skipped += 1
+        else:
+            todo.append(src)
+    summary = RunSummary(skipped_sources=skipped)
+    if not todo:
+        return summary
+    backends = backends or Backends.from_config(cfg)
+
+    queue: Queue = Queue(maxsize=cfg.batch_size * 4)
+    stop = threading.Event()
+    lock = threading.Lock()
+    it = iter(todo)
+    workers = [threading.Thread(target=_decoder, name=f"decode-{k}", daemon=True,
+                                args=(it, lock, queue, cfg, prog.done_ids, stop, summary.timings))
+               for k in range(min(cfg.decode_workers, len(todo)))]
+    start = time.perf_counter()
+    bar = tqdm(total=len(todo), unit="file", disable=not progress, dynamic_ncols=True,
+               desc="captioning")
+    try:
+        for w in workers:
+            w.start()
+        alive = len(workers)
+        while alive:
+            clips: list[Clip] = []
+            fails: list[dict] = []
+            while alive and len(clips) < cfg.batch_size:
+                item = queue.get()
+                if item is _END:
+                    alive -= 1
+                elif isinstance(item, Clip):
+                    clips.append(item)
+                else:
+                    fails.append(item)
+            rows: list[dict] = []
+            if clips:
+                rows, bad = caption_batch(clips, backends, cfg, summary.timings)
+                fails += bad
+            t0 = time.perf_counter()
+            store.commit(rows, fails)
+            summary.timings["store"] += time.perf_counter() - t0
+            summary.clips += len(rows)
+            summary.failures += len(fails)
+            finished = sum(1 for r in rows if r["last_in_source"])
+            finished += sum(1 for f in fails if f["last_in_source"])
+            elapsed = time.perf_counter() - start
+            bar.update(finished)
+            bar.set_postfix(clips=summary.clips, clips_s=f"{summary.clips / elapsed:.1f}",
+                            failed=summary.failures, refresh=False)
+    finally:
+        stop.set()
+        while any(w.is_alive() for w in workers):  # unblock decoders waiting on a full queue
+            while not queue.empty():
+                queue.get_nowait()
+            for w in workers:
+                w.join(timeout=0.05)
+        bar.close()
+        summary.seconds = time.perf_counter() - start
+    return summary
+

@@ -1,0 +1,205 @@
+"""ask -> write -> check over a batch of clips: the one implementation every runner calls.
+
+A failing batch call is retried clip by clip, so one bad clip (or one garbage answer)
+becomes one failure record and the rest of the batch goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import numpy as np
+
+from sonicaps import __version__
+from sonicaps.backends import create
+from sonicaps.backends.base import Asker, Scorer, Writer
+from sonicaps.clip import Answers, Clip
+from sonicaps.pipeline.config import PipelineConfig
+from sonicaps.pipeline.prompts import PROMPT_VERSION, QUESTIONS
+
+T = TypeVar("T")
+
+
+@dataclass
+class Backends:
+    asker: Asker
+    writer: Writer
+    scorer: Scorer
+
+    @classmethod
+    def from_config(cls, cfg: PipelineConfig) -> Backends:
+        return cls(create("ask", cfg.ask.backend, **cfg.ask.options),
+                   create("write", cfg.write.backend, **cfg.write.options),
+                   create("check", cfg.check.backend, **cfg.check.options))
+
+
+def failure(clip_or_source: Clip | str, stage: str, exc: BaseException,
+            last_in_source: bool = False) -> dict[str, Any]:
+    if isinstance(clip_or_source, Clip):
+        source, cid, last = clip_or_source.source, clip_or_source.id, clip_or_source.last_in_source
+    else:
+        source, cid, last = clip_or_source, None, True
+    return {"source": source, "id": cid, "stage": stage, "error": type(exc).__name__,
+            "message": str(exc)[:2000], "last_in_source": last or last_in_source}
+
+
+class BadOutput(ValueError):
+    """A backend returned something unusable (wrong count, empty text, NaN score)."""
+
+
+def _check_answers(out: list[Answers], n: int) -> list[Answers]:
+    if not isinstance(out, list) or len(out) != n:
+        raise BadOutput(f"asker returned {len(out) if isinstance(out, list) else type(out)} "
+                        f"results for {n} clips")
+    for a in out:
+        if (not isinstance(a, Answers) or len(a.texts) != 3
+                or not all(isinstance(t, str) and t.strip() for t in a.texts)):
+            raise BadOutput(f"asker returned an empty or malformed answer: {a!r:.200}")
+    return out
+
+
+def _check_texts(out: list[str], n: int) -> list[str]:
+    if not isinstance(out, list) or len(out) != n:
+        raise BadOutput(f"writer returned {len(out) if isinstance(out, list) else type(out)} "
+                        f"captions for {n} clips")
+    for t in out:
+        if not isinstance(t, str) or not t.strip():
+            raise BadOutput(f"writer returned an empty or non-text caption: {t!r:.200}")
+    return out
+
+
+def _check_scores(out: np.ndarray, n: int) -> np.ndarray:
+    arr = np.asarray(out, dtype=np.float64).reshape(-1)
+    if len(arr) != n or not np.all(np.isfinite(arr)):
+        raise BadOutput(f"scorer returned {arr[:8]!r} for {n} texts")
+    return arr
+
+
+def isolate(fn: Callable[[list[int]], list[T]], idx: list[int], clips: Sequence[Clip],
+            stage: str, failures: list[dict]) -> dict[int, T]:
+    """Run fn on the whole index list; if it raises, run it per item and record failures."""
+    try:
+        return dict(zip(idx, fn(idx), strict=True))
+    except Exception:  # the batch failed: find the clip(s) responsible
+        if len(idx) == 1:
+            raise
+    out: dict[int, T] = {}
+    for i in idx:
+        try:
+            out[i] = fn([i])[0]
+        except Exception as e:  # recorded with its reason; the batch goes on
+            failures.append(failure(clips[i], stage, e))
+    return out
+
+
+def caption_batch(clips: Sequence[Clip], backends: Backends, cfg: PipelineConfig,
+                  timings: dict[str, float] | None = None
+                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Caption a batch: returns (rows for the store, failure records).
+
+    `timings`, when given, accumulates seconds spent per stage (ask, write, check).
+    """
+    failures: list[dict[str, Any]] = []
+    timings = timings if timings is not None else {}
+
+    def timed(stage: str, fn):
+        def wrapper(ix):
+            t0 = time.perf_counter()
+            try:
+                return fn(ix)
+            finally:
+                timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - t0
+        return wrapper
+
+    def safe(fn, idx, stage):
+        fn = timed(stage, fn)
+        try:
+            return isolate(fn, idx, clips, stage, failures)
+        except Exception as e:  # a single clip failed: record it
+            failures.append(failure(clips[idx[0]], stage, e))
+            return {}
+
+    idx = list(range(len(clips)))
+    answers = safe(lambda ix: _check_answers(
+        backends.asker.ask([clips[i] for i in ix], QUESTIONS), len(ix)), idx, "ask")
+    idx = [i for i in idx if i in answers]
+
+    # The recipe's check: accept when the caption agrees with the audio at least as well
+    # as the clip's label string; without given labels, use a calibrated threshold.
+    label_text = {i: ", ".join(clips[i].labels) for i in idx if clips[i].labels}
+    label_scores: dict[int, float] = {}
+    if label_text:
+        lid = sorted(label_text)
+        label_scores = safe(lambda ix: list(_check_scores(backends.scorer.score(
+            [clips[i] for i in ix], [answers[i] for i in ix], [label_text[i] for i in ix]),
+            len(ix))), lid, "check")
+        idx = [i for i in idx if i not in label_text or i in label_scores]
+
+    best: dict[int, tuple[float, str, int]] = {}  # i -> (score, caption, attempts used)
+    pending = list(idx)
+    for attempt in range(cfg.max_attempts):
+        if not pending:
+            break
+        texts = safe(lambda ix, a=attempt: _check_texts(backends.writer.write(
+            [clips[i] for i in ix], [answers[i] for i in ix], a), len(ix)), pending, "write")
+        ok = [i for i in pending if i in texts]
+        scores = safe(lambda ix: list(_check_scores(backends.scorer.score(
+            [clips[i] for i in ix], [answers[i] for i in ix], [texts[i] for i in ix]),
+            len(ix))), ok, "check")
+        for i in ok:
+            if i not in scores:
+                continue
+            prev = best.get(i)
+            if prev is None or scores[i] > prev[0]:  # keep the best attempt, not the last
+                best[i] = (scores[i], texts[i], attempt + 1)
+            else:
+                best[i] = (prev[0], prev[1], attempt + 1)
+        pending = [i for i in ok if i in scores and not _accepted(best[i][0], i, label_scores, cfg)]
+
+    rows = []
+    now = datetime.now(UTC).replace(microsecond=0)
+    for i in idx:
+        if i not in best:
+            continue
+        clip, ans = clips[i], answers[i]
+        score, caption, attempts = best[i]
+        given = clips[i].labels is not None
+        labels = list(clip.labels) if given else [n for n, _ in ans.evidence.get("labels", [])[:5]]
+        rows.append({
+            "id": clip.id, "source": clip.source, "start_s": clip.start_s, "end_s": clip.end_s,
+            "caption": caption.strip(),
+            **{f"question_{k + 1}": q for k, q in enumerate(QUESTIONS)},
+            **{f"answer_{k + 1}": t for k, t in enumerate(ans.texts)},
+            "labels": labels, "label_source": "given" if given else "detected",
+            "check_score": float(score),
+            "label_score": float(label_scores[i]) if i in label_scores else None,
+            "check_rule": "label_score" if i in label_scores else f"threshold={cfg.accept_threshold}",
+            "accepted": _accepted(score, i, label_scores, cfg),
+            "attempts": attempts,
+            "evidence": json.dumps(ans.evidence, ensure_ascii=False, default=_json_default),
+            "asker": backends.asker.model_id, "writer": backends.writer.model_id,
+            "scorer": backends.scorer.model_id, "prompt_version": PROMPT_VERSION,
+            "sonicaps_version": __version__, "last_in_source": clip.last_in_source,
+            "created_at": now,
+        })
+    # A clip whose retry failed still has its earlier caption: it is a row, not a failure.
+    captioned = {r["id"] for r in rows}
+    return rows, [f for f in failures if f["id"] not in captioned]
+
+
+def _accepted(score: float, i: int, label_scores: dict[int, float], cfg: PipelineConfig) -> bool:
+    ref = label_scores.get(i, cfg.accept_threshold)
+    return bool(score >= ref - 1e-9)
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        v = o.item()
+        return None if isinstance(v, float) and math.isnan(v) else v
+    raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
