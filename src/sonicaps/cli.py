@@ -22,7 +22,7 @@ def _caption(args: argparse.Namespace) -> int:
     s = run(args.inputs, args.output, cfg, audio_root=args.audio_root,
             progress=not args.no_progress)
     print(f"captioned {s.clips} clips in {s.seconds:.1f} s ({s.clips_per_s:.2f} clips/s); "
-          f"{s.failures} failures recorded in {Path(args.output) / 'failures.jsonl'}; "
+          f"{s.failures} failures recorded in {Path(args.output) / '_failures.jsonl'}; "
           f"{s.skipped_sources} sources already done")
     return 0
 

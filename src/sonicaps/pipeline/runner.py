@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Queue
 
+import numpy as np
 from tqdm import tqdm
 
+from sonicaps.audio import AudioError
 from sonicaps.clip import Clip
 from sonicaps.pipeline.config import PipelineConfig
 from sonicaps.pipeline.inputs import Source, decode_source, iter_sources
@@ -52,7 +54,13 @@ def _decoder(sources: Iterator[Source], lock: threading.Lock, out: Queue, cfg: P
         try:
             for clip in decode_source(src, cfg.segment_s, cfg.min_tail_s):
                 timings["decode"] += time.perf_counter() - t0
-                if clip.id not in done_ids:
+                bad = int(np.count_nonzero(~np.isfinite(clip.audio)))
+                if clip.id in done_ids:
+                    pass
+                elif bad:
+                    out.put(failure(clip, "decode", AudioError(
+                        f"{clip.source}: {bad} non-finite (NaN/Inf) samples in {clip.id}")))
+                else:
                     out.put(clip)
                 if stop.is_set():
                     return

@@ -149,8 +149,8 @@ def caption_batch(clips: Sequence[Clip], backends: Backends, cfg: PipelineConfig
         texts = safe(lambda ix, a=attempt: _check_texts(backends.writer.write(
             [clips[i] for i in ix], [answers[i] for i in ix], a), len(ix)), pending, "write")
         ok = [i for i in pending if i in texts]
-        scores = safe(lambda ix: list(_check_scores(backends.scorer.score(
-            [clips[i] for i in ix], [answers[i] for i in ix], [texts[i] for i in ix]),
+        scores = safe(lambda ix, t=texts: list(_check_scores(backends.scorer.score(
+            [clips[i] for i in ix], [answers[i] for i in ix], [t[i] for i in ix]),
             len(ix))), ok, "check")
         for i in ok:
             if i not in scores:

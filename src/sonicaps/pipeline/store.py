@@ -1,7 +1,7 @@
 """The output directory: Parquet shards of captions plus failures.jsonl.
 
 Exactly-once under SIGKILL: every batch is committed by (1) appending its failures to
-failures.jsonl and fsyncing, then (2) writing its Parquet shard under a hidden name and
+_failures.jsonl and fsyncing, then (2) writing its Parquet shard under a hidden name and
 renaming it into place (atomic on POSIX). A kill between the two leaves the failures
 recorded and the good clips unrecorded, so a re-run redoes only those. Readers
 (`pandas.read_parquet(OUT_DIR)`) never see hidden files, so they never see half a shard.
@@ -20,7 +20,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-FAILURES = "failures.jsonl"
+# The underscore keeps `pandas.read_parquet(OUT_DIR)` working: pyarrow skips files whose
+# names start with "_" or "." when it reads a directory, and would choke on a .jsonl.
+FAILURES = "_failures.jsonl"
 
 SCHEMA = pa.schema([
     ("id", pa.string()),

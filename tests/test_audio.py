@@ -1,0 +1,103 @@
+import os
+
+import av
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import SR, tone, write
+
+from sonicaps.audio import AudioError, load_audio, stream_segments
+
+
+def peak_hz(x: np.ndarray) -> float:
+    spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    return float(np.argmax(spec) * SR / len(x))
+
+
+@pytest.mark.parametrize("ext", ["wav", "flac", "ogg", "mp3"])
+def test_formats_decode_to_16k_mono(tmp_path, ext):
+    path = write(tmp_path / f"a.{ext}", tone(440, 3.0, sr=44_100, channels=2), sr=44_100)
+    x = load_audio(path)
+    assert x.dtype == np.float32 and x.ndim == 1
+    assert abs(len(x) / SR - 3.0) < 0.1  # mp3 adds encoder padding
+    assert abs(peak_hz(x) - 440) < 5
+
+
+def test_m4a_goes_through_pyav(tmp_path):
+    path = tmp_path / "a.m4a"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("aac", rate=48_000, layout="stereo")
+        x = tone(1000, 2.0, sr=48_000, channels=2).T.copy()
+        for i in range(0, x.shape[1], 1024):
+            frame = av.AudioFrame.from_ndarray(x[:, i:i + 1024], format="fltp", layout="stereo")
+            frame.sample_rate = 48_000
+            for p in s.encode(frame):
+                c.mux(p)
+        for p in s.encode(None):
+            c.mux(p)
+    y = load_audio(path)
+    assert abs(len(y) / SR - 2.0) < 0.1
+    assert abs(peak_hz(y) - 1000) < 5
+
+
+def test_eight_channels_and_8khz(tmp_path):
+    eight = write(tmp_path / "eight.wav", tone(300, 1.0, channels=8))
+    assert load_audio(eight).ndim == 1
+    low = write(tmp_path / "low.wav", tone(300, 2.0, sr=8000), sr=8000)
+    y = load_audio(low)
+    assert abs(len(y) - 2 * SR) <= 1 and abs(peak_hz(y) - 300) < 5
+
+
+def test_long_file_is_streamed_in_segments(tmp_path):
+    path = write(tmp_path / "long.flac", tone(200, 35.3))
+    segs = list(stream_segments(path, 10.0))
+    assert [s.start_s for s in segs] == [0, 10, 20, 30]
+    assert abs(segs[-1].end_s - 35.3) < 1e-3
+    short_tail = write(tmp_path / "tail.wav", tone(200, 20.4))
+    assert [s.start_s for s in stream_segments(short_tail, 10.0)] == [0, 10]  # 0.4-s tail dropped
+
+
+def test_short_clip_kept(tmp_path):
+    segs = list(stream_segments(write(tmp_path / "s.wav", tone(500, 0.3)), 10.0))
+    assert len(segs) == 1 and abs(segs[0].end_s - 0.3) < 1e-3
+
+
+def test_span_of_a_file(tmp_path):
+    x = np.concatenate([tone(300, 5.0), tone(1200, 5.0)])
+    path = write(tmp_path / "two.wav", x)
+    y = load_audio(path, start_s=5.0, end_s=8.0)
+    assert abs(len(y) / SR - 3.0) < 1e-3 and abs(peak_hz(y) - 1200) < 5
+
+
+@pytest.mark.parametrize("make,expect", [
+    (lambda p: p.write_bytes(b""), "empty file"),
+    (lambda p: p.write_text("this is not audio at all\n" * 20), "not a decodable"),
+    (lambda p: p.mkdir(), "is a directory"),
+    (lambda p: sf.write(p, np.zeros((0,), np.float32), SR), "no audio samples"),
+])
+def test_bad_files_raise_clear_errors(tmp_path, make, expect):
+    path = tmp_path / "bad.wav"
+    make(path)
+    with pytest.raises(AudioError, match=expect):
+        list(stream_segments(path))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_unreadable_file(tmp_path):
+    path = write(tmp_path / "locked.wav", tone())
+    path.chmod(0)
+    with pytest.raises(AudioError, match="permission denied"):
+        list(stream_segments(path))
+
+
+def test_truncated_mp3_keeps_what_decodes(tmp_path):
+    full = write(tmp_path / "full.mp3", tone(440, 30.0))
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    try:
+        segs = list(stream_segments(cut, 10.0))
+    except AudioError as e:  # acceptable: a clear message naming the file
+        assert "cut.mp3" in str(e)
+    else:
+        total = sum(len(s.audio) for s in segs) / SR
+        assert 5.0 < total < 20.0

@@ -1,0 +1,92 @@
+"""The built-in backends on real audio: speech, gender, event order, wording rules."""
+
+import re
+
+import numpy as np
+import pytest
+from conftest import SR, sweep
+
+from sonicaps.backends.builtin.lexicon import gerund, table
+from sonicaps.backends.builtin.writer import _from_text, sentence
+from sonicaps.backends.builtin.yamnet import class_names
+from sonicaps.clip import Clip
+from sonicaps.examples import SENTENCES, Placed, animal, mix, speak
+from sonicaps.pipeline.prompts import QUESTIONS
+
+
+def ask(backends, audio: np.ndarray):
+    clip = Clip("x", "x", 0.0, len(audio) / SR, audio)
+    return backends.asker.ask([clip], QUESTIONS)[0]
+
+
+@pytest.fixture(scope="module")
+def voices():
+    return {"male": speak(SENTENCES["male"], "en+m3"), "female": speak(SENTENCES["female"], "en+f2")}
+
+
+@pytest.mark.parametrize("gender", ["male", "female"])
+def test_speech_and_gender_detected_in_tts(backends, voices, gender):
+    a = ask(backends, mix([Placed("speech", 1.0, voices[gender])]))
+    assert a.evidence["speech"]["present"]
+    assert a.evidence["speech"]["gender"] == gender
+    assert ("a man" if gender == "male" else "a woman") in a.texts[1].lower()
+
+
+@pytest.mark.parametrize("name", ["sweep", "noise"])
+def test_no_speech_in_sweep_or_noise(backends, name):
+    x = sweep() if name == "sweep" else (np.random.default_rng(0).standard_normal(10 * SR) * 0.1)
+    a = ask(backends, x.astype(np.float32))
+    assert not a.evidence["speech"]["present"]
+    assert a.texts[1] == "There is no speech in this audio."
+
+
+@pytest.mark.parametrize("first_at,second_at", [(0.3, 5.5), (5.5, 0.3)])
+def test_event_order_follows_onsets(backends, voices, first_at, second_at):
+    dog = animal("dog")[: 4 * SR]
+    a = ask(backends, mix([Placed("dog", first_at, dog), Placed("man", second_at, voices["male"])]))
+    subjects = [e["subject"] for e in a.evidence["events"]]
+    assert "a dog" in subjects and "a man" in subjects
+    dog_first = subjects.index("a dog") < subjects.index("a man")
+    assert dog_first == (first_at < second_at)
+    text = a.texts[0].lower()
+    assert (text.index("a dog") < text.index("a man")) == (first_at < second_at)
+    onset = {e["subject"]: e["onset"] for e in a.evidence["events"]}
+    assert abs(onset["a dog"] - first_at) < 1.0 and abs(onset["a man"] - second_at) < 1.0
+
+
+def test_silence_gets_no_invented_sources(backends):
+    a = ask(backends, np.zeros(10 * SR, np.float32))
+    assert a.evidence["events"] == []
+    assert not a.evidence["speech"]["present"] and not a.evidence["music"]["present"]
+
+
+def test_writer_connectives_follow_the_timeline():
+    dog = dict(subject="a dog", verb="barks", gerund="barking", onset=0.0, offset=3.0,
+               impulsive=True, count=3, level_db=-20, kind="sound", score=0.9)
+    man = dict(subject="a man", verb="speaks", gerund="speaking", onset=4.0, offset=9.0,
+               impulsive=False, count=1, level_db=-20, kind="speech", score=0.9)
+    car = dict(man, subject="a car", verb="passes by", gerund="passing by", onset=5.0,
+               offset=9.5, kind="sound")
+    assert sentence([dog, man]) == "A dog barks repeatedly, followed by a man speaking"
+    assert sentence([dog, man], attempt=1) == "A dog barks repeatedly and then a man speaks"
+    assert sentence([dog, man, car]) == "A dog barks repeatedly, then a man speaks while a car passes by"
+
+
+def test_writer_never_uses_banned_openings():
+    assert _from_text("The audio contains a dog barking loudly. Then silence.") == \
+        "A dog barking loudly"
+    assert _from_text("There is a man speaking.") == "A man speaking"
+
+
+def test_gerunds():
+    cases = {"barks": "barking", "passes by": "passing by", "idles": "idling", "cries": "crying",
+             "buzzes": "buzzing", "is dialed": "being dialed", "sees": "seeing"}
+    assert {v: gerund(v) for v in cases} == cases
+
+
+def test_lexicon_names_only_real_classes():
+    names = set(class_names())
+    unknown = [label for label in table() if label not in names]
+    assert unknown == []
+    for label, p in table().items():
+        assert p.subject == "-" or re.fullmatch(r"[@a-z][a-z ,'-]*", p.subject), label

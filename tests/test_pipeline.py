@@ -1,0 +1,216 @@
+"""End to end: folders and manifests in, Parquet + failures out; resume; bad input."""
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+from conftest import SR, tone, write
+
+from sonicaps.backends.builtin.writer import BuiltinWriter
+from sonicaps.export import export
+from sonicaps.pipeline.config import PipelineConfig, from_dict, load_config
+from sonicaps.pipeline.inputs import ManifestError, iter_sources
+from sonicaps.pipeline.prompts import QUESTIONS
+from sonicaps.pipeline.runner import run
+from sonicaps.pipeline.stages import Backends
+
+REQUIRED = ["id", "source", "start_s", "end_s", "caption", "question_1", "question_2",
+            "question_3", "answer_1", "answer_2", "answer_3", "labels", "check_score",
+            "label_score", "attempts", "asker", "writer", "scorer", "prompt_version"]
+
+
+def failures(out):
+    path = out / "_failures.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+@pytest.fixture()
+def messy(tmp_path, examples):
+    """The example scenes plus every kind of bad file."""
+    d = tmp_path / "in"
+    shutil.copytree(examples, d)
+    (d / "empty.wav").write_bytes(b"")
+    (d / "text.wav").write_text("not audio\n" * 50)
+    sf.write(d / "zero.wav", np.zeros(0, np.float32), SR)
+    nan = tone(300, 10.0)
+    nan[1000:2000] = np.nan
+    sf.write(d / "nan.wav", nan, SR, subtype="FLOAT")
+    write(d / "short.wav", tone(500, 0.3))
+    write(d / "eight.wav", tone(300, 10.0, channels=8))
+    write(d / "low.wav", tone(300, 10.0, sr=8000), sr=8000)
+    full = d / "dog_then_man.wav"
+    (d / "cut.mp3").write_bytes(b"ID3" + os.urandom(3000))
+    (d / "folder.wav").mkdir()
+    shutil.copy(full, d / "folder.wav" / "inside.wav")
+    return d
+
+
+def test_folder_with_bad_files(messy, tmp_path, backends):
+    out = tmp_path / "out"
+    s = run([messy], out, backends=backends, progress=False)
+    df = pd.read_parquet(out)
+    assert set(REQUIRED) <= set(df.columns)
+    assert df["id"].is_unique
+    fails = failures(out)
+    failed_sources = {os.path.basename(f["source"]) for f in fails}
+    assert {"empty.wav", "text.wav", "zero.wav", "cut.mp3"} <= failed_sources
+    for f in fails:
+        assert {"source", "id", "stage", "error", "message"} <= set(f) and f["message"]
+    ids = set(df["id"])
+    # handled sensibly: short padded, multichannel mixed down, 8 kHz resampled, long split
+    assert {"short_0_0.3", "eight_0_10", "low_0_10", "folder.wav__inside_0_10"} <= ids
+    assert {"frogs_and_woman_long_0_10", "frogs_and_woman_long_10_20",
+            "frogs_and_woman_long_20_25"} <= ids
+    nan_rows = df[df["source"].str.endswith("nan.wav")]
+    nan_fails = [f for f in fails if f["source"].endswith("nan.wav")]
+    assert len(nan_rows) + len(nan_fails) == 1
+    assert (df["question_1"] == QUESTIONS[0]).all()
+    assert df["caption"].str.len().gt(0).all()
+    assert s.clips == len(df) and s.failures == len(fails)
+
+    again = run([messy], out, backends=backends, progress=False)
+    assert again.clips == 0 and again.failures == 0
+    assert len(pd.read_parquet(out)) == len(df) and len(failures(out)) == len(fails)
+
+
+def test_demo_captions_are_sensible(examples, tmp_path, backends):
+    out = tmp_path / "out"
+    run([examples], out, backends=backends, progress=False)
+    cap = dict(pd.read_parquet(out)[["id", "caption"]].itertuples(index=False))
+    assert cap["dog_then_man_0_10"].lower().index("dog") < cap["dog_then_man_0_10"].index("man")
+    assert "woman" in cap["woman_speaking_0_10"].lower()
+    assert "cow" in cap["cow_0_10"].lower()
+    for c in cap.values():
+        low = c.lower()
+        assert not low.startswith(("this is", "there is", "you can hear", "the audio"))
+        assert c[0].isupper() and "." not in c[:-1]
+
+
+def test_manifest_labels_use_the_label_rule(examples, tmp_path, backends):
+    man = tmp_path / "m.csv"
+    with open(man, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "labels", "id"])
+        w.writerow([examples / "cow.mp3", "Cattle, bovinae;Moo", "cow-clip"])
+        w.writerow([examples / "woman_speaking.flac", "", ""])
+        w.writerow(["", "", ""])  # malformed row: recorded, not fatal
+    out = tmp_path / "out"
+    run([man], out, backends=backends, progress=False)
+    df = pd.read_parquet(out).set_index("id")
+    assert df.loc["cow-clip", "check_rule"] == "label_score"
+    assert df.loc["cow-clip", "label_score"] is not None
+    assert list(df.loc["cow-clip", "labels"]) == ["Cattle, bovinae", "Moo"]
+    assert df.loc["cow-clip", "accepted"] == (
+        df.loc["cow-clip", "check_score"] >= df.loc["cow-clip", "label_score"] - 1e-9)
+    other = df.loc["woman_speaking_0_10"]
+    assert other["check_rule"].startswith("threshold=") and pd.isna(other["label_score"])
+    assert any("empty 'path'" in f["message"] for f in failures(out))
+
+
+def test_manifest_without_path_column_is_refused(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("file,caption\na.wav,x\n")
+    with pytest.raises(ManifestError, match="'path' column"):
+        list(iter_sources([bad]))
+
+
+def test_audioset_segment_list(tmp_path, examples):
+    root = tmp_path / "audio"
+    root.mkdir()
+    shutil.copy(examples / "cow.mp3", root / "Yabc123_30.000_40.000.mp3")
+    shutil.copy(examples / "dog_then_man.wav", root / "xyz789.wav")  # a whole "video"
+    seg = tmp_path / "segments.csv"
+    seg.write_text("# Segments csv\n# YTID, start_seconds, end_seconds, positive_labels\n"
+                   'abc123, 30.000, 40.000, "/m/01xq0k1,/m/07rpkh9"\n'
+                   'xyz789, 2.000, 6.000, "/m/0bt9lr"\n'
+                   'missing1, 0.000, 10.000, "/m/0bt9lr"\n')
+    srcs = list(iter_sources([seg], audio_root=root))
+    assert [s.clip_id for s in srcs] == ["abc123_30_40", "xyz789_2_6", "missing1_0_10"]
+    assert srcs[0].labels == ("Cattle, bovinae", "Moo")
+    assert (srcs[1].start_s, srcs[1].end_s) == (2.0, 6.0)
+    assert srcs[2].error and "no audio file" in srcs[2].error
+
+
+class FlakyWriter(BuiltinWriter):
+    """A backend that returns garbage for one clip and worse captions on retries."""
+
+    def write(self, clips, answers, attempt):
+        out = super().write(clips, answers, attempt)
+        out = [("" if c.id.startswith("cow") else t) for c, t in zip(clips, out, strict=True)]
+        return out if attempt == 0 else ["zxq vbnm qwerty" for _ in out]
+
+
+def test_garbage_is_isolated_and_best_attempt_kept(examples, tmp_path, backends):
+    flaky = Backends(backends.asker, FlakyWriter(), backends.scorer)
+    cfg = PipelineConfig(max_attempts=2, accept_threshold=1.01)  # never accepted: retries
+    out = tmp_path / "out"
+    run([examples], out, cfg, backends=flaky, progress=False)
+    df = pd.read_parquet(out)
+    fails = failures(out)
+    assert [f["id"] for f in fails] == ["cow_0_10"] and fails[0]["stage"] == "write"
+    assert (df["attempts"] == 2).all()
+    assert not df["caption"].str.contains("qwerty").any()  # the better first attempt stays
+
+
+def test_export_layouts(examples, tmp_path, backends):
+    out = tmp_path / "out"
+    run([examples / "cow.mp3", examples / "woman_speaking.flac"], out, backends=backends,
+        progress=False)
+    cap, qa, n = export(out, tmp_path / "csv", "csv")
+    assert n == 2
+    assert pd.read_csv(cap).columns.tolist() == ["id", "caption"]
+    assert pd.read_csv(qa).columns.tolist() == ["id", "question_1", "question_2", "question_3",
+                                                "answer_1", "answer_2", "answer_3"]
+    cap, qa, n = export(out, tmp_path / "jsonl", "jsonl")
+    rows = [json.loads(line) for line in cap.read_text().splitlines()]
+    assert sorted(r["id"] for r in rows) == ["cow_0_10", "woman_speaking_0_10"]
+
+
+def test_config_files(tmp_path):
+    t = tmp_path / "c.toml"
+    t.write_text('[check]\nbackend = "textsim"\nbatch_size = 8\n[pipeline]\nbatch_size = 4\n')
+    cfg = load_config(t)
+    assert cfg.batch_size == 4 and cfg.check.options == {"batch_size": 8}
+    y = tmp_path / "c.yaml"
+    y.write_text("ask:\n  backend: nope\n")
+    with pytest.raises(ValueError, match="unknown ask backend 'nope'"):
+        Backends.from_config(load_config(y))
+    with pytest.raises(ValueError, match="unknown"):
+        from_dict({"pipeline": {"batch": 3}})
+    with pytest.raises(ValueError, match="batch_size"):
+        replace(PipelineConfig(), batch_size=0)
+
+
+def test_sigkill_then_resume_is_exactly_once(tmp_path, examples):
+    src = tmp_path / "in"
+    src.mkdir()
+    for k in range(6):
+        for f in examples.iterdir():
+            shutil.copy(f, src / f"{k}_{f.name}")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "sonicaps.cli", "caption", str(src), "-o", str(out),
+           "--batch-size", "2", "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    while time.time() < deadline and len(list(out.glob("part-*.parquet"))) < 3:
+        if proc.poll() is not None:
+            pytest.fail(f"finished before the kill: {proc.stderr.read().decode()[-2000:]}")
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = len(pd.read_parquet(out))
+    assert 0 < partial < 6 * 7
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    df = pd.read_parquet(out)
+    assert df["id"].is_unique and len(df) == 6 * 7
