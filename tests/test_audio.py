@@ -101,3 +101,22 @@ def test_truncated_mp3_keeps_what_decodes(tmp_path):
     else:
         total = sum(len(s.audio) for s in segs) / SR
         assert 5.0 < total < 20.0
+
+
+def test_two_hour_file_streams_in_flat_memory(tmp_path):
+    import tracemalloc
+
+    path = tmp_path / "two_hours.wav"
+    block = (tone(220, 60.0) * 32767).astype(np.int16)
+    with sf.SoundFile(path, "w", SR, 1, subtype="PCM_16") as f:
+        for _ in range(120):
+            f.write(block)
+    tracemalloc.start()
+    n = 0
+    for seg in stream_segments(path, 10.0):
+        n += 1
+        assert len(seg.audio) == 10 * SR
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert n == 720
+    assert peak < 20e6  # a whole decode would need 460 MB of float32
