@@ -214,3 +214,11 @@ def test_sigkill_then_resume_is_exactly_once(tmp_path, examples):
     assert done.returncode == 0, done.stderr[-2000:]
     df = pd.read_parquet(out)
     assert df["id"].is_unique and len(df) == 6 * 7
+
+
+def test_symlink_cycle_is_walked_once(tmp_path, examples):
+    d = tmp_path / "in"
+    d.mkdir()
+    shutil.copy(examples / "cow.mp3", d / "cow.mp3")
+    (d / "loop").symlink_to(d, target_is_directory=True)
+    assert [s.key for s in iter_sources([d])] == ["cow"]

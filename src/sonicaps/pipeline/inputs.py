@@ -50,8 +50,11 @@ def _key(path: Path, root: Path) -> str:
 
 def iter_folder(root: Path) -> Iterator[Source]:
     """Audio files under root, recursively, in a stable (sorted) order."""
-    for dirpath, dirnames, filenames in os.walk(root, onerror=None, followlinks=True):
-        dirnames.sort()
+    seen: set[str] = set()  # real paths already walked: symlink cycles end here
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        seen.add(os.path.realpath(dirpath))
+        dirnames[:] = sorted(d for d in dirnames
+                             if os.path.realpath(os.path.join(dirpath, d)) not in seen)
         for name in sorted(filenames):
             p = Path(dirpath) / name
             if p.suffix.lower() in AUDIO_EXTENSIONS:

@@ -5,6 +5,7 @@ _failures.jsonl and fsyncing, then (2) writing its Parquet shard under a hidden 
 renaming it into place (atomic on POSIX). A kill between the two leaves the failures
 recorded and the good clips unrecorded, so a re-run redoes only those. Readers
 (`pandas.read_parquet(OUT_DIR)`) never see hidden files, so they never see half a shard.
+One run writes to a directory at a time.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ class Store:
         if self.dir.exists() and not self.dir.is_dir():
             raise NotADirectoryError(f"{self.dir} exists and is not a directory")
         self.dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.dir.glob(".part-*.tmp"):  # shards a killed run never renamed
+            stale.unlink(missing_ok=True)
         self._run = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
         self._seq = 0
 
