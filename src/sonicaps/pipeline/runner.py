@@ -54,14 +54,10 @@ def _decoder(sources: Iterator[Source], lock: threading.Lock, out: Queue, cfg: P
         try:
             for clip in decode_source(src, cfg.segment_s, cfg.min_tail_s):
                 timings["decode"] += time.perf_counter() - t0
-                bad = int(np.count_nonzero(~np.isfinite(clip.audio)))
-                if clip.id in done_ids:
-                    pass
-                elif bad:
-                    out.put(failure(clip, "decode", AudioError(
+                if clip.id not in done_ids:
+                    bad = int(np.count_nonzero(~np.isfinite(clip.audio)))
+                    out.put(clip if not bad else failure(clip, "decode", AudioError(
                         f"{clip.source}: {bad} non-finite (NaN/Inf) samples in {clip.id}")))
-                else:
-                    out.put(clip)
                 if stop.is_set():
                     return
                 t0 = time.perf_counter()

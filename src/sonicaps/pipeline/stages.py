@@ -84,11 +84,14 @@ def _check_scores(out: np.ndarray, n: int) -> np.ndarray:
 def isolate(fn: Callable[[list[int]], list[T]], idx: list[int], clips: Sequence[Clip],
             stage: str, failures: list[dict]) -> dict[int, T]:
     """Run fn on the whole index list; if it raises, run it per item and record failures."""
+    if not idx:
+        return {}
     try:
         return dict(zip(idx, fn(idx), strict=True))
-    except Exception:  # the batch failed: find the clip(s) responsible
+    except Exception as e:  # the batch failed: find the clip(s) responsible
         if len(idx) == 1:
-            raise
+            failures.append(failure(clips[idx[0]], stage, e))
+            return {}
     out: dict[int, T] = {}
     for i in idx:
         try:
@@ -118,12 +121,7 @@ def caption_batch(clips: Sequence[Clip], backends: Backends, cfg: PipelineConfig
         return wrapper
 
     def safe(fn, idx, stage):
-        fn = timed(stage, fn)
-        try:
-            return isolate(fn, idx, clips, stage, failures)
-        except Exception as e:  # a single clip failed: record it
-            failures.append(failure(clips[idx[0]], stage, e))
-            return {}
+        return isolate(timed(stage, fn), idx, clips, stage, failures)
 
     idx = list(range(len(clips)))
     answers = safe(lambda ix: _check_answers(
