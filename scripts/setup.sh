@@ -7,9 +7,11 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
 
-# Debian packages: espeak-ng makes speech for the demo and the tests.
+# Debian packages: espeak-ng makes speech for the demo and the tests; a Java runtime runs
+# the reference metric implementation (pycocoevalcap) that the metric tests compare against,
+# and SPICE for users who fetch its CoreNLP jars. sonicaps' own metrics never need Java.
 need_apt=()
-for pkg in espeak-ng; do
+for pkg in espeak-ng default-jre-headless; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+
+# Test helpers (corpora.py, coco_reference.py) live beside the tests.
+sys.path.insert(0, str(Path(__file__).parent))
 
 SR = 16_000
 
@@ -46,3 +52,33 @@ def backends():
     from sonicaps.pipeline.stages import Backends
 
     return Backends.from_config(PipelineConfig())
+
+
+@dataclass
+class CocoCorpus:
+    """An AudioCaps-style corpus with the reference tokenization and scores from pycocoevalcap."""
+
+    candidates: list[str]
+    references: list[list[str]]
+    tok_candidates: list[str]
+    tok_references: list[list[str]]
+    scores: dict
+
+
+@pytest.fixture(scope="session")
+def coco_corpus() -> CocoCorpus:
+    """400 items x 5 references scored once per session by the Java reference (about a minute)."""
+    from coco_reference import java_available, reference_scores, reference_tokenize
+    from corpora import corpus
+
+    if not java_available():
+        if os.environ.get("CI"):
+            pytest.fail("java is missing: scripts/setup.sh installs default-jre-headless")
+        pytest.skip("java is missing (run scripts/setup.sh): reference metrics cannot run")
+    candidates, references = corpus(400, seed=3)
+    flat = candidates + [r for refs in references for r in refs]
+    tokens = reference_tokenize(flat)
+    tok_candidates, rest = tokens[: len(candidates)], iter(tokens[len(candidates):])
+    tok_references = [[next(rest) for _ in refs] for refs in references]
+    scores = reference_scores(tok_candidates, tok_references, tokenized=True)
+    return CocoCorpus(candidates, references, tok_candidates, tok_references, scores)
