@@ -11,9 +11,10 @@ command -v "$PY" >/dev/null || PY=python3
 # the reference metric implementation (pycocoevalcap) that the metric tests compare against,
 # and SPICE for users who fetch its CoreNLP jars. sonicaps' own metrics never need Java.
 need_apt=()
-for pkg in espeak-ng default-jre-headless; do
+for pkg in espeak-ng; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
+command -v java >/dev/null || need_apt+=(default-jre-headless)
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq

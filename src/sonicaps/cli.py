@@ -59,6 +59,51 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _score(args: argparse.Namespace) -> int:
+    import json
+
+    import pandas as pd
+
+    from sonicaps.metrics import human_upper_bound, score
+    from sonicaps.metrics.caption_files import pair, read_captions
+
+    if args.human:
+        if len(args.files) != 1:
+            raise ValueError("--human takes one file: the references")
+        references = read_captions(args.files[0])
+        ids = list(references)
+        result = human_upper_bound([references[i] for i in ids], args.metrics, ids=ids)
+    else:
+        if len(args.files) != 2:
+            raise ValueError("give two files: CANDIDATES REFERENCES (or --human REFERENCES)")
+        ids, candidates, refs = pair(read_captions(args.files[0]), read_captions(args.files[1]))
+        result = score(candidates, refs, args.metrics, ids=ids)
+    per_item = result.pop("per_item")
+    if args.per_item:
+        pd.DataFrame({"id": ids, **per_item}).to_csv(args.per_item, index=False)
+    if args.json:
+        print(json.dumps({"items": len(ids), **result}, indent=2))
+        return 0
+    models = result.pop("models", {})
+    unavailable = result.pop("unavailable", {})
+    result.pop("turns", None)
+    title = "human upper bound" if args.human else "score"
+    print(f"{'metric':<10}  {title}   ({len(ids)} items)")
+    for name, value in result.items():
+        note = f"   model: {models[name]}" if name in models else ""
+        print(f"{name:<10}  {value:.4f}{note}")
+    for name, reason in unavailable.items():
+        print(f"{name:<10}  unavailable: {reason}")
+    return 0
+
+
+def _fetch_spice(args: argparse.Namespace) -> int:
+    from sonicaps.metrics.spice import fetch_corenlp
+
+    print(f"SPICE can run: CoreNLP 3.6.0 jars in {fetch_corenlp()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sonicaps", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -86,6 +131,20 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("dir", nargs="?", default="demo")
     d.add_argument("--no-progress", action="store_true")
     d.set_defaults(fn=_demo)
+
+    s = sub.add_parser("score", help="score captions against references (BLEU .. SPIDEr, SBERT-sim)")
+    s.add_argument("files", nargs="+", metavar="FILE",
+                   help="CANDIDATES REFERENCES (CSV/TSV/JSONL/JSON/Parquet with id and caption columns)")
+    s.add_argument("--human", action="store_true",
+                   help="score each reference against the others (the human upper bound)")
+    s.add_argument("--metrics", help="comma-separated names or groups (bleu, coco, all); "
+                   "default: every metric that can run here")
+    s.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    s.add_argument("--per-item", metavar="CSV", help="also write per-item scores to this CSV")
+    s.set_defaults(fn=_score)
+
+    f = sub.add_parser("fetch-spice", help="download Stanford CoreNLP 3.6.0 for SPICE (needs a network)")
+    f.set_defaults(fn=_fetch_spice)
     return p
 
 
@@ -98,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume", file=sys.stderr)
         return 130
-    except (ValueError, FileNotFoundError, NotADirectoryError, RuntimeError) as e:
+    except (ValueError, TypeError, FileNotFoundError, NotADirectoryError, RuntimeError) as e:
         print(f"sonicaps: error: {e}", file=sys.stderr)
         return 2
 

@@ -30,11 +30,12 @@ def ngram_counts(words: list[str], n: int = MAX_N) -> Counter:
     """
     grams = [words]
     for k in range(2, n + 1):
-        grams.append(map(" ".join, zip(*(words[i:] for i in range(k)))))
+        grams.append(map(" ".join, zip(*(words[i:] for i in range(k)), strict=False)))
     return Counter(chain.from_iterable(grams))
 
 
-def bleu(candidates: list[str], references: list[list[str]], n: int = MAX_N) -> tuple[list[float], np.ndarray]:
+def bleu(candidates: list[str], references: list[list[str]],
+         n: int = MAX_N) -> tuple[list[float], np.ndarray]:
     """Corpus BLEU-1..n and per-item scores (shape (n, items)) on tokenized strings."""
     correct_total = [0] * n
     guess_total = [0] * n

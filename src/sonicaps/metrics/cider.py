@@ -52,7 +52,7 @@ def ngram_table(sentences: list[str], n: int = MAX_N, chunk: int = 20_000) -> Ng
             values.extend(counts.values())
             lengths.append(len(counts))
         new = dict.fromkeys(keys).keys() - vocab.keys()
-        vocab.update(zip(new, range(len(vocab), len(vocab) + len(new))))
+        vocab.update(zip(new, range(len(vocab), len(vocab) + len(new)), strict=True))
         parts.append((
             np.repeat(np.arange(start, start + len(lengths), dtype=np.int32), lengths),
             np.fromiter(map(vocab.__getitem__, keys), dtype=np.int32, count=len(keys)),
@@ -62,7 +62,7 @@ def ngram_table(sentences: list[str], n: int = MAX_N, chunk: int = 20_000) -> Ng
     order[list(vocab.values())] = [g.count(" ") for g in vocab]
     if not parts:
         return NgramTable(np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0), order)
-    sentence, gram, count = (np.concatenate(column) for column in zip(*parts))
+    sentence, gram, count = (np.concatenate(column) for column in zip(*parts, strict=True))
     return NgramTable(sentence, gram, count, order)
 
 

@@ -1,0 +1,128 @@
+"""sonicaps metrics against pycocoevalcap on one corpus: time, ratio, and agreement.
+
+    .venv/bin/python benchmarks/metrics_speed.py [--items 1000] [--memory-items 100000]
+
+Both score the same AudioCaps-like corpus (tests/corpora.py: N items x 5 references) with
+the full COCO suite the way papers run it: PTB tokenization, BLEU-1..4, METEOR, ROUGE-L,
+CIDEr-D. pycocoevalcap runs its Java tokenizer and METEOR jar; sonicaps runs in a fresh
+Python process (imports and METEOR resource loading included, the METEOR index already
+built, as after a first run), so both sides pay their start-up. Prints per-metric times,
+the ratio of wall times, and the largest difference between the two sets of numbers.
+With --memory-items, also scores that many candidates in a fresh process and prints its
+peak memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from corpora import corpus  # noqa: E402
+
+# Runs in a child process so that imports and resource loading are timed, as a user sees them.
+CHILD = """
+import json, sys, time, resource
+t0 = time.perf_counter()
+sys.path.insert(0, {tests!r})
+from corpora import corpus
+cands, refs = corpus({items}, seed={seed})
+t1 = time.perf_counter()
+from sonicaps.metrics import score
+res = score(cands, refs, metrics="coco")
+t2 = time.perf_counter()
+out = {{k: v for k, v in res.items() if k != "per_item"}}
+out["per_item"] = {{k: v.tolist() for k, v in res["per_item"].items()}}
+out["_seconds"] = t2 - t1
+out["_corpus_seconds"] = t1 - t0
+out["_peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps(out))
+"""
+
+
+def run_sonicaps(items: int, seed: int) -> tuple[dict, float]:
+    code = CHILD.format(tests=str(ROOT / "tests"), items=items, seed=seed)
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    wall = time.perf_counter() - start
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result, wall - result["_corpus_seconds"]
+
+
+def run_reference(cands: list[str], refs: list[list[str]]) -> tuple[dict, dict[str, float]]:
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.meteor.meteor import Meteor
+    from pycocoevalcap.rouge.rouge import Rouge
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    times: dict[str, float] = {}
+    gts = {i: [{"caption": r} for r in rs] for i, rs in enumerate(refs)}
+    res = {i: [{"caption": c}] for i, c in enumerate(cands)}
+    t = time.perf_counter()
+    with contextlib.redirect_stderr(io.StringIO()):
+        tok = PTBTokenizer()
+        gts, res = tok.tokenize(gts), tok.tokenize(res)
+    times["tokenize"] = time.perf_counter() - t
+    out: dict = {"per_item": {}}
+    for name, scorer in (("bleu", Bleu(4)), ("meteor", None), ("rouge_l", Rouge()), ("cider_d", Cider())):
+        t = time.perf_counter()
+        if name == "meteor":
+            scorer = Meteor()  # JVM start and paraphrase loading belong to METEOR's time
+        with contextlib.redirect_stdout(io.StringIO()):
+            corpus_score, items = scorer.compute_score(gts, res)
+        times[name] = time.perf_counter() - t
+        if name == "bleu":
+            for k in range(4):
+                out[f"bleu_{k + 1}"], out["per_item"][f"bleu_{k + 1}"] = corpus_score[k], items[k]
+        else:
+            out[name], out["per_item"][name] = corpus_score, items
+        if name == "meteor":
+            del scorer
+    return out, times
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--items", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--memory-items", type=int, default=0)
+    args = p.parse_args()
+
+    cands, refs = corpus(args.items, seed=args.seed)
+    run_sonicaps(50, args.seed + 1)  # builds the METEOR index if this machine has none yet
+    ours, ours_wall = run_sonicaps(args.items, args.seed)
+    ref, ref_times = run_reference(cands, refs)
+    ref_wall = sum(ref_times.values())
+
+    print(f"corpus: {args.items} items x 5 references (tests/corpora.py, seed {args.seed})")
+    print("pycocoevalcap 1.2 (Java tokenizer and METEOR): " +
+          ", ".join(f"{k} {v:.2f} s" for k, v in ref_times.items()) + f"; total {ref_wall:.2f} s")
+    print(f"sonicaps: score() {ours['_seconds']:.2f} s; fresh process incl. imports {ours_wall:.2f} s")
+    print(f"speed-up: {ref_wall / ours_wall:.1f}x (wall), {ref_wall / ours['_seconds']:.1f}x (in process)")
+    worst = 0.0
+    for name in ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider_d"):
+        corpus_diff = abs(ours[name] - ref[name])
+        item_diff = float(np.max(np.abs(np.array(ours["per_item"][name]) - np.array(ref["per_item"][name]))))
+        worst = max(worst, corpus_diff, item_diff)
+        print(f"  {name:<8} sonicaps {ours[name]:.6f}  reference {ref[name]:.6f}  "
+              f"max |diff| corpus {corpus_diff:.1e}, per item {item_diff:.1e}")
+    print(f"largest difference: {worst:.1e}")
+    if args.memory_items:
+        big, big_wall = run_sonicaps(args.memory_items, args.seed + 2)
+        print(f"{args.memory_items} items x 5 references: {big['_seconds']:.1f} s, "
+              f"peak memory {big['_peak_mb']:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
