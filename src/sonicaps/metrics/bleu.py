@@ -9,72 +9,57 @@ the per-item scores and once on summed lengths for the corpus score.
 
 from __future__ import annotations
 
-import math
-from collections import Counter
-from itertools import chain
-
 import numpy as np
 
-MAX_N = 4
+from sonicaps.metrics.ngrams import MAX_N, CorpusNgrams, count_corpus, lookup
+
 # The reference implementation's guards against division by zero; they shape the
 # scores of empty and very short candidates, so they are part of the definition.
 TINY = 1e-15
 SMALL = 1e-9
 
 
-def ngram_counts(words: list[str], n: int = MAX_N) -> Counter:
-    """Counts of all 1..n-grams; keys are the n-gram's words joined by one space.
-
-    Space-joined strings hash faster than tuples and Counter counts them in C; the
-    order of an n-gram is its number of spaces.
-    """
-    grams = [words]
-    for k in range(2, n + 1):
-        grams.append(map(" ".join, zip(*(words[i:] for i in range(k)), strict=False)))
-    return Counter(chain.from_iterable(grams))
-
-
-def bleu(candidates: list[str], references: list[list[str]],
-         n: int = MAX_N) -> tuple[list[float], np.ndarray]:
+def bleu(candidates: list[str], references: list[list[str]], n: int = MAX_N,
+         ngrams: CorpusNgrams | None = None) -> tuple[list[float], np.ndarray]:
     """Corpus BLEU-1..n and per-item scores (shape (n, items)) on tokenized strings."""
-    correct_total = [0] * n
-    guess_total = [0] * n
-    testlen_total = reflen_total = 0
-    per_item = np.zeros((n, len(candidates)))
-    for item, (cand, refs) in enumerate(zip(candidates, references, strict=True)):
-        ref_max: dict[str, int] = {}
-        ref_lens = []
-        for ref in refs:
-            words = ref.split()
-            ref_lens.append(len(words))
-            for gram, count in ngram_counts(words, n).items():
-                if count > ref_max.get(gram, 0):
-                    ref_max[gram] = count
-        words = cand.split()
-        testlen = len(words)
-        reflen = min((abs(length - testlen), length) for length in ref_lens)[1]
-        correct = [0] * n
-        for gram, count in ngram_counts(words, n).items():
-            correct[gram.count(" ")] += min(ref_max.get(gram, 0), count)
-        guess = [max(0, testlen - k) for k in range(n)]
-        testlen_total += testlen
-        reflen_total += reflen
-        for k in range(n):
-            correct_total[k] += correct[k]
-            guess_total[k] += guess[k]
-        per_item[:, item] = _combine(correct, guess, testlen, reflen)
-    return _combine(correct_total, guess_total, testlen_total, reflen_total), per_item
+    c = ngrams if ngrams is not None else count_corpus(candidates, references, n)
+    items = c.items
+    if items == 0:
+        return [0.0] * n, np.zeros((n, 0))
+    is_ref, row_item = c.is_ref, c.row_item
+    # Clipping: each candidate n-gram counts at most its largest count in one reference.
+    ref_key = row_item[is_ref] * c.n_grams + c.gram[is_ref]
+    sort = np.argsort(ref_key)
+    ref_key, ref_count = ref_key[sort], c.count[is_ref][sort]
+    starts = np.flatnonzero(np.diff(ref_key, prepend=-1))
+    ref_max = np.maximum.reduceat(ref_count, starts) if len(starts) else ref_count
+    cand = ~is_ref
+    cand_key = row_item[cand] * c.n_grams + c.gram[cand]
+    clipped = np.minimum(c.count[cand], lookup(ref_key[starts], ref_max, cand_key))
+    correct = np.bincount(row_item[cand] * n + c.order[cand], weights=clipped,
+                          minlength=items * n).reshape(items, n)
+
+    lengths = c.lengths()
+    testlen, ref_lens = lengths[:items], lengths[items:]
+    # Closest reference length, ties to the shorter: minimise (|difference|, length).
+    big = float(ref_lens.max(initial=0) + testlen.max(initial=0) + 1)
+    closeness = np.abs(ref_lens - testlen[c.ref_item]) * big + ref_lens
+    first_ref = np.concatenate(([0], np.cumsum(np.bincount(c.ref_item, minlength=items))[:-1]))
+    reflen = np.minimum.reduceat(closeness, first_ref) % big
+    guess = np.maximum(0.0, testlen[:, None] - np.arange(n)[None, :])
+
+    per_item = _combine(correct, guess, testlen, reflen)
+    corpus = _combine(correct.sum(axis=0, keepdims=True), guess.sum(axis=0, keepdims=True),
+                      testlen.sum(keepdims=True), reflen.sum(keepdims=True))
+    return [float(x) for x in corpus[:, 0]], per_item
 
 
-def _combine(correct: list[int], guess: list[int], testlen: int, reflen: int) -> list[float]:
-    """Geometric means of the first k precisions, times the brevity penalty."""
-    scores = []
-    product = 1.0
-    for k in range(len(correct)):
-        product *= (float(correct[k]) + TINY) / (float(guess[k]) + SMALL)
-        scores.append(product ** (1.0 / (k + 1)))
+def _combine(correct: np.ndarray, guess: np.ndarray, testlen: np.ndarray, reflen: np.ndarray) -> np.ndarray:
+    """Geometric means of the first k precisions times the brevity penalty; shape (n, rows)."""
+    n = correct.shape[1]
+    products = np.cumprod((correct + TINY) / (guess + SMALL), axis=1)
+    scores = products ** (1.0 / np.arange(1, n + 1))[None, :]
     ratio = (testlen + TINY) / (reflen + SMALL)
-    if ratio < 1:
-        penalty = math.exp(1 - 1 / ratio)
-        scores = [s * penalty for s in scores]
-    return scores
+    with np.errstate(divide="ignore", over="ignore"):
+        penalty = np.where(ratio < 1, np.exp(1 - 1 / ratio), 1.0)
+    return (scores * penalty[:, None]).T

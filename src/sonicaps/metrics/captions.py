@@ -93,10 +93,15 @@ def score(candidates: Sequence[str], references: Sequence[Sequence[str]],
         tok_c, rest = flat[: len(candidates)], iter(flat[len(candidates):])
         tok_r = [[next(rest) for _ in refs] for refs in references]
 
+    ngrams = None
+    if any(n.startswith("bleu_") for n in names) or "cider_d" in names or "spider" in names:
+        from sonicaps.metrics.ngrams import count_corpus
+
+        ngrams = count_corpus(tok_c, tok_r)  # shared by BLEU and CIDEr-D
     if any(n.startswith("bleu_") for n in names):
         from sonicaps.metrics.bleu import bleu
 
-        bleu_corpus, bleu_items = bleu(tok_c, tok_r)
+        bleu_corpus, bleu_items = bleu(tok_c, tok_r, ngrams=ngrams)
         for k in range(4):
             if f"bleu_{k + 1}" in names:
                 corpus[f"bleu_{k + 1}"], per_item[f"bleu_{k + 1}"] = bleu_corpus[k], bleu_items[k]
@@ -111,7 +116,7 @@ def score(candidates: Sequence[str], references: Sequence[Sequence[str]],
     if "cider_d" in names or "spider" in names:
         from sonicaps.metrics.cider import cider_d
 
-        corpus["cider_d"], per_item["cider_d"] = cider_d(tok_c, tok_r)
+        corpus["cider_d"], per_item["cider_d"] = cider_d(tok_c, tok_r, ngrams=ngrams)
     if "spice" in names or "spider" in names:
         from sonicaps.metrics.spice import SpiceUnavailable, spice
 
