@@ -63,8 +63,8 @@ def test_bad_inputs_name_the_item():
 
 
 def test_empty_and_punctuation_only_candidates_score_zero():
-    res = score(["", "...", " ", "a dog barks loudly"], [["a dog barks"], ["a cat"], ["rain"], ["a dog barks loudly"]],
-                metrics="coco")
+    res = score(["", "...", " ", "a dog barks loudly"],
+                [["a dog barks"], ["a cat"], ["rain"], ["a dog barks loudly"]], metrics="coco")
     for name in NGRAM + ["meteor"]:
         assert list(res["per_item"][name][:3]) == [0, 0, 0], name
         assert res["per_item"][name][3] > 0.5, name
