@@ -50,7 +50,7 @@ def cider_d(candidates: list[str], references: list[list[str]], n: int = MAX_N, 
     ref_weight = weight[is_ref]
     sim = np.bincount((c.sentence[is_ref] - items) * n + c.order[is_ref],
                       weights=np.minimum(cand_weight, ref_weight) * ref_weight,
-                      minlength=refs * n).reshape(refs, n)
+                      minlength=refs * n).reshape(refs, n).astype(np.float64)  # float even when empty
 
     denom = norm[c.ref_item] * norm[items:]
     sim = np.divide(sim, denom, out=sim, where=denom != 0)

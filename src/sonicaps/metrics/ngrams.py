@@ -56,37 +56,41 @@ class CorpusNgrams:
         return np.bincount(self.sentence, weights=self.count * (self.order == 0), minlength=sentences)
 
 
-def count_corpus(candidates: list[str], references: list[list[str]], n: int = MAX_N,
-                 chunk: int = 20_000) -> CorpusNgrams:
-    """Count every sentence once; n-gram ids are assigned chunk by chunk with C-level set
-    and dict operations, so no per-n-gram work runs in the interpreter."""
+def count_corpus(candidates: list[str], references: list[list[str]], n: int = MAX_N) -> CorpusNgrams:
+    """Count every sentence once, in numpy: words get integer ids, and a k-gram's id is the
+    rank of (id of its first k-1 words, id of its last word) among all k-grams, so no
+    n-gram string is ever built and the cost is a few sorts over the corpus."""
     sentences = list(candidates) + [r for refs in references for r in refs]
-    vocab: dict[str, int] = {}
-    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    for start in range(0, len(sentences), chunk):
-        keys: list[str] = []
-        values: list[int] = []
-        lengths: list[int] = []
-        for text in sentences[start : start + chunk]:
-            counts = ngram_counts(text.split(), n)
-            keys.extend(counts)
-            values.extend(counts.values())
-            lengths.append(len(counts))
-        new = dict.fromkeys(keys).keys() - vocab.keys()
-        vocab.update(zip(new, range(len(vocab), len(vocab) + len(new)), strict=True))
-        parts.append((
-            np.repeat(np.arange(start, start + len(lengths), dtype=np.int64), lengths),
-            np.fromiter(map(vocab.__getitem__, keys), dtype=np.int64, count=len(keys)),
-            np.array(values, dtype=np.float64),
-        ))
-    gram_order = np.zeros(len(vocab), dtype=np.int64)
-    gram_order[list(vocab.values())] = [g.count(" ") for g in vocab]
-    if parts:
-        sentence, gram, count = (np.concatenate(column) for column in zip(*parts, strict=True))
-    else:
-        sentence, gram, count = np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
     ref_item = np.repeat(np.arange(len(references)), [len(refs) for refs in references])
-    return CorpusNgrams(len(candidates), ref_item, sentence, gram, count, gram_order[gram], len(vocab))
+    tokens = [text.split() for text in sentences]
+    lengths = np.fromiter(map(len, tokens), dtype=np.int64, count=len(tokens))
+    words = list(chain.from_iterable(tokens))
+    vocab = {w: i for i, w in enumerate(dict.fromkeys(words))}
+    word = np.fromiter(map(vocab.__getitem__, words), dtype=np.int64, count=len(words))
+    position_sentence = np.repeat(np.arange(len(sentences), dtype=np.int64), lengths)
+    vocab_size = max(len(vocab), 1)
+
+    row_sentence, row_gram = [position_sentence], [word]
+    first_id = [0]  # first n-gram id of each order
+    offset, previous = len(vocab), word  # previous[i]: id of the (k-1)-gram starting at word i
+    for k in range(2, n + 1):
+        first_id.append(offset)
+        m = max(len(word) - k + 1, 0)
+        starts = np.flatnonzero(position_sentence[:m] == position_sentence[k - 1 : k - 1 + m])
+        unique, local = np.unique(previous[starts] * vocab_size + word[starts + k - 1], return_inverse=True)
+        row_sentence.append(position_sentence[starts])
+        row_gram.append(local + offset)
+        offset += len(unique)
+        previous = np.full(len(word), -1, dtype=np.int64)
+        previous[starts] = local
+    grams = offset
+    keys, count = np.unique(np.concatenate(row_sentence) * grams + np.concatenate(row_gram),
+                            return_counts=True)
+    gram = keys % grams
+    # Ids are allotted order by order, so an id's order follows from where it falls.
+    order = np.searchsorted(np.array(first_id), gram, side="right") - 1
+    return CorpusNgrams(len(candidates), ref_item, keys // grams, gram, count.astype(np.float64), order,
+                        grams)
 
 
 def lookup(keys: np.ndarray, values: np.ndarray, queries: np.ndarray) -> np.ndarray:
