@@ -1,0 +1,371 @@
+"""METEOR 1.5 resources, read from the installed pycocoevalcap wheel without Java.
+
+Function words, nonbreaking prefixes and WordNet exceptions are small and are read from
+meteor-1.5.jar with zipfile on each load. The WordNet synsets (3.7 MB) and the paraphrase
+table (61 MB gzip, 5.3 M entries) are turned once into a compact index under
+$SONICAPS_CACHE/meteor/ (default ~/.cache/sonicaps/meteor/), in a folder named after the
+sha256 of both sources and written atomically. A warm process maps the index arrays and
+pulls out only the paraphrase entries whose words all occur in the corpus being scored.
+"""
+
+from __future__ import annotations
+
+import bisect
+import gzip
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import shutil
+import tempfile
+import zipfile
+from array import array
+from dataclasses import dataclass
+from functools import cache
+from itertools import repeat
+from pathlib import Path
+
+import numpy as np
+
+from sonicaps.sources import cache_dir
+
+PYCOCOEVALCAP = "pycocoevalcap==1.2"
+JAR = "meteor/meteor-1.5.jar"
+PARAPHRASE = "meteor/data/paraphrase-en.gz"
+# Resources inside the jar that `-l en` loads.
+FUNCTION_WORDS = "function/english.words"
+NONBREAKING_PREFIXES = "nonbreaking/english.prefixes"
+SYNSETS = "synonym/english.synsets"
+EXCEPTIONS = "synonym/english.exceptions"
+# Bump when the on-disk index layout changes.
+INDEX_VERSION = 1
+# Nonbreaking prefix kinds (edu.cmu.meteor.util.Constants.NBP_*).
+NBP_ANY, NBP_NUMERIC_ONLY = 1, 2
+# java.util.StringTokenizer's default delimiters, mapped to a space.
+_JAVA_DELIMS = str.maketrans("\t\n\r\f", "    ")
+# Decompressed bytes parsed per step while building (bounds the build's memory).
+_CHUNK = 1 << 25
+
+
+class MeteorResourcesMissing(RuntimeError):
+    """pycocoevalcap (which ships the METEOR jar and paraphrase table) is not installed."""
+
+
+def java_tokens(text: str) -> list[str]:
+    """Tokens as java.util.StringTokenizer splits them (only space, tab, CR, LF, FF)."""
+    return [t for t in text.translate(_JAVA_DELIMS).split(" ") if t]
+
+
+def java_lines(text: str) -> list[str]:
+    """Lines as BufferedReader.readLine returns them (no trailing empty line)."""
+    lines = text.split("\n") if "\r" not in text else re.split("\r\n|\r|\n", text)
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+@cache
+def resource_paths() -> tuple[Path, Path]:
+    """(meteor-1.5.jar, paraphrase-en.gz) inside the installed pycocoevalcap package."""
+    # pycocoevalcap is a namespace package (no __init__.py): find_spec gives its folders.
+    spec = importlib.util.find_spec("pycocoevalcap")
+    roots = list(spec.submodule_search_locations or []) if spec is not None else []
+    for root in map(Path, roots):
+        jar, para = root / JAR, root / PARAPHRASE
+        if jar.is_file() and para.is_file():
+            return jar, para
+    where = f" (looked in {', '.join(roots)})" if roots else ""
+    raise MeteorResourcesMissing(
+        f"METEOR needs meteor-1.5.jar and paraphrase-en.gz from the pycocoevalcap wheel{where}; "
+        f"install it with: pip install {PYCOCOEVALCAP}"
+    )
+
+
+def index_root() -> Path:
+    return cache_dir() / "meteor"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def fingerprint(path: Path, root: Path) -> tuple[str, int]:
+    """(sha256, size) of a file. The hash is remembered per (size, mtime, inode) in
+    root/sources.json so that a warm start does not re-read 67 MB."""
+    st = path.stat()
+    stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
+    memo_path = root / "sources.json"
+    try:
+        memo = json.loads(memo_path.read_text())
+    except (OSError, ValueError):
+        memo = {}
+    entry = memo.get(str(path))
+    if isinstance(entry, dict) and entry.get("stamp") == stamp:
+        return entry["sha256"], st.st_size
+    digest = _sha256(path)
+    memo[str(path)] = {"stamp": stamp, "sha256": digest}
+    root.mkdir(parents=True, exist_ok=True)
+    _write_atomic(memo_path, json.dumps(memo, indent=1).encode())
+    return digest, st.st_size
+
+
+class ParaphraseIndex:
+    """The paraphrase table as arrays.
+
+    Unique phrases are stored as token ids, grouped by their rarest token (`key_off`,
+    CSR over the vocabulary), so a corpus only visits phrases whose rarest word it
+    contains. Entries are grouped by their first phrase (`ent_off`, CSR over phrases)
+    and keep their record number in the table (`ent_record`), which decides match order.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.vocab = (folder / "vocab.txt").read_text(encoding="utf-8").split("\n")
+        self.word_id = {w: i for i, w in enumerate(self.vocab)}
+        self.key_off, self.phrase_tok, self.phrase_off, self.ent_off, self.ent_record, self.ent_p2 = (
+            np.load(folder / f"{name}.npy", mmap_mode="r")
+            for name in ("key_off", "phrase_tok", "phrase_off", "ent_off", "ent_record", "ent_p2"))
+
+    def entries_within(self, words: set[str]) -> list[tuple[int, tuple[str, ...], tuple[str, ...]]]:
+        """(record, phrase, paraphrase) for every entry whose words are all in `words`."""
+        ids = np.array(sorted(self.word_id[w] for w in words if w in self.word_id), dtype=np.int64)
+        if ids.size == 0:
+            return []
+        known = np.zeros(len(self.vocab), dtype=bool)
+        known[ids] = True
+        cand = _ranges(self.key_off, ids)
+        if cand.size == 0:
+            return []
+        lo, hi = np.asarray(self.phrase_off[cand]), np.asarray(self.phrase_off[cand + 1])
+        ok = np.logical_and.reduceat(known[self.phrase_tok[_spans(lo, hi)]], _starts(lo, hi))
+        phrases = cand[ok]
+        good = np.zeros(len(self.phrase_off) - 1, dtype=bool)
+        good[phrases] = True
+        ents = _ranges(self.ent_off, phrases)
+        p1 = np.repeat(phrases, np.asarray(self.ent_off[phrases + 1] - self.ent_off[phrases]))
+        p2 = np.asarray(self.ent_p2[ents])
+        keep = good[p2]
+        text = {int(p): self.phrase(int(p)) for p in phrases}
+        return [(rec, text[a], text[b]) for rec, a, b in
+                zip(np.asarray(self.ent_record[ents])[keep].tolist(), p1[keep].tolist(), p2[keep].tolist(),
+                    strict=True)]
+
+    def phrase(self, pid: int) -> tuple[str, ...]:
+        lo, hi = int(self.phrase_off[pid]), int(self.phrase_off[pid + 1])
+        return tuple(self.vocab[t] for t in self.phrase_tok[lo:hi].tolist())
+
+
+def _ranges(off: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Concatenation of range(off[r], off[r + 1]) for each row r."""
+    return _spans(np.asarray(off[rows]), np.asarray(off[rows + 1]))
+
+
+def _spans(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Concatenation of range(lo[k], hi[k]) for each k, without a Python loop."""
+    lengths = hi - lo
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    steps = np.ones(total, dtype=np.int64)
+    starts = _starts(lo, hi)
+    nonempty = lengths > 0
+    steps[starts[nonempty]] = lo[nonempty] - np.concatenate(([0], (hi - 1)[nonempty][:-1]))
+    return np.cumsum(steps)
+
+
+def _starts(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Where each span starts in that concatenation."""
+    return np.concatenate(([0], np.cumsum(hi - lo)[:-1])).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class MeteorResources:
+    """Everything edu.cmu.meteor loads for `-l en`, ready for lookups."""
+
+    function_words: frozenset[str]
+    nonbreaking: dict[str, int]  # prefix -> NBP_ANY or NBP_NUMERIC_ONLY
+    exceptions: dict[str, list[str]]  # irregular form -> base forms (WordNet exceptions)
+    syn_words: list[str]  # sorted words that have synsets
+    syn_ids: list[str]  # their synset ids, space-separated, parsed on use
+    paraphrases: ParaphraseIndex
+
+    def synset_ids(self, word: str) -> str | None:
+        i = bisect.bisect_left(self.syn_words, word)
+        return self.syn_ids[i] if i < len(self.syn_words) and self.syn_words[i] == word else None
+
+
+def _read_jar(jar: Path) -> tuple[frozenset[str], dict[str, int], dict[str, list[str]]]:
+    with zipfile.ZipFile(jar) as z:
+        words = java_lines(z.read(FUNCTION_WORDS).decode("utf-8"))
+        prefixes = java_lines(z.read(NONBREAKING_PREFIXES).decode("utf-8"))
+        exceptions = java_lines(z.read(EXCEPTIONS).decode("utf-8"))
+    nonbreaking: dict[str, int] = {}
+    for line in prefixes:
+        toks = java_tokens(line)
+        if not toks or toks[0].startswith("#"):
+            continue
+        nonbreaking[toks[0]] = NBP_NUMERIC_ONLY if len(toks) > 1 and toks[1] == "#NUMERIC_ONLY#" else NBP_ANY
+    # Line pairs: a base form, then its irregular forms.
+    exc: dict[str, list[str]] = {}
+    for base, forms in zip(exceptions[0::2], exceptions[1::2], strict=False):
+        for form in java_tokens(forms):
+            exc.setdefault(form, []).append(base)
+    return frozenset(words), nonbreaking, exc
+
+
+def _build_synonyms(jar: Path, folder: Path) -> None:
+    with zipfile.ZipFile(jar) as z:
+        lines = java_lines(z.read(SYNSETS).decode("utf-8"))
+    # Line pairs: a word, then its synset ids; a later pair for the same word wins.
+    syn = dict(zip(lines[0::2], lines[1::2], strict=False))
+    words = sorted(syn)
+    if any("\n" in w or "\n" in syn[w] for w in words):
+        raise ValueError(f"{jar}: unexpected newline in {SYNSETS}")
+    (folder / "syn_words.txt").write_text("\n".join(words), encoding="utf-8")
+    (folder / "syn_ids.txt").write_text("\n".join(syn[w] for w in words), encoding="utf-8")
+
+
+def _table_lines(source: Path):
+    """Complete 3-line records of the paraphrase table, a chunk at a time, as bytes."""
+    pending = b""
+    with gzip.open(source, "rb") as f:
+        while data := f.read(_CHUNK):
+            if b"\r" in data:  # readLine would split there: records would not line up
+                raise ValueError(f"{source}: carriage returns are not supported")
+            lines = (pending + data).split(b"\n")
+            n = (len(lines) - 1) // 3 * 3  # the last piece may be an unfinished line
+            pending = b"\n".join(lines[n:])
+            yield lines[:n]
+    lines = pending.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    if len(lines) % 3:
+        raise ValueError(f"{source}: truncated last record")
+    if lines:
+        yield lines
+
+
+def _build_paraphrases(source: Path, folder: Path) -> None:
+    """Parse paraphrase-en.gz (records: probability, phrase, paraphrase) into the index."""
+    phrase_id: dict[bytes, int] = {}
+    entry_p1, entry_p2 = array("i"), array("i")
+    prev, prev_id = None, -1
+    for lines in _table_lines(source):
+        for row in lines[1::3]:  # the table is sorted by phrase: mostly repeats
+            if row != prev:
+                prev, prev_id = row, phrase_id.setdefault(row, len(phrase_id))
+            entry_p1.append(prev_id)
+        entry_p2.extend(_ids(lines[2::3], phrase_id))
+    word_id: dict[bytes, int] = {}
+    tok, lengths = array("i"), array("i")
+    phrases = list(phrase_id)  # in id order
+    del phrase_id  # frees the table before the arrays are built
+    for lo in range(0, len(phrases), 1 << 18):
+        batch = phrases[lo:lo + (1 << 18)]
+        joined = b" ".join(batch)
+        # Phrases are single-space separated, so a split on b" " is what StringTokenizer does.
+        if (any(c in joined for c in (b"\t", b"\r", b"\f", b"  ")) or joined[:1] == b" "
+                or joined[-1:] == b" " or not batch[0] or not batch[-1]):
+            raise ValueError(f"{source}: phrases are not single-space separated")
+        tok.extend(_ids(joined.split(b" "), word_id))
+        lengths.extend(map(len, map(bytes.split, batch, repeat(b" "))))
+    del phrases
+    vocab = [w.decode("utf-8") for w in word_id]
+    if len(vocab) >= 2**16 or any("\n" in w for w in vocab):
+        raise ValueError(f"{source}: unexpected vocabulary")
+    tok_a, len_a = np.frombuffer(tok, dtype=np.int32).astype(np.int64), np.frombuffer(lengths, dtype=np.int32)
+    off = np.concatenate(([0], np.cumsum(len_a))).astype(np.int64)
+    # Key each phrase by its rarest token (ties: lowest id), and order phrases by key.
+    n_words = len(vocab)
+    freq = np.bincount(tok_a, minlength=n_words).astype(np.int64)
+    key = np.minimum.reduceat(freq[tok_a] * n_words + tok_a, off[:-1]) % n_words
+    order = np.argsort(key, kind="stable")
+    new_id = np.empty_like(order)
+    new_id[order] = np.arange(len(order))
+    p1 = new_id[np.frombuffer(entry_p1, dtype=np.int32)]
+    p2 = new_id[np.frombuffer(entry_p2, dtype=np.int32)]
+    by_p1 = np.argsort(p1, kind="stable")  # keeps table order within a phrase
+    save = {
+        "key_off": np.searchsorted(key[order], np.arange(n_words + 1)),
+        "phrase_tok": tok_a[_ranges(off, order)].astype(np.uint16),
+        "phrase_off": np.concatenate(([0], np.cumsum(len_a[order]))),
+        "ent_off": np.searchsorted(p1[by_p1], np.arange(len(order) + 1)),
+        "ent_record": by_p1.astype(np.int32),
+        "ent_p2": p2[by_p1].astype(np.int32),
+    }
+    for name, arr in save.items():
+        np.save(folder / f"{name}.npy", arr)
+    (folder / "vocab.txt").write_text("\n".join(vocab), encoding="utf-8")
+
+
+def _ids(keys: list[bytes], table: dict[bytes, int]) -> list[int]:
+    """Ids of keys in table, adding unseen keys in order of appearance."""
+    ids = list(map(table.get, keys))
+    for i, known in enumerate(ids):
+        if known is None:
+            ids[i] = table.setdefault(keys[i], len(table))
+    return ids
+
+
+@cache
+def load_resources() -> MeteorResources:
+    """All resources; the index is built on first use (under a minute) and reused."""
+    jar, source = resource_paths()
+    root = index_root()
+    jar_sha, jar_size = fingerprint(jar, root)
+    para_sha, para_size = fingerprint(source, root)
+    folder = root / f"index-v{INDEX_VERSION}-{jar_sha[:12]}-{para_sha[:12]}"
+    manifest = {"version": INDEX_VERSION, "jar_sha256": jar_sha, "jar_size": jar_size,
+                "paraphrase_sha256": para_sha, "paraphrase_size": para_size}
+    if not _is_current(folder, manifest):
+        _build(jar, source, root, folder, manifest)
+    function_words, nonbreaking, exceptions = _read_jar(jar)
+    return MeteorResources(
+        function_words, nonbreaking, exceptions,
+        (folder / "syn_words.txt").read_text(encoding="utf-8").split("\n"),
+        (folder / "syn_ids.txt").read_text(encoding="utf-8").split("\n"),
+        ParaphraseIndex(folder),
+    )
+
+
+def _is_current(folder: Path, manifest: dict) -> bool:
+    try:
+        return json.loads((folder / "manifest.json").read_text()) == manifest
+    except (OSError, ValueError):
+        return False
+
+
+def _build(jar: Path, source: Path, root: Path, folder: Path, manifest: dict) -> None:
+    """Build in a private folder, then rename it into place (a rename is atomic)."""
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=root, prefix=".build-"))
+    try:
+        _build_synonyms(jar, tmp)
+        _build_paraphrases(source, tmp)
+        (tmp / "manifest.json").write_text(json.dumps(manifest))
+        if _is_current(folder, manifest):
+            return  # another process finished the same build first
+        shutil.rmtree(folder, ignore_errors=True)  # a stale or partial folder
+        try:
+            os.replace(tmp, folder)
+        except OSError:
+            if not _is_current(folder, manifest):
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,165 @@
+"""sonicaps.metrics.tokenizer against the real pycocoevalcap tokenizer (Stanford PTBTokenizer, Java).
+
+Each test tokenizes a batch with both and wants identical strings for every caption. The
+reference is slow to start (a JVM per call), so every test makes as few calls as it can.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+
+from sonicaps.metrics.tokenizer import tokenize
+
+# The awkward cases, in one batch. Order matters where the reference lets a neighbour matter:
+# a one-letter "X." before a caption that starts with "The", "no." before one that starts with
+# a digit, and the last caption (end of input, where "'99" loses its apostrophe).
+TRICKY = [
+    # case, clitics, assimilations
+    "A Dog Barks LOUDLY.", "it's raining", "IT'S RAINING", "don't stop", "can't hear", "won't",
+    "cannot", "CANNOT", "gonna", "wanna", "gotta lemme gimme", "gonna's", "gonna1", "gonna_",
+    "they're here, we'll see, I'm sure, you've got it, I'd go", "ain't isn't shan't",
+    "'tis 'twas", "y'all", "rock'n'roll", "'em", "'cause", "o'clock", "O'Malley", "ol' dog",
+    "the dogs' bowls", "James's car", "somethin' else", "nor'easter", "c'mon", "cont'd",
+    # unicode quotes and apostrophes
+    "“quoted” speech", "‘single’ quotes", "a dog’s bark", "it’s loud", "don’t", "don‘t",
+    "«guillemets»", "„low“ quotes", "‚single low‘", '"hello" he said', "''double''", "``tex''",
+    "`backtick`", "&quot;x&quot; &apos;s", "it&apos;s",
+    # hyphens, dashes, slashes
+    "beep-beep", "high-pitched whine", "tick-tock", "wind-blown", "mid-1990s", "e-mail ding",
+    "a--dash", "a---b a----b a-----b", "ok - fine", "-5 degrees", "a‐b non‑breaking", "x—y x–y",
+    "on/off switch", "a/b/c", "1/2 3/4", "10/20/2020", "and/or",
+    # numbers
+    "3.5 1,000 50% 10s 1950s $5 #1", "a 3.5-second beep", "5 gunshots", "2 men talk",
+    "1 1/2 cups", "20 100 1000", "(555) 123-4567", "555-1234", "5:30 pm", "2nd 3rd 1st",
+    "'90s music", "the '99 season", "5km 5-km", "+5 -.5 .5", "½ ¼ ⅓ ⅔ ⅕", "x² H₂O",
+    "£5 €5 ¢50 ¥5 ₹5", "US$5 A$", "1.5.6", "10-20 1990-91",
+    # abbreviations and periods
+    "U.S. police siren", "the u.s. army", "Mr. Smith and Dr. Who", "St. Louis", "e.g. this",
+    "i.e., that", "etc.", "etc. etc.", "a.m. p.m.", "No. 5", "no.", "5 rooms", "fig. 3",
+    "Inc. Co. Ltd.", "Jan. Sept.", "Mass. mass.", "vs. v.", "a.k.a. x", "Ph.D.", "pty. ltd",
+    "PTY. LTD", "I like vitamin C.", "a b.", "The end", "plan b. It works", "x. the", "A. b",
+    "dog.", "dog.,", "sound.wav, file.mp3 x.txt", "www.example.com", "http://x.org/a?b=c",
+    "me@mail.com", "@user #tag", "c++ c# f#",
+    # other punctuation
+    "rock & roll", "AT&T at&t", "well... okay", "what?!", "wow!!!", "yes; no: maybe",
+    "a…b", "(speaking) [distant] {static} <b>", "< a >", "<a href='x y'>link</a>", "<1>",
+    ":) :-( ;) :P ^_^ (^-^)", "*stars* **", "= == +", "%", "~ | \\ ^", "@@ ## __", "a_b",
+    "¡hola! ¿que?", "§ © ® ™ ° ±", "• · †",
+    # whitespace, invisible and unusual characters
+    "", " ", "   ", "\t", "...", "!!!", " , ", "-", "( )", "?", ".", "'", '"',
+    "tabs\tand  double  spaces", "non\xa0breaking\u2009thin\u3000ideographic", "zero\u200bwidth",
+    "soft\xadhyphen", "del\x7fchar", "nul\x00char", "nel\x85char", "bom\ufeffchar",
+    "trailing space ", " leading space", "a \xa0x.com after blanks", "\xa0x.com first",
+    "one-letter M.\x85 There", "b.\t It goes", "(x-x) o_o x_x",
+    # non-ASCII text
+    "café naïve résumé", "Straße ß İstanbul", "ΟΔΟΣ ΣΟΦΟΣ", "狗叫声", "собака лает",
+    "कुत्ता भौंकता", "كلب ينبح", "e\u0301 a\u0308", "ﬁ ǅ ＡＢＣ １２", "dog 🐶 barks 😀", "👍🏽",
+    # last: end of input
+    "the '99 season ends :)",
+]
+
+# Line breaks the Java lexer sees besides '\n' (which pycocoevalcap replaces by a space). The
+# reference splits such a caption over several lines, so each is checked alone.
+LINE_BREAKS = ["a dog\rbarks loudly", "\rstarts with a return", "ends with a return\r",
+               "a dog\u2028barks", "form\x0cfeed and vertical\x0btab", "<a b='x\ry'> z\u2029w"]
+
+WORDS = ("a dog barks man woman speaks car engine idles bird chirps rain falls loudly softly in the "
+         "distance background while then and with wind blows people talk child laughs water "
+         "splashes siren wails music plays door slams phone rings clock ticks it there he she they "
+         "no fig etc mr dr st vs us tv ok x b i a e").split()
+CAPITALIZED = ["The", "A", "An", "It", "He", "She", "They", "This", "There", "But", "I", "You",
+               "Mr.", "Now", "One", "So", "We", "What", "When", "While", "Their", "Who"]
+CLITICS = ["'s", "'re", "'ve", "'ll", "'m", "'d", "n't", "’s", "n’t", "'S", "N'T", "'", "’", "s'"]
+PUNCT = list(".,!?;:'\"()[]{}/&%$#@*+=~<>|\\^_`-") + [
+    "...", "?!", "--", "…", "“", "”", "‘", "’", "—", "–", "«", "»", "„", "‚", "·", "°", "€", "£",
+    "½", "²", "¡", "¿"]
+NUMBERS = ["0", "1", "5", "10", "12", "100", "1,000", "3.5", ".5", "50%", "10s", "1950s", "'90s",
+           "2nd", "$5", "#1", "5:30", "1/2", "1-2", "10-20", "-5", "5km", "mp3", "555-1234"]
+ABBREVIATIONS = ["U.S.", "u.s.", "e.g.", "i.e.", "a.m.", "etc.", "Mr.", "Dr.", "St.", "No.",
+                 "no.", "fig.", "vs.", "Inc.", "Jan.", "Mass.", "x.", "b.", "A.", "pty."]
+UNICODE = ["café", "naïve", "Straße", "Σ", "狗", "собака", "कुत्ता", "🐶", "e\u0301", "\xad",
+           "\u200b", "\x85", "\u2010", "\xa0", "\u3000", "\x7f"]
+SPACES = [" "] * 12 + ["  ", "\t", "\xa0", "\u2009", " \t "]
+
+
+def random_caption(rng: random.Random) -> str:
+    """Words, clitics, numbers, abbreviations, quotes, brackets and odd spacing, at random."""
+    parts = []
+    for _ in range(rng.choice([0, 1, 2, 4, 6, 9, 12, 16])):
+        r = rng.random()
+        if r < 0.5:
+            word = rng.choice(WORDS)
+        elif r < 0.58:
+            word = rng.choice(CAPITALIZED)
+        elif r < 0.66:
+            word = rng.choice(NUMBERS)
+        elif r < 0.72:
+            word = rng.choice(ABBREVIATIONS)
+        elif r < 0.78:
+            word = rng.choice(UNICODE)
+        elif r < 0.86:
+            word = rng.choice(WORDS) + rng.choice(CLITICS)
+        elif r < 0.92:
+            word = rng.choice(WORDS) + rng.choice("-‐_/'’.&") + rng.choice(WORDS)
+        else:
+            word = "".join(rng.choice(PUNCT + WORDS) for _ in range(rng.randint(1, 4)))
+        if rng.random() < 0.15:
+            word = word.capitalize()
+        if rng.random() < 0.03:
+            word = word.upper()
+        if rng.random() < 0.2:
+            word += rng.choice(PUNCT)
+        if rng.random() < 0.08:
+            word = rng.choice(PUNCT) + word
+        parts += [word, rng.choice(SPACES)]
+    text = "".join(parts)
+    if rng.random() < 0.5:
+        text = text.strip()
+    if rng.random() < 0.3:
+        text += rng.choice([".", "!", "?", "...", " ."])
+    return text
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """pycocoevalcap's tokenizer (Java); CI must have java, elsewhere a missing java skips."""
+    from coco_reference import java_available, reference_tokenize
+
+    if not java_available():
+        if os.environ.get("CI"):
+            pytest.fail("java is missing: scripts/setup.sh installs default-jre-headless")
+        pytest.skip("java is missing (run scripts/setup.sh): the reference tokenizer cannot run")
+    return reference_tokenize
+
+
+def assert_same(captions: list[str], expected: list[str], got: list[str]) -> None:
+    assert len(got) == len(captions)
+    bad = [(c, e, g) for c, e, g in zip(captions, expected, got, strict=True) if e != g]
+    if bad:
+        lines = [f"{len(bad)} of {len(captions)} captions differ; first ones:"]
+        for caption, exp, mine in bad[:15]:
+            lines.append(f"  caption   {caption!r}\n  reference {exp!r}\n  sonicaps  {mine!r}")
+        pytest.fail("\n".join(lines))
+
+
+def test_tricky_captions(reference):
+    assert_same(TRICKY, reference(TRICKY), tokenize(TRICKY))
+
+
+def test_line_breaks_other_than_newline(reference):
+    """The reference gives such a caption, alone, the tokens before its first line break."""
+    for caption in LINE_BREAKS:
+        assert_same([caption], reference([caption]), tokenize([caption]))
+
+
+def test_large_generated_corpus(reference):
+    from corpora import corpus
+
+    candidates, references = corpus(300, seed=11)
+    rng = random.Random(2024)
+    captions = candidates + [r for refs in references for r in refs]
+    captions += [random_caption(rng) for _ in range(5000)]
+    assert_same(captions, reference(captions), tokenize(captions))
