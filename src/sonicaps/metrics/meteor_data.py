@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import bisect
 import gzip
-import hashlib
 import importlib.util
 import json
 import os
@@ -29,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from sonicaps.sources import cache_dir
+from sonicaps.weights import sha256_file
 
 PYCOCOEVALCAP = "pycocoevalcap==1.2"
 JAR = "meteor/meteor-1.5.jar"
@@ -86,14 +86,6 @@ def index_root() -> Path:
     return cache_dir() / "meteor"
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _write_atomic(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
@@ -118,7 +110,7 @@ def fingerprint(path: Path, root: Path) -> tuple[str, int]:
     entry = memo.get(str(path))
     if isinstance(entry, dict) and entry.get("stamp") == stamp:
         return entry["sha256"], st.st_size
-    digest = _sha256(path)
+    digest = sha256_file(path)
     memo[str(path)] = {"stamp": stamp, "sha256": digest}
     root.mkdir(parents=True, exist_ok=True)
     _write_atomic(memo_path, json.dumps(memo, indent=1).encode())

@@ -9,7 +9,6 @@ CoreNLP jars for users with a network.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from sonicaps.sources import cache_dir
+from sonicaps.weights import package_dir
 
 CORENLP_URL = "http://nlp.stanford.edu/software/stanford-corenlp-full-2015-12-09.zip"
 CORENLP_JARS = ("stanford-corenlp-3.6.0.jar", "stanford-corenlp-3.6.0-models.jar")
@@ -31,10 +31,10 @@ class SpiceUnavailable(RuntimeError):
 
 
 def spice_dir() -> Path:
-    spec = importlib.util.find_spec("pycocoevalcap")
-    if spec is None or not spec.submodule_search_locations:
+    root = package_dir("pycocoevalcap")
+    if root is None:
         raise SpiceUnavailable("SPICE needs the pycocoevalcap package: pip install pycocoevalcap==1.2")
-    return Path(next(iter(spec.submodule_search_locations))) / "spice"
+    return root / "spice"
 
 
 def check_available() -> Path:
