@@ -92,8 +92,10 @@ def _score(args: argparse.Namespace) -> int:
     for name, value in result.items():
         note = f"   model: {models[name]}" if name in models else ""
         print(f"{name:<10}  {value:.4f}{note}")
+    shown: dict[str, str] = {}
     for name, reason in unavailable.items():
-        print(f"{name:<10}  unavailable: {reason}")
+        print(f"{name:<10}  unavailable: " + (f"as {shown[reason]}" if reason in shown else reason))
+        shown.setdefault(reason, name)
     return 0
 
 
