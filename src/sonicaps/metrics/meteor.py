@@ -695,9 +695,15 @@ def default_scorer() -> MeteorScorer:
     return _default
 
 
-def _best_of_lines(lines: list[tuple[str, list[str]]]) -> list[MeteorStats]:
+def _score_lines(lines: list[tuple[str, list[str]]]) -> list[MeteorStats]:
+    """Stats of each (test, references) line; prepares the words of these lines only, so
+    each worker normalizes and loads paraphrases for its own share of the corpus."""
     scorer = default_scorer()
-    return [scorer._best(test, refs) for test, refs in lines]
+    try:
+        scorer.prepare(text for test, refs in lines for text in (test, *refs))
+        return [scorer._best(test, refs) for test, refs in lines]
+    finally:
+        scorer.forget_texts()
 
 
 def meteor(candidates: list[str], references: list[list[str]],
@@ -713,23 +719,18 @@ def meteor(candidates: list[str], references: list[list[str]],
         raise ValueError(f"{len(candidates)} candidates but {len(references)} reference lists")
     if not candidates:
         raise ValueError("nothing to score: no candidates")
-    scorer = default_scorer()
+    default_scorer()  # load the resources before any fork, so workers inherit them
     lines = [_score_line(c, refs) for c, refs in zip(candidates, references, strict=True)]
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
-    parallel = (workers > 1 and len(lines) >= PARALLEL_MIN_ITEMS
-                and "fork" in multiprocessing.get_all_start_methods())
-    try:
-        scorer.prepare(text for test, refs in lines for text in (test, *refs))
-        if parallel:
-            step = -(-len(lines) // workers)
-            chunks = [lines[i : i + step] for i in range(0, len(lines), step)]
-            with ProcessPoolExecutor(len(chunks) - 1, mp_context=multiprocessing.get_context("fork")) as pool:
-                futures = [pool.submit(_best_of_lines, chunk) for chunk in chunks[1:]]
-                stats = _best_of_lines(chunks[0])
-                for future in futures:
-                    stats.extend(future.result())
-        else:
-            stats = _best_of_lines(lines)
-    finally:
-        scorer.forget_texts()
+    if (workers > 1 and len(lines) >= PARALLEL_MIN_ITEMS
+            and "fork" in multiprocessing.get_all_start_methods()):
+        step = -(-len(lines) // workers)
+        chunks = [lines[i : i + step] for i in range(0, len(lines), step)]
+        with ProcessPoolExecutor(len(chunks) - 1, mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = [pool.submit(_score_lines, chunk) for chunk in chunks[1:]]
+            stats = _score_lines(chunks[0])
+            for future in futures:
+                stats.extend(future.result())
+    else:
+        stats = _score_lines(lines)
     return corpus_score(stats), np.array([s.score for s in stats], dtype=float)
