@@ -54,6 +54,9 @@ TRICKY = [
     "soft\xadhyphen", "del\x7fchar", "nul\x00char", "nel\x85char", "bom\ufeffchar",
     "trailing space ", " leading space", "a \xa0x.com after blanks", "\xa0x.com first",
     "one-letter M.\x85 There", "b.\t It goes", "(x-x) o_o x_x",
+    # model outputs
+    "a dog <unk> barks", "[UNK] speaks", "birds chirp </s> <pad> <pad>", "<|endoftext|>",
+    "a a a a dog dog barks barks barks", "<s> a man speaks </s>",
     # non-ASCII text
     "café naïve résumé", "Straße ß İstanbul", "ΟΔΟΣ ΣΟΦΟΣ", "狗叫声", "собака лает",
     "कुत्ता भौंकता", "كلب ينبح", "e\u0301 a\u0308", "ﬁ ǅ ＡＢＣ １２", "dog 🐶 barks 😀", "👍🏽",

@@ -38,6 +38,7 @@ and characters whose Unicode properties changed after Java 7 / JDK 17.
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
 import re
 import re._constants as _sre
@@ -110,8 +111,10 @@ def _intervals(hex_ranges: str) -> list[tuple[int, int]]:
     return out
 
 
-def _rules(letter: str, word_extra: str, digit: str) -> list[tuple[str, str | None, str]]:
+def _rules(letter: str, word_extra: str, digit: str) -> tuple[list[tuple[str, str | None, str]], str]:
     """The lexer's rules in its order: (token regex, trailing-context regex or None, action).
+
+    Also returns a regex of the words that keep their final period (abbreviations, acronyms).
 
     letter, word_extra and digit are the bodies of the three big character classes. Macros keep
     their JFlex names. The lexer is caseless for literal text only, never for character
@@ -196,6 +199,8 @@ def _rules(letter: str, word_extra: str, digit: str) -> list[tuple[str, str | No
                   "\u207a-\u207f\u208a-\u208e\u2100-\u214f\u2190-\u21ff\u2200-\u2bff\u3012\u30fb"
                   "\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65]")
 
+    PTY = r"(?:(?ai:pt)[eyEY]|(?ai:co))\."
+    DOTTED = f"{ACRO}\\.|{ABBREV3}|{PTY}|{ABBREV1}|{ABBREV4}\\."
     return [
         (r"(?ai:c\+\+|[cf]#)", None, "keep"),
         (r"(?ai:cannot|'twas)", None, "push3"),  # can not, 't was
@@ -227,7 +232,7 @@ def _rules(letter: str, word_extra: str, digit: str) -> list[tuple[str, str | No
         (r"[\xa2-\xa5\x80\u20a0\u20ac\u060b\u0e3f\u20a4\uffe0\uffe1\uffe5\uffe6]", None, "currency"),
         (rf"{ACRO}\.", ACRONYM_NEXT, "acronym"),
         (ABBREV3, rf"{SPACENL}?{DIG}", "keep"),
-        (r"(?:(?ai:pt)[eyEY]|(?ai:co))\.", rf"{SPACE}(?ai:ltd|lim)", "keep"),
+        (PTY, rf"{SPACE}(?ai:ltd|lim)", "keep"),
         (ABBREV1, SENTEND, "dup"),
         (ABBREV1, r"[^\n][^\n]|\n[^\n]|[^\n]\n|\n\n", "keep"),
         (ABBREV1, None, "dup"),
@@ -276,7 +281,7 @@ def _rules(letter: str, word_extra: str, digit: str) -> list[tuple[str, str | No
         (r"\x00|[ \t\xa0\u2000-\u200a\u3000]+|[\u200b\u200e\u200f\ufeff]|&(?ai:nbsp);", None, "skip"),
         (NEWLINE, None, "nl"),
         (r"[^\n]", None, "skip"),  # untokenizable: deleted (the default "firstDelete")
-    ]
+    ], DOTTED
 
 
 # --- Character classes, as JFlex builds them: characters that no rule tells apart form one
@@ -287,8 +292,9 @@ def _rules(letter: str, word_extra: str, digit: str) -> list[tuple[str, str | No
 _PLACEHOLDERS = ("\ue000", "\ue001", "\ue002")
 _BIG_CLASSES = {ord(p): _intervals(h) for p, h in
                 zip(_PLACEHOLDERS, (_LETTER_HEX, _WORD_EXTRA_HEX, _DIGIT_HEX), strict=True)}
-_SOURCES = _rules(*_PLACEHOLDERS)
+_SOURCES, _DOTTED_SOURCE = _rules(*_PLACEHOLDERS)
 _PARSED = {p: _parser.parse(p) for rule in _SOURCES for p in rule[:2] if p}
+_PARSED[_DOTTED_SOURCE] = _parser.parse(_DOTTED_SOURCE)
 
 
 def _char_sets(items: list, out: list[list[tuple[int, int]]]) -> None:
@@ -561,24 +567,35 @@ def _ideographic(c: str) -> bool:
 
 
 def _letterish(c: str) -> bool:
-    return not _ideographic(c) and (c.isalpha() or unicodedata.category(c) in ("Mn", "Mc", "Me", "Lm", "Cf"))
+    return not _ideographic(c) and (c.isalpha() or unicodedata.category(c) in ("Mn", "Mc", "Me", "Lm"))
 
 
 def _cased(c: str) -> bool:
     return c.islower() or c.isupper() or unicodedata.category(c) == "Lt"
 
 
+def _word_letter(c: str) -> bool:
+    return c.isalpha() and not _ideographic(c)
+
+
 def _cased_neighbour(tok: str, k: int, step: int) -> bool:
-    """Whether a cased letter sits next to tok[k] in direction step, within one word."""
+    """Whether a cased letter sits next to tok[k] in direction step, within one word.
+
+    Format characters (soft hyphen, zero-width space) do not break a word; a joiner (hyphen,
+    period, apostrophe) keeps a word together only between two letters next to it.
+    """
+    near = tok[k]
     j = k + step
     while 0 <= j < len(tok):
         c = tok[j]
-        if _letterish(c) or c.isnumeric() and not _ideographic(c):
-            if _cased(c):
-                return True
-        elif not (c in _WORD_JOINERS and 0 <= j + step < len(tok)
-                  and _letterish(tok[j + step]) and _letterish(tok[j - step])):
-            return False
+        if unicodedata.category(c) != "Cf":
+            if _letterish(c) or c.isnumeric() and not _ideographic(c):
+                if _cased(c):
+                    return True
+            elif not (c in _WORD_JOINERS and _word_letter(near) and 0 <= j + step < len(tok)
+                      and _word_letter(tok[j + step])):
+                return False
+            near = c
         j += step
     return False
 
@@ -603,12 +620,13 @@ _SCAN_WHOLE = re.compile(rf"[\d).<\r\x0b\x0c\u2028\u2029{_BLANKS}]"
 # A piece's tokens depend on more than the character after it only when they end in a
 # one-letter "X." (the next word may make it "X" + "."), in "no" + "." and the like (a digit
 # next makes it "no."), in "PTY" + "." (" Ltd" next makes it "PTY."), or when "X." is followed
-# by other whitespace than spaces; such pieces are lexed again with the real context.
+# by blanks; captions with such a piece are lexed whole.
 _ONE_LETTER_DOT = re.compile("[A-Za-z]\\.")
 _BEFORE_NEXT = frozenset(["ca", "fig", "figs", "prop", "no", "nos", "art", "pp", "op", "pty", "pte"])
 _DOT_THEN_SPACE = re.compile(f"[A-Za-z]\\.[\\x85{_BLANKS}]+$")
-# Pieces of plain ASCII letters are a single WORD token, unless they are assimilations.
-_PLAIN = re.compile("[A-Za-z]+")
+# A piece of ASCII letters, maybe with one final punctuation mark, is a WORD token (and the mark,
+# dropped), unless the letters are an assimilation or the mark a period that they keep.
+_SIMPLE = re.compile("([A-Za-z]+)[,;:!?.]?")
 _ASSIMILATIONS = frozenset(["cannot", "gonna", "gotta", "lemme", "gimme", "wanna"])
 # Bounded memos of a space-free piece's output (lower-cased, punctuation dropped): _MIDDLE for
 # pieces followed by a space, _LAST for the last piece, keyed with the character after it
@@ -621,7 +639,7 @@ _CONTEXTUAL = object()
 # whitespace, then this many characters (the longest such context is a word of at most 12
 # letters and one more character, or an SGML tag).
 _TAIL_CHARS = 256
-_LEADING_SPACE = re.compile("[ \t\xa0\u2000-\u200a\u3000\r\n\x0b\x0c\x85\u2028\u2029]*")
+_LEADING_SPACE = re.compile(f"[ {_BLANKS}\r\n\x0b\x0c\x85\u2028\u2029]*")
 
 
 def _finish(tokens: list[str]) -> str:
@@ -636,14 +654,26 @@ def _piece_output(piece: str, following: str) -> object:
     That is when the piece's tokens depend on more than the next character, or when its last
     token ends in whitespace that pycocoevalcap's rstrip may remove at the end of the line.
     """
-    if _PLAIN.fullmatch(piece) and piece.lower() not in _ASSIMILATIONS:
-        return piece.lower()
+    simple = _SIMPLE.fullmatch(piece)
+    if simple and simple[1].lower() not in _ASSIMILATIONS and not (piece[-1] == "." and _keeps_period(piece)):
+        return simple[1].lower()
     tokens = _lex(piece + following, 0, len(piece))
     if tokens and (_ONE_LETTER_DOT.fullmatch(tokens[-1]) or tokens[-1] == "." and len(tokens) > 1
                    and tokens[-2].lower() in _BEFORE_NEXT or tokens[-1][-1].isspace()
                    or _DOT_THEN_SPACE.search(piece)):
         return _CONTEXTUAL
     return _finish(tokens)
+
+
+@functools.cache
+def _dotted() -> re.Pattern:
+    """The words that keep their final period, compiled when first needed."""
+    return re.compile(_EMITTED[_DOTTED_SOURCE])
+
+
+def _keeps_period(word: str) -> bool:
+    """Whether word (ASCII letters and a period) is an abbreviation token."""
+    return _dotted().fullmatch(word) is not None
 
 
 def _memo(cache: dict[str, object], key: str, piece: str, following: str) -> object:
