@@ -152,3 +152,15 @@ def test_cli_reports_missing_ids_and_malformed_files(tmp_path, capsys):
     nocol.write_text("clip,sentence\na,x\n")
     assert main(["score", str(nocol), str(refs)]) == 2
     assert "no id column" in capsys.readouterr().err
+
+
+def test_candidates_and_references_are_tokenized_in_separate_runs():
+    """The PTB lexer reads 'b.' before 'The' as 'b' + '.', but 'b.' at the end of its run as
+    one token; pycocoevalcap tokenizes candidates and references apart, and so must we."""
+    cands = ["a dog barks", "plan b."]
+    refs = [["The dog barks"], ["The plan b"]]
+    from coco_reference import reference_tokenize
+
+    assert reference_tokenize(["plan b.", "The plan b"])[0] != reference_tokenize(["plan b."])[0]
+    expected = reference_scores(cands, refs, metrics=("bleu", "rouge_l", "cider_d"))
+    _assert_matches(score(cands, refs, metrics="bleu,rouge_l,cider_d"), expected, NGRAM, 1e-9)

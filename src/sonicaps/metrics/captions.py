@@ -89,8 +89,10 @@ def score(candidates: Sequence[str], references: Sequence[Sequence[str]],
     if TOKENIZED & set(names):
         from sonicaps.metrics.tokenizer import tokenize
 
-        flat = tokenize(candidates + [r for refs in references for r in refs])
-        tok_c, rest = flat[: len(candidates)], iter(flat[len(candidates):])
+        # Two runs, as pycocoevalcap does: the PTB lexer's result for a caption can depend on
+        # the next caption, and on being the last of its run.
+        tok_c = tokenize(candidates)
+        rest = iter(tokenize([r for refs in references for r in refs]))
         tok_r = [[next(rest) for _ in refs] for refs in references]
 
     ngrams = None
