@@ -100,11 +100,12 @@ def main() -> None:
     args = p.parse_args()
 
     cands, refs = corpus(args.items, seed=args.seed)
-    run_sonicaps(50, args.seed + 1)  # builds the METEOR index if this machine has none yet
+    _, warmup = run_sonicaps(50, args.seed + 1)  # builds the METEOR index if this machine has none yet
     ours, ours_wall = run_sonicaps(args.items, args.seed)
     ref, ref_times = run_reference(cands, refs)
     ref_wall = sum(ref_times.values())
 
+    print(f"warm-up on 50 items (includes the one-off METEOR index build on a new machine): {warmup:.1f} s")
     print(f"corpus: {args.items} items x 5 references (tests/corpora.py, seed {args.seed})")
     print("pycocoevalcap 1.2 (Java tokenizer and METEOR): " +
           ", ".join(f"{k} {v:.2f} s" for k, v in ref_times.items()) + f"; total {ref_wall:.2f} s")
