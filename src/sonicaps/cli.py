@@ -106,6 +106,27 @@ def _fetch_spice(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scenes_make(args: argparse.Namespace) -> int:
+    from sonicaps.scenes.make import make
+
+    b = make(args.output, args.n, seed=args.seed, fmt=args.format, manifest=args.sources,
+             progress=not args.no_progress)
+    per = ", ".join(f"{k} {v}" for k, v in b.clips.items())
+    print(f"wrote {sum(b.clips.values())} scenes ({per}) to {b.out_dir} in {b.seconds:.1f} s; "
+          f"card: {b.out_dir / 'README.md'}")
+    return 0
+
+
+def _scenes_fetch(args: argparse.Namespace) -> int:
+    from sonicaps.scenes.catalog import read_sources
+    from sonicaps.scenes.fetch import fetch, files_dir
+
+    got = fetch(read_sources(Path(args.sources)) if args.sources else None,
+                progress=not args.no_progress)
+    print(f"{len(got)} SceneCaps sources ready in {files_dir()}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sonicaps", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -144,6 +165,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print machine-readable JSON")
     s.add_argument("--per-item", metavar="CSV", help="also write per-item scores to this CSV")
     s.set_defaults(fn=_score)
+
+    sc = sub.add_parser("scenes", help="SceneCaps: captioned scenes mixed from real recordings")
+    scs = sc.add_subparsers(dest="scenes_command", required=True)
+    m = scs.add_parser("make", help="build a SceneCaps dataset (fetches its sources first)")
+    m.add_argument("-o", "--output", required=True, help="output directory")
+    m.add_argument("--n", type=int, default=2000, help="number of scenes (default 2000)")
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--format", choices=["wav", "flac"], default="wav")
+    m.add_argument("--sources", help="your own source manifest (default: the shipped one)")
+    m.add_argument("--no-progress", action="store_true")
+    m.set_defaults(fn=_scenes_make)
+    sf = scs.add_parser("fetch", help="download and render the sources into the cache")
+    sf.add_argument("--sources", help="your own source manifest (default: the shipped one)")
+    sf.add_argument("--no-progress", action="store_true")
+    sf.set_defaults(fn=_scenes_fetch)
 
     f = sub.add_parser("fetch-spice", help="download Stanford CoreNLP 3.6.0 for SPICE (needs a network)")
     f.set_defaults(fn=_fetch_spice)

@@ -115,7 +115,8 @@ def design_scene(rng: np.random.Generator, pool: Pool, length: Callable[[Source]
     """length(source) gives a prepared source's duration in seconds."""
     events: list[Event] = []
     if pool.background and rng.random() < 0.55:
-        src = _choice(rng, pool.background)
+        bg_class = _choice(rng, sorted({b.cls for b in pool.background}))  # classes equally likely
+        src = _choice(rng, [b for b in pool.background if b.cls == bg_class])
         events.append(Event(src.cls, src.id, "background", "background",
                             float(rng.uniform(*BACKGROUND_DB)), 1, src.detail,
                             [(0.0, float(rng.uniform(0, length(src))), DURATION_S)]))
