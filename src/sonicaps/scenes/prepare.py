@@ -7,6 +7,7 @@ and a clipped game explosion. Prepared arrays are cached as .npy files.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -53,7 +54,14 @@ def prepare(audio: np.ndarray) -> np.ndarray:
 
 
 def prepared_path(src: Source) -> Path:
-    return cache_dir() / "scenecaps" / "prepared" / VERSION / (src.id.replace("/", "__") + ".npy")
+    """Keyed by what the audio is, not only the id: two manifests may reuse an id."""
+    key = f"{src.package}|{src.path}|{src.md5}"
+    if src.local:
+        st = Path(src.path).stat()
+        key += f"|{st.st_size}|{st.st_mtime_ns}"
+    digest = hashlib.sha1(key.encode()).hexdigest()[:12]
+    name = f"{src.id.replace('/', '__')}-{digest}.npy"
+    return cache_dir() / "scenecaps" / "prepared" / VERSION / name
 
 
 def load_prepared(src: Source) -> np.ndarray:
