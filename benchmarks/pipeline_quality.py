@@ -51,9 +51,14 @@ def main() -> None:
         files = sorted(p for p in (data / "audio").iterdir() if p.stem in test)
         s = run(files, Path(tmp) / "out", progress=False)
         df = pd.read_parquet(Path(tmp) / "out")
+        refs_by_id = read_captions(data / "captions.csv")
+        truth = {}
+        with open(data / "events.jsonl") as f:
+            for line in f:
+                rec = json.loads(line)
+                truth[rec["id"]] = {e["class"] for e in rec["events"]}
     df["scene"] = df["source"].map(lambda p: Path(p).stem)
     df = df.sort_values("scene")
-    refs_by_id = read_captions(data / "captions.csv")
     refs = [refs_by_id[i] for i in df["scene"]]
     machine = score(list(df["caption"]), refs)
     human = human_upper_bound(refs)
@@ -66,11 +71,6 @@ def main() -> None:
     for m, why in machine.get("unavailable", {}).items():
         print(f"{m:<10} unavailable: {why.splitlines()[0][:90]}")
 
-    truth = {}
-    with open(data / "events.jsonl") as f:
-        for line in f:
-            rec = json.loads(line)
-            truth[rec["id"]] = {e["class"] for e in rec["events"]}
     held, said, hit = Counter(), Counter(), Counter()
     music = {c for c, v in classes().items() if v.group == "music"}
     for row in df.itertuples():
