@@ -51,11 +51,8 @@ def soundfont_files() -> dict[str, Path]:
 
 
 def md5_file(path: Path) -> str:
-    h = hashlib.md5()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "md5").hexdigest()
 
 
 def _present(src: Source) -> bool:
@@ -77,7 +74,8 @@ def _download(pkg: Package, tmp: Path) -> Path:
                 shutil.copyfileobj(r, f, 1 << 20)
         except OSError as e:
             raise FetchError(f"{pkg.name}: could not download {pkg.url}: {e}") from None
-    got = hashlib.sha256(out.read_bytes()).hexdigest()
+    with open(out, "rb") as f:
+        got = hashlib.file_digest(f, "sha256").hexdigest()
     if got != pkg.sha256:
         raise FetchError(f"{pkg.name}: {out.name} has sha256 {got}, expected {pkg.sha256}: "
                          "the registry's file changed; update packages.toml after checking it")
