@@ -99,6 +99,10 @@ def _extracted_model() -> Path:
     return next(target.rglob("*.onnx"))
 
 
+EMBEDDING_TENSOR = "/model/Reshape_output_0_qdq"
+EMBEDDING_DIM = 1024
+
+
 @dataclass
 class _Quant:
     in_scale: float
@@ -128,6 +132,10 @@ class Yamnet:
         for t in list(model.graph.input) + list(model.graph.output):
             t.type.tensor_type.shape.dim[0].dim_param = "batch"
         del model.graph.value_info[:]
+        # Expose the 1024-d patch embedding (the classifier's input) as a second output:
+        # retrieval and captioning models train on it.
+        model.graph.output.append(onnx.helper.make_tensor_value_info(
+            EMBEDDING_TENSOR, onnx.TensorProto.FLOAT, ["batch", EMBEDDING_DIM]))
         for node in model.graph.node:
             if node.op_type == "Reshape":
                 shape = init[node.input[1]]
@@ -148,12 +156,19 @@ class Yamnet:
 
     def predict(self, audios: list[np.ndarray], max_patches: int = 512) -> list[np.ndarray]:
         """Per clip, a [n_patches, 521] array of probabilities (patch i starts at 0.48*i s)."""
+        return self.predict_with_embeddings(audios, max_patches)[0]
+
+    def predict_with_embeddings(self, audios: list[np.ndarray], max_patches: int = 512
+                                ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Per clip, probabilities [n_patches, 521] and patch embeddings [n_patches, 1024]."""
         per_clip = [patches(a) for a in audios]
         stacked = self.quantize(np.concatenate(per_clip))[:, None]
-        outs = []
+        scores, embeddings = [], []
         for i in range(0, len(stacked), max_patches):
-            outs.append(self._session.run(None, {"audio": stacked[i:i + max_patches]})[0])
-        logits = self._q.out_scale * (np.concatenate(outs).astype(np.float32) - self._q.out_zero)
+            s, e = self._session.run(None, {"audio": stacked[i:i + max_patches]})
+            scores.append(s)
+            embeddings.append(e)
+        logits = self._q.out_scale * (np.concatenate(scores).astype(np.float32) - self._q.out_zero)
         probs = expit(logits)
         splits = np.cumsum([len(p) for p in per_clip])[:-1]
-        return np.split(probs, splits)
+        return np.split(probs, splits), np.split(np.concatenate(embeddings), splits)
