@@ -86,20 +86,28 @@ def retrieval(similarity: np.ndarray,
     }
 
 
-def zero_shot_accuracy(similarity: np.ndarray, labels: Sequence[int], k: int = 1) -> float:
+def zero_shot_accuracy(similarity: np.ndarray, labels: Sequence[int] | Sequence[Sequence[int]],
+                       k: int = 1) -> float:
     """Top-k accuracy of classifying each clip as its most similar class text.
 
-    similarity: (n_audio, n_classes); labels[i] is the true class of clip i. Ties count
-    against the true class, as in retrieval().
+    similarity: (n_audio, n_classes); labels[i] is the true class of clip i, or the set of
+    classes present in it (multi-label scenes: a hit when any present class is in the top
+    k). Ties count against the truth, as in retrieval().
     """
     sim = np.asarray(similarity, dtype=np.float64)
-    truth = np.asarray(labels, dtype=np.int64)
-    if sim.ndim != 2 or sim.shape[0] != truth.shape[0]:
-        raise ValueError(f"similarity {sim.shape} needs one row per label ({truth.shape[0]} labels)")
-    if truth.min() < 0 or truth.max() >= sim.shape[1]:
+    truth = [np.atleast_1d(np.asarray(x, dtype=np.int64)) for x in labels]
+    if sim.ndim != 2 or sim.shape[0] != len(truth):
+        raise ValueError(f"similarity {sim.shape} needs one row per label ({len(truth)} labels)")
+    if any(t.size == 0 for t in truth):
+        raise ValueError("every clip needs at least one true class")
+    flat = np.concatenate(truth)
+    if flat.min() < 0 or flat.max() >= sim.shape[1]:
         raise ValueError(f"labels must index the {sim.shape[1]} classes")
     if not np.isfinite(sim).all():
         raise ValueError("similarity has non-finite values")
-    true_scores = sim[np.arange(len(truth)), truth]
-    rank = (sim >= true_scores[:, None]).sum(axis=1)  # 1 = strictly best
-    return float(np.mean(rank <= k))
+    hits = []
+    for row, t in zip(sim, truth, strict=True):
+        best = row[t].max()
+        others = np.delete(row, t)
+        hits.append((others >= best).sum() + 1 <= k)  # 1 = a true class strictly best
+    return float(np.mean(hits))
