@@ -142,6 +142,17 @@ class Yamnet:
                 if list(numpy_helper.to_array(shape)) == [1, -1]:
                     shape.CopyFrom(numpy_helper.from_array(
                         np.array([-1, 1024], dtype=np.int64), shape.name))
+        # On x86 CPUs without VNNI, onnxruntime multiplies uint8 activations by int8 weights
+        # with VPMADDUBSW, whose pairwise sums saturate at int16; these weights span the
+        # full -128..127, so scores would depend on the CPU (frog.mp3 heard as a horse on an
+        # AVX2-only EPYC). Shifting the weight zero points to uint8 (+128) is the same
+        # arithmetic and selects the exact uint8 x uint8 kernels on every CPU.
+        for node in model.graph.node:
+            if (node.op_type == "QuantizeLinear" and node.input[0] in init
+                    and init[node.input[2]].data_type == onnx.TensorProto.INT8):
+                zp = init[node.input[2]]
+                shifted = (numpy_helper.to_array(zp).astype(np.int16) + 128).astype(np.uint8)
+                zp.CopyFrom(numpy_helper.from_array(shifted, zp.name))
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
         opts.inter_op_num_threads = 1
