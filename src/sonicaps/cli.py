@@ -127,6 +127,53 @@ def _scenes_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_retrieval(args: argparse.Namespace) -> int:
+    from sonicaps.retrieval.train import train
+
+    rep = train(args.data, args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                seed=args.seed, progress=not args.no_progress)
+    print(f"trained on {rep['clips'].get('train', 0)} clips in {rep['train_seconds']:.0f} s; "
+          f"best validation mean R@1 {rep['best_val_mean_r1']:.3f}; run in {args.out}")
+    if "test" in rep:
+        _print_retrieval(rep["test"])
+    return 0
+
+
+def _print_retrieval(res: dict) -> None:
+    for way in ("audio_to_text", "text_to_audio"):
+        r = res[way]
+        print(f"  {way:<14} R@1 {r['R@1']:.3f}  R@5 {r['R@5']:.3f}  R@10 {r['R@10']:.3f}  "
+              f"mAP@10 {r['mAP@10']:.3f}  median rank {r['median_rank']:.0f}")
+    if "zero_shot" in res:
+        z = res["zero_shot"]
+        print(f"  zero-shot      top-1 {z['top1']:.3f}  top-5 {z['top5']:.3f} "
+              f"({z['classes']} classes, {z['clips']} clips)")
+
+
+def _index(args: argparse.Namespace) -> int:
+    from sonicaps.retrieval.index import build_index
+
+    added, skipped, failed = build_index(args.collection, args.output, args.model,
+                                         progress=not args.no_progress)
+    print(f"indexed {added} clips into {args.output} ({skipped} already there, {failed} unreadable)")
+    return 0
+
+
+def _search(args: argparse.Namespace) -> int:
+    import json
+
+    from sonicaps.retrieval.index import search
+
+    hits = search(args.index, text=args.query, audio=args.audio, k=args.k)
+    if args.json:
+        print(json.dumps([h.__dict__ for h in hits], indent=2))
+        return 0
+    for h in hits:
+        span = f"{h.start_s:g}-{h.end_s:g} s" if h.end_s is not None else ""
+        print(f"{h.score:6.3f}  {h.path} {span}  {h.caption}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sonicaps", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -180,6 +227,32 @@ def build_parser() -> argparse.ArgumentParser:
     sf.add_argument("--sources", help="your own source manifest (default: the shipped one)")
     sf.add_argument("--no-progress", action="store_true")
     sf.set_defaults(fn=_scenes_fetch)
+
+    t = sub.add_parser("train-retrieval", help="train the audio-text retrieval model (CLAP-style)")
+    t.add_argument("--data", required=True, help="a captioned dataset (e.g. a SceneCaps build) "
+                   "or a pipeline output directory")
+    t.add_argument("--out", required=True, help="run directory (safetensors + JSON)")
+    t.add_argument("--epochs", type=int, default=40)
+    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--no-progress", action="store_true")
+    t.set_defaults(fn=_train_retrieval)
+
+    ix = sub.add_parser("index", help="embed a collection for search (incremental, resumable)")
+    ix.add_argument("collection", help="a captioned dataset, pipeline output, or audio folder")
+    ix.add_argument("-o", "--output", required=True, help="index directory")
+    ix.add_argument("--model", required=True, help="a train-retrieval run directory")
+    ix.add_argument("--no-progress", action="store_true")
+    ix.set_defaults(fn=_index)
+
+    se = sub.add_parser("search", help="find clips by text, or by an example recording")
+    se.add_argument("query", nargs="?", help="text query, e.g. 'a dog barks near traffic'")
+    se.add_argument("--audio", help="search by this example recording instead")
+    se.add_argument("--index", required=True)
+    se.add_argument("-k", type=int, default=10)
+    se.add_argument("--json", action="store_true")
+    se.set_defaults(fn=_search)
 
     f = sub.add_parser("fetch-spice", help="download Stanford CoreNLP 3.6.0 for SPICE (needs a network)")
     f.set_defaults(fn=_fetch_spice)

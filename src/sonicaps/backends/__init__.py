@@ -11,7 +11,8 @@ from typing import Any
 REGISTRY: dict[str, dict[str, str]] = {
     "ask": {"builtin": "sonicaps.backends.builtin.asker:BuiltinAsker"},
     "write": {"builtin": "sonicaps.backends.builtin.writer:BuiltinWriter"},
-    "check": {"textsim": "sonicaps.backends.builtin.textsim:TextSimScorer"},
+    "check": {"textsim": "sonicaps.backends.builtin.textsim:TextSimScorer",
+              "retrieval": "sonicaps.retrieval.scorer:RetrievalScorer"},
 }
 
 

@@ -96,7 +96,7 @@ def _mean_r1(result: dict) -> float:
     return (result["audio_to_text"]["R@1"] + result["text_to_audio"]["R@1"]) / 2
 
 
-def train(data: str | Path, out_dir: str | Path, *, epochs: int = 60, batch_size: int = 128,
+def train(data: str | Path, out_dir: str | Path, *, epochs: int = 40, batch_size: int = 128,
           lr: float = 1e-3, weight_decay: float = 0.01, seed: int = 0,
           cfg: RetrievalConfig | None = None, progress: bool = True) -> dict:
     """Train on the train split, keep the epoch with the best validation R@1, report test."""
