@@ -88,20 +88,21 @@ class VectorIndex:
                                (self.index.ntotal,)).fetchall()
 
     def add(self, items: Sequence[Item], vectors: np.ndarray) -> None:
-        import faiss
-
         start = self.rows()
         with self.db:
             self.db.executemany("INSERT INTO items VALUES (?, ?, ?, ?, ?, ?)", [
                 (start + n, i.id, str(i.audio), i.start_s, i.end_s, " | ".join(i.captions))
                 for n, i in enumerate(items)])
-        self._append(vectors)
+        self.append(vectors)
+
+    def append(self, vectors: np.ndarray) -> None:
+        """Add vectors for rows already committed, and replace the vector file atomically."""
+        import faiss
+
+        self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
         tmp = self.root / f".{VECTORS}.{os.getpid()}"
         faiss.write_index(self.index, str(tmp))
         tmp.replace(self.root / VECTORS)
-
-    def _append(self, vectors: np.ndarray) -> None:
-        self.index.add(np.ascontiguousarray(vectors, dtype=np.float32))
 
     def search(self, query: np.ndarray, k: int = 10) -> list[Hit]:
         if len(self) == 0:
@@ -138,7 +139,7 @@ def build_index(collection: str | Path, index_dir: str | Path, run_dir: str | Pa
         if len(kept) != len(items):
             raise RuntimeError(f"{index_dir}: {len(items) - len(kept)} indexed files are gone; "
                                "rebuild the index")
-        idx._append(vecs)
+        idx.append(vecs)
     known = idx.known()
     todo = [i for i in read_dataset(collection) if (str(i.audio), i.start_s) not in known]
     added = failed = 0

@@ -1,0 +1,182 @@
+"""Audio-text retrieval: the dual encoder, training, evaluation, the index and search."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from sonicaps.cli import main as cli
+from sonicaps.clip import Answers, Clip
+from sonicaps.metrics import zero_shot_accuracy
+from sonicaps.retrieval.features import audio_features, embed_audio, embed_texts
+from sonicaps.retrieval.index import VECTORS, VectorIndex, build_index, search
+from sonicaps.retrieval.model import DualEncoder, RetrievalConfig
+from sonicaps.retrieval.scorer import RetrievalScorer
+
+SR = 16000
+
+
+def _random_run(tmp_path: Path, seed: int = 0) -> Path:
+    torch.manual_seed(seed)
+    run = tmp_path / f"run{seed}"
+    DualEncoder(RetrievalConfig(dim=32, hidden=32, heads=2)).save(run)
+    return run
+
+
+def _tones(folder: Path, freqs: list[int]) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    t = np.arange(3 * SR) / SR
+    out = []
+    for f in freqs:
+        path = folder / f"tone_{f}.wav"
+        sf.write(path, (0.3 * np.sin(2 * np.pi * f * t)).astype(np.float32), SR)
+        out.append(path)
+    return out
+
+
+def test_checkpoint_round_trip_and_errors(tmp_path):
+    run = _random_run(tmp_path)
+    model = DualEncoder.load(run)
+    again = DualEncoder.load(run)
+    patches = [np.random.default_rng(1).random((7, 1024), dtype=np.float32)]
+    assert np.array_equal(model.audio_vectors(patches), again.audio_vectors(patches))
+    assert json.loads((run / "config.json").read_text())["dim"] == 32
+    with pytest.raises(FileNotFoundError, match="train-retrieval"):
+        DualEncoder.load(tmp_path / "nothing")
+    with pytest.raises(ValueError, match="unknown tower"):
+        DualEncoder(RetrievalConfig(audio_tower="htsat"))
+
+
+def test_infonce_learns_to_pair_audio_with_text():
+    """Synthetic pairs whose text vector is a fixed function of the audio: R@1 must rise."""
+    rng = np.random.default_rng(0)
+    n = 64
+    audio = rng.standard_normal((n, 5, 1024)).astype(np.float32)
+    mix = rng.standard_normal((1024, 384)).astype(np.float32) / 32
+    text = audio.mean(axis=1) @ mix
+    torch.manual_seed(0)
+    model = DualEncoder(RetrievalConfig(dim=64, hidden=64, heads=2, dropout=0.0))
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    a, m, t = torch.from_numpy(audio), torch.ones(n, 5, dtype=torch.bool), torch.from_numpy(text)
+    first = model.loss(a, m, t).item()
+    for _ in range(150):
+        opt.zero_grad()
+        loss = model.loss(a, m, t)
+        loss.backward()
+        opt.step()
+    sim = model.audio_vectors(list(audio)) @ model.text_vectors(text).T
+    assert loss.item() < first / 4
+    assert np.mean(sim.argmax(axis=1) == np.arange(n)) > 0.9  # chance is 1/64
+
+
+def test_zero_shot_accuracy_with_label_sets():
+    sim = np.array([[0.9, 0.1, 0.5], [0.2, 0.3, 0.8], [0.5, 0.5, 0.1]])
+    assert zero_shot_accuracy(sim, [0, 2, 1]) == pytest.approx(2 / 3)  # the tie counts against
+    assert zero_shot_accuracy(sim, [[0, 1], [1], [0, 1]]) == pytest.approx(2 / 3)
+    assert zero_shot_accuracy(sim, [[2], [1], [1]], k=1) == 0.0
+    assert zero_shot_accuracy(sim, [[2], [1], [1]], k=2) == 1.0
+    with pytest.raises(ValueError, match="at least one"):
+        zero_shot_accuracy(sim, [[0], [], [1]])
+
+
+def test_features_are_cached_and_bad_audio_is_skipped(tmp_path, monkeypatch):
+    monkeypatch.setenv("SONICAPS_CACHE", str(tmp_path / "cache"))
+    (good,) = _tones(tmp_path / "a", [440])
+    bad = tmp_path / "a" / "broken.wav"
+    bad.write_bytes(b"RIFF not really")
+    first = audio_features([(good, 0.0, None), (bad, 0.0, None)], progress=False)
+    assert first[1] is None and first[0].patches.shape[1] == 1024
+    cached = list((tmp_path / "cache" / "features").rglob("*.npz"))
+    assert len(cached) == 1
+    again = audio_features([(good, 0.0, None)], progress=False)
+    assert np.array_equal(again[0].patches, first[0].patches)
+    direct = embed_audio([sf.read(good, dtype="float32")[0]])[0]
+    assert np.allclose(direct.patches.astype(np.float32), first[0].patches.astype(np.float32))
+
+
+def test_index_is_incremental_and_repairs_an_interrupted_build(tmp_path, monkeypatch):
+    monkeypatch.setenv("SONICAPS_CACHE", str(tmp_path / "cache"))
+    run = _random_run(tmp_path)
+    folder = tmp_path / "collection"
+    _tones(folder, [300, 500, 700])
+    index = tmp_path / "index"
+    assert build_index(folder, index, run, progress=False) == (3, 0, 0)
+    _tones(folder, [900, 1100])
+    assert build_index(folder, index, run, progress=False) == (2, 3, 0)
+    # a build killed after committing its rows but before writing the vectors
+    (index / VECTORS).unlink()
+    assert len(VectorIndex(index)) == 0
+    assert build_index(folder, index, run, progress=False) == (0, 5, 0)
+    idx = VectorIndex(index)
+    assert len(idx) == idx.rows() == 5
+    # searching by one of the indexed recordings finds it first
+    hits = search(index, audio=folder / "tone_700.wav", k=3)
+    assert Path(hits[0].path).name == "tone_700.wav" and hits[0].score > 0.99
+    with pytest.raises(ValueError, match="either"):
+        search(index, text="a", audio=folder / "tone_700.wav")
+    with pytest.raises(ValueError, match="cannot share"):
+        build_index(folder, index, _random_run(tmp_path, seed=1), progress=False)
+
+
+def test_retrieval_scorer_is_the_cosine_of_the_two_towers(tmp_path, monkeypatch):
+    monkeypatch.setenv("SONICAPS_CACHE", str(tmp_path / "cache"))
+    run = _random_run(tmp_path)
+    (path,) = _tones(tmp_path / "a", [440])
+    audio = sf.read(path, dtype="float32")[0]
+    clip = Clip("c", str(path), 0.0, 3.0, audio)
+    texts = ["a tone plays", "a dog barks"]
+    scorer = RetrievalScorer(str(run))
+    got = scorer.score([clip, clip], [Answers(("", "", ""))] * 2, texts)
+    model = DualEncoder.load(run)
+    a = model.audio_vectors([embed_audio([audio])[0].patches])[0]
+    want = model.text_vectors(embed_texts(texts)) @ a
+    assert np.allclose(got, want, atol=1e-5) and np.all(np.abs(got) <= 1 + 1e-6)
+
+
+def _real_sources_ready() -> bool:
+    from sonicaps.scenes import fetch
+    from sonicaps.scenes.catalog import sources
+
+    return all(fetch._present(s) for s in sources())
+
+
+def test_train_index_and_search_a_real_scenecaps_folder(tmp_path, monkeypatch, capsys):
+    if not _real_sources_ready():
+        if os.environ.get("CI"):
+            pytest.fail("SceneCaps sources are not fetched; scripts/setup.sh fetches them")
+        pytest.skip("run `sonicaps scenes fetch` first")
+    from sonicaps.scenes.make import make
+
+    data = tmp_path / "scenecaps"
+    make(data, 160, seed=11, progress=False)
+    run = tmp_path / "run"
+    assert cli(["train-retrieval", "--data", str(data), "--out", str(run), "--epochs", "40",
+                "--no-progress"]) == 0
+    report = json.loads((run / "report.json").read_text())
+    assert {"audio_to_text", "text_to_audio", "zero_shot"} <= set(report["test"])
+    assert (run / "model.safetensors").is_file()
+    index = tmp_path / "index"
+    assert cli(["index", str(data), "-o", str(index), "--model", str(run), "--no-progress"]) == 0
+    events = {}
+    for line in (data / "events.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        events[rec["id"]] = {e["class"] for e in rec["events"]}
+    counts = {}
+    for classes in events.values():
+        for c in classes:
+            counts[c] = counts.get(c, 0) + 1
+    # The most frequent classes, queried by name: most of the top 5 hold that class.
+    for cls, query in (("speech_male", "a man speaks"), ("speech_female", "a woman speaks")):
+        assert counts.get(cls, 0) >= 10
+        hits = search(index, text=query, k=5)
+        ids = [Path(h.path).stem for h in hits]
+        assert sum(cls in events[i] for i in ids) >= 3, (query, ids)
+    capsys.readouterr()
+    assert cli(["search", "a woman speaks", "--index", str(index), "-k", "3", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 3
