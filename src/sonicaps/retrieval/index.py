@@ -26,6 +26,7 @@ from sonicaps.retrieval.model import DualEncoder
 
 VECTORS, ROWS, META = "vectors.faiss", "items.sqlite", "model.json"
 HNSW_M = 32
+EF_SEARCH = 128  # candidates explored per query: recall against latency
 BATCH = 256
 
 
@@ -44,7 +45,6 @@ def _new_index(dim: int):
 
     index = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
     index.hnsw.efConstruction = 80
-    index.hnsw.efSearch = 64
     return index
 
 
@@ -73,6 +73,7 @@ class VectorIndex:
         self.db.execute("CREATE INDEX IF NOT EXISTS by_path ON items (path, start_s)")
         vec_path = self.root / VECTORS
         self.index = faiss.read_index(str(vec_path)) if vec_path.is_file() else _new_index(self.meta["dim"])
+        self.index.hnsw.efSearch = EF_SEARCH
 
     def __len__(self) -> int:
         return self.index.ntotal
