@@ -1,6 +1,6 @@
 """Calibrate the acceptance threshold used for clips that come without labels.
 
-    .venv/bin/python benchmarks/calibrate_threshold.py [--clips 160]
+    .venv/bin/python benchmarks/calibrate_threshold.py [--clips 160] [--config CONFIG]
 
 On labelled clips (random mixes of real recordings whose AudioSet labels we know) each
 clip's own caption is scored, and so is the caption of another clip that shares none of
@@ -21,9 +21,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from caption_throughput import make_collection
+from sklearn.metrics import roc_auc_score
 
-from sonicaps.clip import Answers
-from sonicaps.pipeline.config import PipelineConfig
+from sonicaps.audio import load_audio
+from sonicaps.clip import Answers, Clip
+from sonicaps.pipeline.config import PipelineConfig, load_config
 from sonicaps.pipeline.runner import run
 from sonicaps.pipeline.stages import Backends
 
@@ -36,24 +38,28 @@ def equal_error_threshold(own: np.ndarray, foreign: np.ndarray) -> tuple[float, 
     return float(grid[k]), float(frr[k]), float(far[k])
 
 
-def foreign_scores(df: pd.DataFrame, seed: int = 0) -> np.ndarray:
+def foreign_scores(df: pd.DataFrame, cfg: PipelineConfig, seed: int = 0) -> np.ndarray:
     """Score each clip against the caption of a random clip with disjoint labels."""
-    backends = Backends.from_config(PipelineConfig())
+    backends = Backends.from_config(cfg)
     rng = np.random.default_rng(seed)
     labels = [set(x) for x in df["labels"]]
-    answers, texts = [], []
+    clips, answers, texts = [], [], []
     for i, row in enumerate(df.itertuples()):
         others = [j for j in range(len(df)) if not labels[j] & labels[i]]
         j = others[rng.integers(len(others))]
+        clips.append(Clip(row.id, row.source, row.start_s, row.end_s,
+                          load_audio(row.source, start_s=row.start_s, end_s=row.end_s)))
         answers.append(Answers((row.answer_1, row.answer_2, row.answer_3), json.loads(row.evidence)))
         texts.append(df["caption"].iloc[j])
-    return backends.scorer.score([None] * len(df), answers, texts)
+    return backends.scorer.score(clips, answers, texts)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--clips", type=int, default=160)
+    ap.add_argument("--config", help="pipeline config choosing the check backend (default: built-in)")
     args = ap.parse_args()
+    cfg = load_config(args.config) if args.config else PipelineConfig()
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "audio"
         src.mkdir()
@@ -64,12 +70,15 @@ def main() -> None:
             w.writerow(["path", "labels"])
             for path, names in labels.items():
                 w.writerow([path, ";".join(names)])
-        run([manifest], Path(tmp) / "out", progress=False)
+        run([manifest], Path(tmp) / "out", cfg, progress=False)
         df = pd.read_parquet(Path(tmp) / "out")
+        foreign = foreign_scores(df, cfg)
     own = df["check_score"].to_numpy()
     rule = own >= df["label_score"].to_numpy()
-    foreign = foreign_scores(df)
     t, frr, far = equal_error_threshold(own, foreign)
+    print(f"check backend: {df['scorer'].iloc[0]}")
+    auc = roc_auc_score(np.r_[np.ones(len(own)), np.zeros(len(foreign))], np.r_[own, foreign])
+    print(f"ROC AUC own vs foreign captions: {auc:.3f}")
     print(f"{len(df)} labelled clips: own caption median score {np.median(own):.3f}, "
           f"foreign caption median {np.median(foreign):.3f}")
     print(f"equal-error threshold {t:.3f}: rejects {frr:.1%} of own captions, "

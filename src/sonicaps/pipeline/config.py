@@ -5,7 +5,7 @@ A config file (TOML or YAML) holds the same fields:
     [ask]
     backend = "builtin"
     [check]
-    backend = "textsim"
+    backend = "retrieval"
     [pipeline]
     batch_size = 16
 """
@@ -18,11 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Acceptance threshold of the text-similarity check for clips without given labels.
-# The equal-error point of own vs foreign captions on labelled mixes of real recordings:
-# benchmarks/calibrate_threshold.py prints it (README, "The check stage").
-DEFAULT_ACCEPT_THRESHOLD = 0.42
-
 
 @dataclass(frozen=True)
 class BackendSpec:
@@ -34,12 +29,14 @@ class BackendSpec:
 class PipelineConfig:
     ask: BackendSpec = BackendSpec("builtin")
     write: BackendSpec = BackendSpec("builtin")
-    check: BackendSpec = BackendSpec("textsim")
+    check: BackendSpec = BackendSpec("retrieval")
     segment_s: float = 10.0  # clip length; long files are cut into pieces of this length
     min_tail_s: float = 1.0  # a shorter last piece of a long file is dropped
     batch_size: int = 16  # clips per model call
     max_attempts: int = 2  # write/check rounds before keeping the best caption
-    accept_threshold: float = DEFAULT_ACCEPT_THRESHOLD  # used when a clip has no labels
+    # Acceptance threshold for clips without given labels; None: the check backend's own
+    # calibrated value (its accept_threshold attribute).
+    accept_threshold: float | None = None
     decode_workers: int = 2  # threads decoding files ahead of the models
 
     def __post_init__(self) -> None:

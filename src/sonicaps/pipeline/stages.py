@@ -110,6 +110,7 @@ def caption_batch(clips: Sequence[Clip], backends: Backends, cfg: PipelineConfig
     """
     failures: list[dict[str, Any]] = []
     timings = timings if timings is not None else {}
+    threshold = accept_threshold(backends, cfg)
 
     def timed(stage: str, fn):
         def wrapper(ix):
@@ -158,7 +159,7 @@ def caption_batch(clips: Sequence[Clip], backends: Backends, cfg: PipelineConfig
                 best[i] = (scores[i], texts[i], attempt + 1)
             else:
                 best[i] = (prev[0], prev[1], attempt + 1)
-        pending = [i for i in ok if i in scores and not _accepted(best[i][0], i, label_scores, cfg)]
+        pending = [i for i in ok if i in scores and not _accepted(best[i][0], i, label_scores, threshold)]
 
     rows = []
     now = datetime.now(UTC).replace(microsecond=0)
@@ -177,8 +178,8 @@ def caption_batch(clips: Sequence[Clip], backends: Backends, cfg: PipelineConfig
             "labels": labels, "label_source": "given" if given else "detected",
             "check_score": float(score),
             "label_score": float(label_scores[i]) if i in label_scores else None,
-            "check_rule": "label_score" if i in label_scores else f"threshold={cfg.accept_threshold}",
-            "accepted": _accepted(score, i, label_scores, cfg),
+            "check_rule": "label_score" if i in label_scores else f"threshold={threshold}",
+            "accepted": _accepted(score, i, label_scores, threshold),
             "attempts": attempts,
             "evidence": json.dumps(ans.evidence, ensure_ascii=False, default=_json_default),
             "asker": backends.asker.model_id, "writer": backends.writer.model_id,
@@ -191,8 +192,19 @@ def caption_batch(clips: Sequence[Clip], backends: Backends, cfg: PipelineConfig
     return rows, [f for f in failures if f["id"] not in captioned]
 
 
-def _accepted(score: float, i: int, label_scores: dict[int, float], cfg: PipelineConfig) -> bool:
-    ref = label_scores.get(i, cfg.accept_threshold)
+def accept_threshold(backends: Backends, cfg: PipelineConfig) -> float:
+    """The configured threshold, else the check backend's calibrated one."""
+    if cfg.accept_threshold is not None:
+        return cfg.accept_threshold
+    value = getattr(backends.scorer, "accept_threshold", None)
+    if value is None:
+        raise ValueError(f"check backend {backends.scorer.model_id} has no calibrated threshold: "
+                         "set [pipeline] accept_threshold (benchmarks/calibrate_threshold.py)")
+    return float(value)
+
+
+def _accepted(score: float, i: int, label_scores: dict[int, float], threshold: float) -> bool:
+    ref = label_scores.get(i, threshold)
     return bool(score >= ref - 1e-9)
 
 

@@ -6,6 +6,7 @@ YAMNet patch embeddings through the trained audio tower), not with the detector'
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,12 +18,21 @@ from sonicaps.retrieval.features import embed_audio, embed_texts
 from sonicaps.retrieval.model import DualEncoder
 
 CACHE_CLIPS = 4096  # audio vectors kept, so retries of a clip's caption skip YAMNet
+PACKAGED = Path(__file__).resolve().parents[1] / "data" / "retrieval"
+FALLBACK_THRESHOLD = 0.3
 
 
 class RetrievalScorer:
-    def __init__(self, run: str) -> None:
-        self._model = DualEncoder.load(run)
-        self.model_id = f"retrieval({Path(run).resolve().name})"
+    """run: a train-retrieval run directory; default: the model sonicaps ships (trained on
+    SceneCaps). accept_threshold comes from the run's config ("meta.accept_threshold",
+    written by calibration) and applies to clips without given labels."""
+
+    def __init__(self, run: str | None = None) -> None:
+        path = Path(run) if run else PACKAGED
+        self._model = DualEncoder.load(path)
+        meta = json.loads((path / "config.json").read_text()).get("meta", {})
+        self.accept_threshold = float(meta.get("accept_threshold") or FALLBACK_THRESHOLD)
+        self.model_id = "retrieval(sonicaps-scenecaps-v1)" if not run else f"retrieval({path.resolve().name})"
         self._audio: OrderedDict[tuple, np.ndarray] = OrderedDict()
 
     def _audio_vectors(self, clips: Sequence[Clip]) -> np.ndarray:

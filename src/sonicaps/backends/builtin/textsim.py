@@ -22,6 +22,10 @@ LABEL_MIN = 0.1
 
 
 class TextSimScorer:
+    # For clips without given labels: the equal-error point of own vs foreign captions on
+    # labelled mixes (benchmarks/calibrate_threshold.py --config configs/textsim-check.toml).
+    accept_threshold = 0.42
+
     def __init__(self, device: str = "cpu", batch_size: int = 64) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
