@@ -130,8 +130,10 @@ def _scenes_fetch(args: argparse.Namespace) -> int:
 def _train_retrieval(args: argparse.Namespace) -> int:
     from sonicaps.retrieval.train import train
 
+    if "{}" not in args.prompt:
+        raise ValueError("--prompt needs a {} where the class name goes")
     rep = train(args.data, args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                seed=args.seed, progress=not args.no_progress)
+                seed=args.seed, prompt=args.prompt, progress=not args.no_progress)
     print(f"trained on {rep['clips'].get('train', 0)} clips in {rep['train_seconds']:.0f} s; "
           f"best validation mean R@1 {rep['best_val_mean_r1']:.3f}; run in {args.out}")
     if "test" in rep:
@@ -236,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, default=128)
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--prompt", default="The clip showcases {}",
+                   help="zero-shot class prompt; {} is the class name")
     t.add_argument("--no-progress", action="store_true")
     t.set_defaults(fn=_train_retrieval)
 

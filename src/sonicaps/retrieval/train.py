@@ -98,7 +98,7 @@ def _mean_r1(result: dict) -> float:
 
 def train(data: str | Path, out_dir: str | Path, *, epochs: int = 40, batch_size: int = 128,
           lr: float = 1e-3, weight_decay: float = 0.01, seed: int = 0,
-          cfg: RetrievalConfig | None = None, progress: bool = True) -> dict:
+          cfg: RetrievalConfig | None = None, prompt: str = PROMPT, progress: bool = True) -> dict:
     """Train on the train split, keep the epoch with the best validation R@1, report test."""
     t0 = time.perf_counter()
     torch.manual_seed(seed)
@@ -146,7 +146,8 @@ def train(data: str | Path, out_dir: str | Path, *, epochs: int = 40, batch_size
               "clips": {k: len(v.items) for k, v in splits.items()},
               "train_seconds": round(time.perf_counter() - t0, 1)}
     if "test" in splits:
-        report["test"] = evaluate_run(model, splits["test"])
+        report["test"] = evaluate_run(model, splits["test"], prompt)
+        report["zero_shot_prompt"] = prompt
     model.save(out_dir, data=str(data), seed=seed, best_val_mean_r1=best)
     (Path(out_dir) / "report.json").write_text(json.dumps(report, indent=2))
     return report
