@@ -4,7 +4,10 @@
 
 Fills an index (faiss HNSW + SQLite rows) with random unit vectors in batches, as an
 incremental build would, then times single queries (vector search + row lookup) and
-measures recall@10 against exact search on a sample of queries.
+measures, on a sample of queries, how often the stored vector each query was made from
+comes back first (the realistic case: a query close to one clip), and the overlap with an
+exact search's top 10 (a hard case on uniform random vectors, whose other neighbours are
+all nearly equidistant).
 """
 
 from __future__ import annotations
@@ -59,14 +62,16 @@ def main() -> None:
         assert len(hits) == 10
         sample = queries[:100]
         exact = np.argsort(-(sample @ data.T), axis=1)[:, :10]
-        found = [{int(h.id[1:]) for h in idx.search(q, 10)} for q in sample]
-        recall = np.mean([len(f & set(e)) / 10 for f, e in zip(found, exact, strict=True)])
+        results = [[int(h.id[1:]) for h in idx.search(q, 10)] for q in sample]
+        first = np.mean([r[0] == t for r, t in zip(results, targets[:100], strict=True)])
+        recall = np.mean([len(set(r) & set(e)) / 10 for r, e in zip(results, exact, strict=True)])
     ms = np.array(times) * 1000
     print(f"{args.vectors} vectors x {args.dim} dims: built in {build:.0f} s "
           f"(batches of {BATCH}, each committed)")
     print(f"query (top 10, with row lookup): mean {ms.mean():.2f} ms, median {np.median(ms):.2f} ms, "
           f"p99 {np.percentile(ms, 99):.2f} ms over {args.queries} queries")
-    print(f"recall@10 against exact search (100 queries): {recall:.3f}")
+    print(f"the clip a query was made from comes back first: {first:.3f} (100 queries)")
+    print(f"overlap with exact top 10: {recall:.3f} (uniform random vectors: a worst case)")
 
 
 if __name__ == "__main__":
