@@ -154,8 +154,9 @@ def _print_retrieval(res: dict) -> None:
 
 def _index(args: argparse.Namespace) -> int:
     from sonicaps.retrieval.index import build_index
+    from sonicaps.retrieval.scorer import PACKAGED
 
-    added, skipped, failed = build_index(args.collection, args.output, args.model,
+    added, skipped, failed = build_index(args.collection, args.output, args.model or PACKAGED,
                                          progress=not args.no_progress)
     print(f"indexed {added} clips into {args.output} ({skipped} already there, {failed} unreadable)")
     return 0
@@ -246,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     ix = sub.add_parser("index", help="embed a collection for search (incremental, resumable)")
     ix.add_argument("collection", help="a captioned dataset, pipeline output, or audio folder")
     ix.add_argument("-o", "--output", required=True, help="index directory")
-    ix.add_argument("--model", required=True, help="a train-retrieval run directory")
+    ix.add_argument("--model", help="a train-retrieval run directory (default: the shipped model)")
     ix.add_argument("--no-progress", action="store_true")
     ix.set_defaults(fn=_index)
 
