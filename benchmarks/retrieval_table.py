@@ -44,7 +44,8 @@ def main() -> None:
         test = load_split([i for i in read_dataset(data) if i.split == "test"], progress=False)
         base = evaluate_baseline(test)
     print(f"SceneCaps test split: {rep['clips']['test']} clips x 5 captions; trained on "
-          f"{rep['clips']['train']} clips, {args.epochs} epochs; build + features + training "
+          f"{rep['clips']['train']} clips, {args.epochs} epochs; "
+          f"{'features + training' if args.data else 'build + features + training'} "
           f"{total / 60:.1f} min on this machine")
     print(f"{'':<22} {'audio -> text':^27}   {'text -> audio':^27}   {'zero-shot':^11}")
     print(f"{'model':<22} {'R@1':>5} {'R@5':>5} {'R@10':>5} {'mAP10':>6}   {'R@1':>5} {'R@5':>5} "
