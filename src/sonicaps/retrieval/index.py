@@ -26,7 +26,7 @@ from sonicaps.retrieval.model import DualEncoder
 
 VECTORS, ROWS, META = "vectors.faiss", "items.sqlite", "model.json"
 HNSW_M = 32
-EF_SEARCH = 128  # candidates explored per query: recall against latency
+EF_SEARCH = 512  # candidates per query: 99 % first-hit at 1M vectors, 9 ms (benchmarks/search_speed.py)
 BATCH = 256
 
 
