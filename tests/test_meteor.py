@@ -259,3 +259,13 @@ def test_rejects_mismatched_inputs():
         m.meteor(["a"], [])
     with pytest.raises(ValueError):
         m.meteor([], [])
+
+
+def test_blocks_and_worker_processes_do_not_change_scores(monkeypatch):
+    candidates, references = rich_corpus(60, seed=2)
+    whole_corpus, whole_items = m.meteor(candidates, references, workers=1)
+    monkeypatch.setattr(m, "BLOCK_ITEMS", 7)
+    monkeypatch.setattr(m, "PARALLEL_MIN_ITEMS", 2)
+    split_corpus, split_items = m.meteor(candidates, references, workers=2)
+    assert split_corpus == whole_corpus
+    assert np.array_equal(split_items, whole_items)

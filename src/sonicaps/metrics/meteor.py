@@ -61,6 +61,8 @@ N_MODULES = 4
 BEAM_SIZE = 40
 # Below this many items, starting a worker process costs more than it saves.
 PARALLEL_MIN_ITEMS = 400
+# Items scored per block: bounds the per-text caches on very large corpora.
+BLOCK_ITEMS = 20000
 
 # --- Normalizer (edu.cmu.meteor.util.Normalizer, English, punctuation kept) ---------------
 
@@ -506,11 +508,14 @@ class MeteorScorer:
         return toks
 
     def prepare(self, texts: Iterable[str]) -> None:
-        """Load the paraphrase entries whose words all occur in these texts."""
+        """Tokenize these texts, look up their new words (stems, synsets), and load the
+        paraphrase entries whose words all occur in them."""
         new = {w for text in texts for w in self.tokens(text)} - self._vocab
         if not new:
             return
         self._vocab |= new
+        for word in new:
+            self._word(word)
         para: dict[tuple[str, ...], list[tuple[int, tuple[str, ...]]]] = {}
         for record, phrase, paraphrase in self.res.paraphrases.entries_within(self._vocab):
             para.setdefault(phrase, []).append((record, paraphrase))
@@ -696,14 +701,9 @@ def default_scorer() -> MeteorScorer:
 
 
 def _score_lines(lines: list[tuple[str, list[str]]]) -> list[MeteorStats]:
-    """Stats of each (test, references) line; prepares the words of these lines only, so
-    each worker normalizes and loads paraphrases for its own share of the corpus."""
+    """Stats of each (test, references) line, with the words already prepared (see meteor)."""
     scorer = default_scorer()
-    try:
-        scorer.prepare(text for test, refs in lines for text in (test, *refs))
-        return [scorer._best(test, refs) for test, refs in lines]
-    finally:
-        scorer.forget_texts()
+    return [scorer._best(test, refs) for test, refs in lines]
 
 
 def meteor(candidates: list[str], references: list[list[str]],
@@ -711,26 +711,41 @@ def meteor(candidates: list[str], references: list[list[str]],
     """Corpus METEOR and per-item scores, on PTB-tokenized strings, as pycocoevalcap computes them.
 
     Alignment is pure Python and items are independent, so on corpora of PARALLEL_MIN_ITEMS
-    or more the items are split over `workers` processes (default: up to 2 cores). The
-    workers are forked after the resources are loaded, so they start in milliseconds;
-    where fork is unavailable (Windows, macOS default) scoring stays in this process.
+    or more the items are split over `workers` processes (default: up to 2 cores). What the
+    items share (normalized tokens, paraphrase entries, per-word stems and synsets) is
+    computed once, then the workers are forked, so they inherit it and start in
+    milliseconds; where fork is unavailable (Windows, macOS default) scoring stays in this
+    process. Blocks of BLOCK_ITEMS bound the memory the token cache takes.
     """
     if len(candidates) != len(references):
         raise ValueError(f"{len(candidates)} candidates but {len(references)} reference lists")
     if not candidates:
         raise ValueError("nothing to score: no candidates")
-    default_scorer()  # load the resources before any fork, so workers inherit them
-    lines = [_score_line(c, refs) for c, refs in zip(candidates, references, strict=True)]
+    scorer = default_scorer()
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
-    if (workers > 1 and len(lines) >= PARALLEL_MIN_ITEMS
-            and "fork" in multiprocessing.get_all_start_methods()):
-        step = -(-len(lines) // workers)
-        chunks = [lines[i : i + step] for i in range(0, len(lines), step)]
-        with ProcessPoolExecutor(len(chunks) - 1, mp_context=multiprocessing.get_context("fork")) as pool:
-            futures = [pool.submit(_score_lines, chunk) for chunk in chunks[1:]]
-            stats = _score_lines(chunks[0])
-            for future in futures:
-                stats.extend(future.result())
-    else:
-        stats = _score_lines(lines)
+    fork = "fork" in multiprocessing.get_all_start_methods()
+    stats: list[MeteorStats] = []
+    for start in range(0, len(candidates), BLOCK_ITEMS):
+        end = start + BLOCK_ITEMS
+        lines = [_score_line(c, refs) for c, refs in
+                 zip(candidates[start:end], references[start:end], strict=True)]
+        try:
+            scorer.prepare(text for test, refs in lines for text in (test, *refs))
+            if workers > 1 and len(lines) >= PARALLEL_MIN_ITEMS and fork:
+                stats += _score_forked(lines, workers)
+            else:
+                stats += _score_lines(lines)
+        finally:
+            scorer.forget_texts()
     return corpus_score(stats), np.array([s.score for s in stats], dtype=float)
+
+
+def _score_forked(lines: list[tuple[str, list[str]]], workers: int) -> list[MeteorStats]:
+    step = -(-len(lines) // workers)
+    chunks = [lines[i : i + step] for i in range(0, len(lines), step)]
+    with ProcessPoolExecutor(len(chunks) - 1, mp_context=multiprocessing.get_context("fork")) as pool:
+        futures = [pool.submit(_score_lines, chunk) for chunk in chunks[1:]]
+        stats = _score_lines(chunks[0])
+        for future in futures:
+            stats.extend(future.result())
+    return stats

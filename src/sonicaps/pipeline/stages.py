@@ -1,5 +1,8 @@
 """ask -> write -> check over a batch of clips: the one implementation every runner calls.
 
+`caption_batch` runs all three in one process (the local runner); `ask_batch` and
+`write_batch` are its two halves, which the Ray runner places in separate actor pools.
+
 A failing batch call is retried clip by clip, so one bad clip (or one garbage answer)
 becomes one failure record and the rest of the batch goes on.
 """
@@ -108,34 +111,54 @@ def caption_batch(clips: Sequence[Clip], backends: Backends, cfg: PipelineConfig
 
     `timings`, when given, accumulates seconds spent per stage (ask, write, check).
     """
+    answers, failures = ask_batch(clips, backends.asker, timings)
+    ok = [i for i, a in enumerate(answers) if a is not None]
+    rows, more = write_batch([clips[i] for i in ok], [answers[i] for i in ok], backends.asker.model_id,
+                             backends.writer, backends.scorer, cfg, timings)
+    return rows, failures + more
+
+
+def _timed(fn: Callable[[list[int]], list[T]], stage: str,
+           timings: dict[str, float]) -> Callable[[list[int]], list[T]]:
+    def wrapper(ix: list[int]) -> list[T]:
+        t0 = time.perf_counter()
+        try:
+            return fn(ix)
+        finally:
+            timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - t0
+    return wrapper
+
+
+def ask_batch(clips: Sequence[Clip], asker: Asker, timings: dict[str, float] | None = None
+              ) -> tuple[list[Answers | None], list[dict[str, Any]]]:
+    """The ask stage: answers per clip (None where it failed), and failure records."""
     failures: list[dict[str, Any]] = []
     timings = timings if timings is not None else {}
-    threshold = accept_threshold(backends, cfg)
+    answers = isolate(_timed(lambda ix: _check_answers(asker.ask([clips[i] for i in ix], QUESTIONS), len(ix)),
+                             "ask", timings), list(range(len(clips))), clips, "ask", failures)
+    return [answers.get(i) for i in range(len(clips))], failures
 
-    def timed(stage: str, fn):
-        def wrapper(ix):
-            t0 = time.perf_counter()
-            try:
-                return fn(ix)
-            finally:
-                timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - t0
-        return wrapper
+
+def write_batch(clips: Sequence[Clip], answers: Sequence[Answers], asker_id: str, writer: Writer,
+                scorer: Scorer, cfg: PipelineConfig, timings: dict[str, float] | None = None
+                ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The write and check stages over answered clips (check decides whether to rewrite, so
+    the two run together): rows for the store and failure records."""
+    failures: list[dict[str, Any]] = []
+    timings = timings if timings is not None else {}
+    threshold = accept_threshold(scorer, cfg)
 
     def safe(fn, idx, stage):
-        return isolate(timed(stage, fn), idx, clips, stage, failures)
+        return isolate(_timed(fn, stage, timings), idx, clips, stage, failures)
 
     idx = list(range(len(clips)))
-    answers = safe(lambda ix: _check_answers(
-        backends.asker.ask([clips[i] for i in ix], QUESTIONS), len(ix)), idx, "ask")
-    idx = [i for i in idx if i in answers]
-
     # The recipe's check: accept when the caption agrees with the audio at least as well
     # as the clip's label string; without given labels, use a calibrated threshold.
     label_text = {i: ", ".join(clips[i].labels) for i in idx if clips[i].labels}
     label_scores: dict[int, float] = {}
     if label_text:
         lid = sorted(label_text)
-        label_scores = safe(lambda ix: list(_check_scores(backends.scorer.score(
+        label_scores = safe(lambda ix: list(_check_scores(scorer.score(
             [clips[i] for i in ix], [answers[i] for i in ix], [label_text[i] for i in ix]),
             len(ix))), lid, "check")
         idx = [i for i in idx if i not in label_text or i in label_scores]
@@ -145,10 +168,10 @@ def caption_batch(clips: Sequence[Clip], backends: Backends, cfg: PipelineConfig
     for attempt in range(cfg.max_attempts):
         if not pending:
             break
-        texts = safe(lambda ix, a=attempt: _check_texts(backends.writer.write(
+        texts = safe(lambda ix, a=attempt: _check_texts(writer.write(
             [clips[i] for i in ix], [answers[i] for i in ix], a), len(ix)), pending, "write")
         ok = [i for i in pending if i in texts]
-        scores = safe(lambda ix, t=texts: list(_check_scores(backends.scorer.score(
+        scores = safe(lambda ix, t=texts: list(_check_scores(scorer.score(
             [clips[i] for i in ix], [answers[i] for i in ix], [t[i] for i in ix]),
             len(ix))), ok, "check")
         for i in ok:
@@ -182,8 +205,8 @@ def caption_batch(clips: Sequence[Clip], backends: Backends, cfg: PipelineConfig
             "accepted": _accepted(score, i, label_scores, threshold),
             "attempts": attempts,
             "evidence": json.dumps(ans.evidence, ensure_ascii=False, default=_json_default),
-            "asker": backends.asker.model_id, "writer": backends.writer.model_id,
-            "scorer": backends.scorer.model_id, "prompt_version": PROMPT_VERSION,
+            "asker": asker_id, "writer": writer.model_id,
+            "scorer": scorer.model_id, "prompt_version": PROMPT_VERSION,
             "sonicaps_version": __version__, "last_in_source": clip.last_in_source,
             "created_at": now,
         })
@@ -192,13 +215,13 @@ def caption_batch(clips: Sequence[Clip], backends: Backends, cfg: PipelineConfig
     return rows, [f for f in failures if f["id"] not in captioned]
 
 
-def accept_threshold(backends: Backends, cfg: PipelineConfig) -> float:
+def accept_threshold(scorer: Scorer, cfg: PipelineConfig) -> float:
     """The configured threshold, else the check backend's calibrated one."""
     if cfg.accept_threshold is not None:
         return cfg.accept_threshold
-    value = getattr(backends.scorer, "accept_threshold", None)
+    value = getattr(scorer, "accept_threshold", None)
     if value is None:
-        raise ValueError(f"check backend {backends.scorer.model_id} has no calibrated threshold: "
+        raise ValueError(f"check backend {scorer.model_id} has no calibrated threshold: "
                          "set [pipeline] accept_threshold (benchmarks/calibrate_threshold.py)")
     return float(value)
 
