@@ -222,3 +222,40 @@ def test_symlink_cycle_is_walked_once(tmp_path, examples):
     shutil.copy(examples / "cow.mp3", d / "cow.mp3")
     (d / "loop").symlink_to(d, target_is_directory=True)
     assert [s.key for s in iter_sources([d])] == ["cow"]
+
+
+def _row(cid: str, source: str, last: bool) -> dict:
+    from sonicaps.pipeline.store import SCHEMA
+
+    row = {name: None for name in SCHEMA.names}
+    return row | {"id": cid, "source": source, "caption": "a dog barks", "labels": [],
+                  "last_in_source": last}
+
+
+@pytest.mark.parametrize("crash_at", ["_write_shard", "_append_failures"])
+def test_a_crash_mid_commit_never_marks_a_source_finished_early(tmp_path, monkeypatch, crash_at):
+    """Each source's finishing record must be durable only after the rest of its batch."""
+    from sonicaps.pipeline.store import Store
+
+    # Source a: a row, then a failed last clip. Source b: a failed clip, then a last row.
+    rows = [_row("a_0_10", "a.wav", False), _row("b_10_20", "b.wav", True)]
+    fails = [{"source": "a.wav", "id": "a_10_20", "stage": "ask", "error": "E", "message": "m",
+              "last_in_source": True},
+             {"source": "b.wav", "id": "b_0_10", "stage": "ask", "error": "E", "message": "m",
+              "last_in_source": False}]
+    store = Store(tmp_path)
+    real, calls = getattr(Store, crash_at), []
+
+    def crash_on_second_write(self, records):
+        calls.append(len(records))
+        if len(calls) == (2 if crash_at == "_append_failures" else 1):
+            raise KeyboardInterrupt  # the process dies here
+        return real(self, records)
+
+    monkeypatch.setattr(Store, crash_at, crash_on_second_write)
+    with pytest.raises(KeyboardInterrupt):
+        store.commit(rows, fails)
+    prog = Store(tmp_path).load_progress()
+    for source, ids in (("a.wav", {"a_0_10", "a_10_20"}), ("b.wav", {"b_0_10", "b_10_20"})):
+        if source in prog.done_sources:  # finished: every record of it must be there
+            assert ids <= prog.done_ids, (crash_at, source, prog)

@@ -2,8 +2,11 @@
 
 Exactly-once under SIGKILL: every batch is committed by (1) appending its failures to
 _failures.jsonl and fsyncing, then (2) writing its Parquet shard under a hidden name and
-renaming it into place (atomic on POSIX). A kill between the two leaves the failures
-recorded and the good clips unrecorded, so a re-run redoes only those. Readers
+renaming it into place (atomic on POSIX), then (3) appending the failures that finish a
+source (last_in_source). A re-run skips a source once a record marks it finished, so that
+record is written after every other record of its batch: a kill anywhere leaves a source
+either finished with all its records, or unfinished, and the re-run redoes exactly the
+clips that have no record. Readers
 (`pandas.read_parquet(OUT_DIR)`) never see hidden files, so they never see half a shard.
 One run writes to a directory at a time.
 """
@@ -116,12 +119,19 @@ class Store:
         return [json.loads(line) for line in data.splitlines() if line.strip()]
 
     def commit(self, rows: list[dict[str, Any]], failures: list[dict[str, Any]]) -> None:
+        self._append_failures([f for f in failures if not f["last_in_source"]])
+        self._write_shard(rows)
+        self._append_failures([f for f in failures if f["last_in_source"]])
+
+    def _append_failures(self, failures: list[dict[str, Any]]) -> None:
         if failures:
             with open(self.failures_path, "a", encoding="utf-8") as f:
                 for rec in failures:
                     f.write(json.dumps(rec, ensure_ascii=False) + "\n")
                 f.flush()
                 os.fsync(f.fileno())
+
+    def _write_shard(self, rows: list[dict[str, Any]]) -> None:
         if rows:
             table = pa.Table.from_pylist(rows, schema=SCHEMA)
             name = f"part-{self._run}-{self._seq:06d}.parquet"
