@@ -259,3 +259,48 @@ def test_a_crash_mid_commit_never_marks_a_source_finished_early(tmp_path, monkey
     for source, ids in (("a.wav", {"a_0_10", "a_10_20"}), ("b.wav", {"b_0_10", "b_10_20"})):
         if source in prog.done_sources:  # finished: every record of it must be there
             assert ids <= prog.done_ids, (crash_at, source, prog)
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    """A real S3 API (moto's server) on 127.0.0.1, with a bucket; yields (filesystem, uri query)."""
+    import socket
+
+    import pyarrow.fs as pafs
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    for key, value in (("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test"),
+                       ("AWS_DEFAULT_REGION", "us-east-1")):
+        monkeypatch.setenv(key, value)
+    fs = pafs.S3FileSystem(endpoint_override=f"127.0.0.1:{port}", scheme="http", region="us-east-1",
+                           access_key="test", secret_key="test", allow_bucket_creation=True)
+    fs.create_dir("captions")
+    yield fs, f"endpoint_override=127.0.0.1:{port}&scheme=http&region=us-east-1"
+    server.stop()
+
+
+def test_output_to_an_object_store_resumes_like_a_folder(s3, examples, tmp_path, backends):
+    import pyarrow.parquet as pq
+
+    from sonicaps.pipeline.store import Store
+
+    fs, query = s3
+    src = tmp_path / "in"
+    shutil.copytree(examples, src)
+    (src / "broken.wav").write_text("not audio")
+    uri = f"s3://captions/run1?{query}"
+    first = run([src], uri, PipelineConfig(batch_size=3), backends=backends, progress=False)
+    local = run([src], tmp_path / "local", PipelineConfig(batch_size=3), backends=backends, progress=False)
+    got = pq.read_table("captions/run1", filesystem=fs).to_pandas().sort_values("id")
+    want = pd.read_parquet(tmp_path / "local").sort_values("id")
+    assert first.clips == local.clips == len(got) > 0
+    assert list(got["id"]) == list(want["id"]) and list(got["caption"]) == list(want["caption"])
+    fails = [(f["source"], f["stage"]) for f in Store(uri).read_failures()]
+    assert fails == [(str(src / "broken.wav"), "decode")]
+    again = run([src], uri, PipelineConfig(batch_size=3), backends=backends, progress=False)
+    assert again.clips == again.failures == 0 and again.skipped_sources == len(list(src.iterdir()))

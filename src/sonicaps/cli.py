@@ -26,8 +26,9 @@ def _caption(args: argparse.Namespace) -> int:
                     progress=not args.no_progress)
     else:
         s = run(args.inputs, args.output, cfg, audio_root=args.audio_root, progress=not args.no_progress)
+    fails = "_failures-*.jsonl" if "://" in args.output else Path(args.output) / "_failures.jsonl"
     print(f"captioned {s.clips} clips in {s.seconds:.1f} s ({s.clips_per_s:.2f} clips/s); "
-          f"{s.failures} failures recorded in {Path(args.output) / '_failures.jsonl'}; "
+          f"{s.failures} failures recorded in {fails}; "
           f"{s.skipped_sources} sources already done")
     return 0
 

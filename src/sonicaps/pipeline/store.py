@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 # The underscore keeps `pandas.read_parquet(OUT_DIR)` working: pyarrow skips files whose
@@ -71,28 +72,47 @@ class Progress:
 
 
 class Store:
+    """The output directory: a local path, or a URI of any filesystem pyarrow supports
+    (s3://bucket/prefix, gs://..., hdfs://...; S3 options go in the query string, e.g.
+    ?endpoint_override=host:port&scheme=http, credentials in the usual environment
+    variables). An object store cannot append or rename, but an upload appears whole or not
+    at all, so there each shard is uploaded under its final name and each batch's failures
+    go to their own `_failures-<run>-<seq>.jsonl` object, in the same order as locally."""
+
     def __init__(self, out_dir: str | Path) -> None:
-        self.dir = Path(out_dir)
-        if self.dir.exists() and not self.dir.is_dir():
-            raise NotADirectoryError(f"{self.dir} exists and is not a directory")
-        self.dir.mkdir(parents=True, exist_ok=True)
-        for stale in self.dir.glob(".part-*.tmp"):  # shards a killed run never renamed
-            stale.unlink(missing_ok=True)
+        self.fs, self.root = _filesystem(out_dir)
+        self.local = isinstance(self.fs, pafs.LocalFileSystem)
+        self.dir = Path(self.root) if self.local else None
+        info = self.fs.get_file_info(self.root)
+        if info.type == pafs.FileType.File:
+            raise NotADirectoryError(f"{out_dir} exists and is not a directory")
+        self.fs.create_dir(self.root, recursive=True)
+        for stale in self._names(".part-", ".tmp"):  # shards a killed run never renamed
+            self.fs.delete_file(f"{self.root}/{stale}")
         self._run = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
         self._seq = 0
+        self._failure_seq = 0
+
+    def _names(self, prefix: str, suffix: str = "") -> list[str]:
+        infos = self.fs.get_file_info(pafs.FileSelector(self.root, allow_not_found=True))
+        return sorted(i.base_name for i in infos if i.type == pafs.FileType.File
+                      and i.base_name.startswith(prefix) and i.base_name.endswith(suffix))
 
     @property
     def failures_path(self) -> Path:
+        """The local failures file (on object stores: `_failures-*.jsonl` objects)."""
+        if self.dir is None:
+            raise ValueError("a remote store keeps its failures in _failures-*.jsonl objects")
         return self.dir / FAILURES
 
-    def shards(self) -> list[Path]:
-        return sorted(self.dir.glob("part-*.parquet"))
+    def shards(self) -> list[str]:
+        return [f"{self.root}/{name}" for name in self._names("part-", ".parquet")]
 
     def load_progress(self) -> Progress:
         prog = Progress()
         recorded: list[tuple[str, str]] = []  # (id, source)
         for shard in self.shards():
-            t = pq.read_table(shard, columns=["id", "source", "last_in_source"])
+            t = pq.read_table(shard, columns=["id", "source", "last_in_source"], filesystem=self.fs)
             ids, sources = t.column("id").to_pylist(), t.column("source").to_pylist()
             prog.rows += len(ids)
             recorded += zip(ids, sources, strict=True)
@@ -110,7 +130,10 @@ class Store:
         return prog
 
     def read_failures(self) -> list[dict[str, Any]]:
-        """Failure records; a torn last line (a kill mid-write) is cut off the file."""
+        """Failure records; a torn last line (a kill mid-write) is cut off the local file."""
+        if not self.local:
+            data = b"".join(self._read(f"{self.root}/{name}") for name in self._names("_failures-", ".jsonl"))
+            return [json.loads(line) for line in data.splitlines() if line.strip()]
         path = self.failures_path
         if not path.exists():
             return []
@@ -122,26 +145,50 @@ class Store:
             data = data[:cut]
         return [json.loads(line) for line in data.splitlines() if line.strip()]
 
+    def _read(self, path: str) -> bytes:
+        with self.fs.open_input_stream(path) as f:
+            return f.read()
+
     def commit(self, rows: list[dict[str, Any]], failures: list[dict[str, Any]]) -> None:
         self._append_failures([f for f in failures if not f["last_in_source"]])
         self._write_shard(rows)
         self._append_failures([f for f in failures if f["last_in_source"]])
 
     def _append_failures(self, failures: list[dict[str, Any]]) -> None:
-        if failures:
-            with open(self.failures_path, "a", encoding="utf-8") as f:
-                for rec in failures:
-                    f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
+        if not failures:
+            return
+        data = "".join(json.dumps(rec, ensure_ascii=False) + "\n" for rec in failures).encode()
+        if not self.local:
+            name = f"_failures-{self._run}-{self._failure_seq:06d}.jsonl"
+            self._failure_seq += 1
+            with self.fs.open_output_stream(f"{self.root}/{name}") as f:
+                f.write(data)
+            return
+        with open(self.failures_path, "ab") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
 
     def _write_shard(self, rows: list[dict[str, Any]]) -> None:
-        if rows:
-            table = pa.Table.from_pylist(rows, schema=SCHEMA)
-            name = f"part-{self._run}-{self._seq:06d}.parquet"
-            tmp = self.dir / f".{name}.tmp"
-            pq.write_table(table, tmp, compression="zstd")
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, self.dir / name)
-            self._seq += 1
+        if not rows:
+            return
+        table = pa.Table.from_pylist(rows, schema=SCHEMA)
+        name = f"part-{self._run}-{self._seq:06d}.parquet"
+        self._seq += 1
+        if not self.local:
+            pq.write_table(table, f"{self.root}/{name}", compression="zstd", filesystem=self.fs)
+            return
+        tmp = self.dir / f".{name}.tmp"
+        pq.write_table(table, tmp, compression="zstd")
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, self.dir / name)
+
+
+def _filesystem(out_dir: str | Path) -> tuple[pafs.FileSystem, str]:
+    """(filesystem, root path inside it) for a local path or a filesystem URI."""
+    text = str(out_dir)
+    if "://" not in text:
+        return pafs.LocalFileSystem(), str(Path(text).absolute())
+    fs, path = pafs.FileSystem.from_uri(text)
+    return fs, path.rstrip("/")
