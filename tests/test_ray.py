@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -53,10 +54,12 @@ def _records(out) -> tuple[pd.DataFrame, list[tuple]]:
     return rows, fails
 
 
-def test_ray_gives_the_local_runners_output(cluster, collection, tmp_path, backends):
+@pytest.mark.parametrize("pool", ["actors", "tasks"])
+def test_ray_gives_the_local_runners_output(cluster, collection, tmp_path, backends, pool):
     cfg = PipelineConfig(batch_size=4)
     run([collection], tmp_path / "local", cfg, backends=backends, progress=False)
-    summary = run_ray([collection], tmp_path / "ray", cfg, progress=False)
+    pools = RayConfig(ask=PoolSpec(pool=pool, size=2, num_cpus=0.5), write=PoolSpec(pool=pool))
+    summary = run_ray([collection], tmp_path / "ray", replace(cfg, ray=pools), progress=False)
     local, local_fails = _records(tmp_path / "local")
     got, got_fails = _records(tmp_path / "ray")
     assert summary.clips == len(got) == 21

@@ -57,6 +57,9 @@ class RayConfig:
     # Logical CPUs of a local cluster. More than the cores, so that the decode tasks and the
     # driver's reads are not starved by actors holding a CPU each.
     num_cpus: int = 8
+    # An autoscaling cluster grows when pools wait; otherwise pools larger than the cluster
+    # are refused up front (Ray would wait for them forever).
+    autoscaling: bool = False
     decode_tasks: int = 2  # concurrent decode tasks (each decodes one source at a time)
     decode_cpus: float = 1.0
     ask: PoolSpec = PoolSpec()

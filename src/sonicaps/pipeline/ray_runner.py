@@ -236,7 +236,8 @@ def run_ray(inputs: Iterable[str | Path], out_dir: str | Path, cfg: PipelineConf
 
     started = _connect(cfg.ray, address)
     try:
-        check_resources(cfg.ray, ray.cluster_resources())
+        if not cfg.ray.autoscaling:
+            check_resources(cfg.ray, ray.cluster_resources())
         ctx = ray.data.DataContext.get_current()
         ctx.execution_options.preserve_order = True  # see the module docstring
         ctx.enable_progress_bars = False  # ours counts files and clips
