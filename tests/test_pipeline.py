@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -189,6 +190,17 @@ def test_config_files(tmp_path):
         from_dict({"pipeline": {"batch": 3}})
     with pytest.raises(ValueError, match="batch_size"):
         replace(PipelineConfig(), batch_size=0)
+    shipped = Path(__file__).parents[1] / "configs"
+    for path in shipped.glob("*.toml"):
+        cfg = load_config(path)  # every shipped config parses
+    for name in ("builtin", "textsim-check", "ray-cluster"):  # (retrieval-check needs a trained run)
+        Backends.from_config(load_config(shipped / f"{name}.toml"))
+    ray = load_config(shipped / "ray-cluster.toml").ray
+    assert (ray.ask.size, ray.write.size, ray.decode_tasks) == (2, 2, 4)
+    with pytest.raises(ValueError, match="'actors' or 'tasks'"):
+        from_dict({"ray": {"ask": {"pool": "threads"}}})
+    with pytest.raises(ValueError, match=r"unknown \[ray\] setting"):
+        from_dict({"ray": {"cpus": 3}})
 
 
 def test_sigkill_then_resume_is_exactly_once(tmp_path, examples):

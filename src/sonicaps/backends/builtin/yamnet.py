@@ -154,7 +154,11 @@ class Yamnet:
                 shifted = (numpy_helper.to_array(zp).astype(np.int16) + 128).astype(np.uint8)
                 zp.CopyFrom(numpy_helper.from_array(shifted, zp.name))
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
+        # OMP_NUM_THREADS is how Ray (and batch schedulers) tell a worker its CPU share;
+        # onnxruntime ignores it, so it is read here.
+        omp = os.environ.get("OMP_NUM_THREADS", "")
+        opts.intra_op_num_threads = threads or (int(omp) if omp.isdigit() and int(omp) > 0
+                                                else min(4, os.cpu_count() or 1))
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
         self._session = ort.InferenceSession(model.SerializeToString(), opts,
