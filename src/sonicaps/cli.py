@@ -42,6 +42,21 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from sonicaps.pipeline.config import PipelineConfig, load_config
+    from sonicaps.serve import Faults, build_service, create_app
+
+    cfg = load_config(args.config) if args.config else PipelineConfig()
+    service = build_service(cfg, args.model_name)
+    app = create_app(service, Faults(list(args.fault or [])))
+    print(f"serving {service.model_name} at http://{args.host}:{args.port}/v1 "
+          f"(ask: {cfg.ask.backend}, write: {cfg.write.backend})", flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -209,6 +224,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--accepted-only", action="store_true",
                    help="only captions that passed the check stage")
     e.set_defaults(fn=_export)
+
+    sv = sub.add_parser("serve", help="an OpenAI-compatible server in front of the config's ask "
+                        "and write backends (for the openai backends of many workers)")
+    sv.add_argument("--config", help="TOML/YAML file choosing the backends (default: built-in)")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--model-name", help="the model id the server reports (default sonicaps-<ask backend>)")
+    sv.add_argument("--fault", action="append", help="misbehave on purpose, one per request in order: "
+                    "empty, garbage, 500, 503, 429, sleep:<s> (for testing clients)")
+    sv.set_defaults(fn=_serve)
 
     d = sub.add_parser("demo", help="build a small example collection and caption it")
     d.add_argument("dir", nargs="?", default="demo")

@@ -9,8 +9,10 @@ from importlib import import_module
 from typing import Any
 
 REGISTRY: dict[str, dict[str, str]] = {
-    "ask": {"builtin": "sonicaps.backends.builtin.asker:BuiltinAsker"},
-    "write": {"builtin": "sonicaps.backends.builtin.writer:BuiltinWriter"},
+    "ask": {"builtin": "sonicaps.backends.builtin.asker:BuiltinAsker",
+            "openai": "sonicaps.backends.openai_api:OpenAIAsker"},
+    "write": {"builtin": "sonicaps.backends.builtin.writer:BuiltinWriter",
+              "openai": "sonicaps.backends.openai_api:OpenAIWriter"},
     "check": {"textsim": "sonicaps.backends.builtin.textsim:TextSimScorer",
               "retrieval": "sonicaps.retrieval.scorer:RetrievalScorer"},
 }

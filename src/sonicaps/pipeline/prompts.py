@@ -1,4 +1,8 @@
-"""The AudioSetCaps questions, kept verbatim: they are the recipe's published prompts."""
+"""The prompts: the AudioSetCaps questions (verbatim) and our instructions to caption writers."""
+
+from __future__ import annotations
+
+import re
 
 QUESTIONS: tuple[str, str, str] = (
     "Describe this audio according to the sounds in it.",
@@ -10,4 +14,53 @@ QUESTIONS: tuple[str, str, str] = (
 )
 
 # Bumped whenever QUESTIONS or a writer prompt changes; recorded with every row.
-PROMPT_VERSION = "audiosetcaps-1"
+PROMPT_VERSION = "audiosetcaps-1+writer-1"
+
+# Our own wording of the recipe's instruction to the caption writer (an LLM).
+WRITER_SYSTEM = (
+    "You write captions for sound recordings. You receive a crowd worker's answers about one "
+    "audio clip: what sounds it holds, and, if present, what the speech and the music are "
+    "like. Reply with exactly one caption: a single English sentence of at most 25 words, in "
+    "the present tense, that says what can be heard, in the order it happens. Do not quote or "
+    "report what anyone says, do not name people, do not list category labels, and do not "
+    "start with 'This audio', 'There is' or 'You can hear'. Reply with the caption only."
+)
+
+# A speech or music answer that says there is none is left out of the writer's prompt,
+# as the recipe does, so the writer cannot mention what is absent.
+_TOPIC_WORDS = {"speech": r"speech|speaking|speakers?|spoken|voices?|talking|words",
+                "music": r"music|musical|singing|songs?|melody|instruments?"}
+
+
+def says_absent(answer: str, topic: str) -> bool:
+    """Whether a speech or music answer (topic "speech" or "music") says there is none."""
+    words = _TOPIC_WORDS[topic]
+    pattern = (rf"\b(no|not any|without|absent|lacks?|none)\b[^.]{{0,40}}\b({words})\b"
+               rf"|\b({words})\b[^.]{{0,30}}\b(is|are) (not|absent)\b|^\s*(no|none)\b")
+    return re.search(pattern, answer, flags=re.IGNORECASE) is not None
+
+
+def writer_message(answers: tuple[str, str, str]) -> str:
+    """The user message for a caption writer: the Q&A, minus speech/music answers that say
+    there is none."""
+    lines = [f"Question 1: {QUESTIONS[0]}", f"Answer 1: {answers[0].strip()}"]
+    for k, topic in ((1, "speech"), (2, "music")):
+        if not says_absent(answers[k], topic):
+            lines += [f"Question {k + 1}: {QUESTIONS[k]}", f"Answer {k + 1}: {answers[k].strip()}"]
+    return "\n".join(lines)
+
+
+def answers_in(message: str) -> tuple[str, str, str] | None:
+    """The answers of a message made by writer_message (missing ones become ''), or None."""
+    found = dict(re.findall(r"^Answer ([123]): (.*)$", message, flags=re.MULTILINE))
+    if "1" not in found:
+        return None
+    return (found["1"], found.get("2", ""), found.get("3", ""))
+
+
+def clean_caption(text: str) -> str:
+    """An LLM reply reduced to its caption: first non-empty line, without a 'Caption:' label
+    or wrapping quotes."""
+    line = next((ln.strip() for ln in text.strip().splitlines() if ln.strip()), "")
+    line = re.sub(r"^(caption|answer)\s*:\s*", "", line, flags=re.IGNORECASE)
+    return line.strip().strip('"\u201c\u201d\'').strip()

@@ -68,10 +68,29 @@ def sentence(events: Sequence[dict], attempt: int = 0) -> str:
     return text[0].upper() + text[1:]
 
 
+# "A dog barks from 0.0 s to 4.3 s." : the built-in asker's first answer, one per event.
+_TIMED = re.compile(r"([^.]+?) from (\d+(?:\.\d+)?) s to (\d+(?:\.\d+)?) s\.")
+
+
 def _from_text(answer: str) -> str:
-    """A caption from a free-text sound description (answers of other askers)."""
+    """A caption from the sound answer's text alone (answers of other askers, or the
+    built-in asker's answers read back through a server)."""
+    timed = [(float(a), float(b), clause.strip()) for clause, a, b in _TIMED.findall(answer)]
+    if timed:
+        timed = sorted(timed, key=lambda t: t[0])[:MAX_SOURCES]
+        text = timed[0][2]
+        for k in range(1, len(timed)):
+            onset, offset, clause = timed[k]
+            clause = clause[:1].lower() + clause[1:]
+            overlap = any(_overlaps({"onset": onset, "offset": offset}, {"onset": a, "offset": b})
+                          for a, b, _ in timed[:k])
+            text += f" while {clause}" if overlap else f", then {clause}"
+        return text[:1].upper() + text[1:]
     first = re.split(r"(?<=[.!?])\s+", answer.strip(), maxsplit=1)[0]
     first = _BANNED_OPENINGS.sub("", first).strip().rstrip(".!")
+    first = re.sub(r"^(is|are)\s+(an? (recording|sound|clip) of\s+)?", "", first, flags=re.IGNORECASE)
+    if re.fullmatch(r"(nearly |almost |mostly )?silen(t|ce)", first, flags=re.IGNORECASE):
+        return "Silence"
     return first[:1].upper() + first[1:]
 
 

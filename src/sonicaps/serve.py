@@ -1,0 +1,250 @@
+"""`sonicaps serve`: an OpenAI-compatible server in front of sonicaps backends.
+
+One server per GPU, many pipeline workers pointing at it (the `openai` backends). It
+answers `POST /v1/chat/completions` and `GET /v1/models`:
+
+- a conversation with an audio part (`input_audio` or an `audio_url` data URL) goes to the
+  ask backend, which answers the three sonicaps questions of that clip at once; the
+  answers are kept (LRU) so the conversation's next turns cost nothing;
+- a conversation without audio goes to the write backend: its last user message must be
+  the writer prompt (`prompts.writer_message`), whose answers the writer reads.
+
+`Faults` makes the server misbehave on purpose (errors, empty answers, broken JSON,
+delays), so clients can be tested against a real server.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+import tempfile
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from sonicaps.audio import load_audio
+from sonicaps.clip import Answers, Clip
+from sonicaps.pipeline.prompts import QUESTIONS, answers_in
+
+SR = 16_000
+CACHE_CLIPS = 256  # answered clips kept for the later turns of their conversations
+FAULT_KINDS = ("ok", "empty", "garbage", "500", "503", "429", "sleep")
+
+
+class RequestError(ValueError):
+    """A request the server cannot answer (HTTP 400 with an OpenAI-style error body)."""
+
+
+@dataclass
+class Faults:
+    """Misbehaviour for tests: one entry per request, in order, then normal service.
+
+    Entries: "ok", "empty" (200 with an empty answer), "garbage" (200 with a body that is
+    not JSON), "500" / "503" / "429" (that status), "sleep:<seconds>" (answer late).
+    """
+
+    script: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        for entry in self.script:
+            if entry.split(":")[0] not in FAULT_KINDS:
+                raise ValueError(f"unknown fault {entry!r}; use one of {FAULT_KINDS}")
+
+    def next(self) -> str:
+        with self._lock:
+            return self.script.pop(0) if self.script else "ok"
+
+
+def decode_audio_part(part: dict[str, Any]) -> tuple[bytes, str]:
+    """(file bytes, format) of an `input_audio` or `audio_url` (data URL) content part."""
+    if part.get("type") == "input_audio":
+        spec = part.get("input_audio") or {}
+        data, fmt = spec.get("data"), spec.get("format", "wav")
+    else:
+        url = (part.get("audio_url") or {}).get("url", "")
+        m = re.fullmatch(r"data:audio/([\w.+-]+);base64,(.*)", url, flags=re.DOTALL)
+        if not m:
+            raise RequestError("audio_url must be a base64 data URL (data:audio/<format>;base64,...)")
+        fmt, data = m.group(1), m.group(2)
+    if not isinstance(data, str) or not data:
+        raise RequestError("audio part without data")
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise RequestError(f"audio data is not valid base64: {e}") from e
+    fmt = {"x-wav": "wav", "wave": "wav", "mpeg": "mp3"}.get(fmt, fmt)
+    if not re.fullmatch(r"[a-z0-9]{1,8}", fmt):
+        raise RequestError(f"unknown audio format {fmt!r}")
+    return raw, fmt
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [p for p in content if isinstance(p, dict) and p.get("type") == "text"]
+        return "\n".join(str(p.get("text", "")) for p in parts)
+    return ""
+
+
+class Service:
+    """What the HTTP layer calls: parses a chat request and runs the backends.
+
+    Models run one call at a time (a lock): a CPU model gains nothing from overlapping
+    calls, and GPU backends batch inside one call.
+    """
+
+    def __init__(self, asker: Any, writer: Any, model_name: str) -> None:
+        self.asker, self.writer, self.model_name = asker, writer, model_name
+        self._lock = threading.Lock()
+        self._answers: OrderedDict[str, Answers] = OrderedDict()
+
+    def complete(self, body: dict[str, Any]) -> str:
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise RequestError("'messages' must be a non-empty list")
+        users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+        if not users:
+            raise RequestError("no user message")
+        audio = [p for m in users if isinstance(m.get("content"), list) for p in m["content"]
+                 if isinstance(p, dict) and p.get("type") in ("input_audio", "audio_url")]
+        question = _text(users[-1].get("content")).strip()
+        if audio:
+            return self._ask(audio[0], question)
+        return self._write(question)
+
+    def _ask(self, part: dict[str, Any], question: str) -> str:
+        if question not in QUESTIONS:
+            raise RequestError(f"model {self.model_name} answers only the three sonicaps questions "
+                               "(sonicaps.pipeline.prompts.QUESTIONS)")
+        raw, fmt = decode_audio_part(part)
+        key = hashlib.sha256(raw).hexdigest()
+        answers = self._cached(key)
+        if answers is None:
+            clip = self._clip(key, raw, fmt)
+            with self._lock:
+                answers = self.asker.ask([clip], QUESTIONS)[0]
+            with self._lock:
+                self._answers[key] = answers
+                while len(self._answers) > CACHE_CLIPS:
+                    self._answers.popitem(last=False)
+        return answers.texts[QUESTIONS.index(question)]
+
+    def _cached(self, key: str) -> Answers | None:
+        with self._lock:
+            if key in self._answers:
+                self._answers.move_to_end(key)
+                return self._answers[key]
+        return None
+
+    def _clip(self, key: str, raw: bytes, fmt: str) -> Clip:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"audio.{fmt}"
+            path.write_bytes(raw)
+            try:
+                audio = load_audio(path)
+            except Exception as e:  # undecodable audio is the client's error, reported as such
+                raise RequestError(f"cannot decode the {fmt} audio: {e}") from e
+        if audio.size == 0:
+            raise RequestError("the audio is empty")
+        return Clip(key[:16], "request", 0.0, len(audio) / SR, audio.astype(np.float32))
+
+    def _write(self, message: str) -> str:
+        answers = answers_in(message)
+        if answers is None:
+            raise RequestError(f"model {self.model_name} writes captions from the sonicaps writer prompt "
+                               "(sonicaps.pipeline.prompts.writer_message); no 'Answer 1:' line found")
+        clip = Clip("request", "request", 0.0, 0.0, np.zeros(0, np.float32))
+        with self._lock:
+            return self.writer.write([clip], [Answers(answers)], 0)[0]
+
+
+def create_app(service: Service, faults: Faults | None = None) -> Any:
+    """The FastAPI application."""
+    app = FastAPI(title="sonicaps serve")
+    faults = faults or Faults()
+
+    def error(status: int, message: str, kind: str) -> JSONResponse:
+        return JSONResponse({"error": {"message": message, "type": kind}}, status_code=status)
+
+    @app.get("/v1/models")
+    def models() -> dict:
+        return {"object": "list", "data": [{"id": service.model_name, "object": "model",
+                                            "created": 0, "owned_by": "sonicaps"}]}
+
+    def answer(body: Any, fault: str) -> Any:
+        kind, _, arg = fault.partition(":")
+        if kind in ("500", "503", "429"):
+            return error(int(kind), f"injected fault {kind}", "server_error")
+        if kind == "sleep":
+            time.sleep(float(arg or 1))
+        if kind == "garbage":
+            return PlainTextResponse("{not json", media_type="application/json")
+        if not isinstance(body, dict):
+            return error(400, "the request body must be a JSON object", "invalid_request_error")
+        try:
+            text = "" if kind == "empty" else service.complete(body)
+        except RequestError as e:
+            return error(400, str(e), "invalid_request_error")
+        return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion",
+                "created": int(time.time()), "model": service.model_name,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                             "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}}
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Any:
+        try:
+            body = await request.json()
+        except ValueError:
+            return error(400, "the request body is not JSON", "invalid_request_error")
+        # Models block: run them in the thread pool, off the event loop.
+        return await run_in_threadpool(answer, body, faults.next())
+
+    return app
+
+
+def build_service(cfg: Any, model_name: str | None = None) -> Service:
+    """The service for a pipeline config: its ask and write backends."""
+    from sonicaps.backends import create
+
+    asker = create("ask", cfg.ask.backend, **cfg.ask.options)
+    writer = create("write", cfg.write.backend, **cfg.write.options)
+    return Service(asker, writer, model_name or f"sonicaps-{cfg.ask.backend}")
+
+
+class BackgroundServer:
+    """Run the app with uvicorn in a thread (tests, notebooks); `url` once started."""
+
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+        import uvicorn
+
+        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> BackgroundServer:
+        self.thread.start()
+        deadline = time.time() + 30
+        while not self.server.started:
+            if time.time() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the server did not start")
+            time.sleep(0.02)
+        host, port = self.server.servers[0].sockets[0].getsockname()[:2]
+        self.url = f"http://{host}:{port}/v1"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
