@@ -10,11 +10,14 @@ from typing import Any
 
 REGISTRY: dict[str, dict[str, str]] = {
     "ask": {"builtin": "sonicaps.backends.builtin.asker:BuiltinAsker",
-            "openai": "sonicaps.backends.openai_api:OpenAIAsker"},
+            "openai": "sonicaps.backends.openai_api:OpenAIAsker",
+            "transformers": "sonicaps.backends.hf.qwen2_audio:Qwen2AudioAsker"},
     "write": {"builtin": "sonicaps.backends.builtin.writer:BuiltinWriter",
-              "openai": "sonicaps.backends.openai_api:OpenAIWriter"},
+              "openai": "sonicaps.backends.openai_api:OpenAIWriter",
+              "transformers": "sonicaps.backends.hf.chat_writer:ChatWriter"},
     "check": {"textsim": "sonicaps.backends.builtin.textsim:TextSimScorer",
-              "retrieval": "sonicaps.retrieval.scorer:RetrievalScorer"},
+              "retrieval": "sonicaps.retrieval.scorer:RetrievalScorer",
+              "clap": "sonicaps.backends.hf.clap:ClapScorer"},
 }
 
 
