@@ -17,6 +17,7 @@ import pytest
 import soundfile as sf
 from conftest import SR, tone, write
 
+from sonicaps.backends import available
 from sonicaps.backends.builtin.writer import BuiltinWriter
 from sonicaps.export import export
 from sonicaps.pipeline.config import PipelineConfig, from_dict, load_config
@@ -191,8 +192,10 @@ def test_config_files(tmp_path):
     with pytest.raises(ValueError, match="batch_size"):
         replace(PipelineConfig(), batch_size=0)
     shipped = Path(__file__).parents[1] / "configs"
-    for path in shipped.glob("*.toml"):
+    for path in [*shipped.glob("*.toml"), *shipped.glob("*.yaml")]:
         cfg = load_config(path)  # every shipped config parses
+        for stage in ("ask", "write", "check"):
+            assert getattr(cfg, stage).backend in available(stage), (path, stage)
     for name in ("builtin", "textsim-check", "ray-cluster"):  # (retrieval-check needs a trained run)
         Backends.from_config(load_config(shipped / f"{name}.toml"))
     ray = load_config(shipped / "ray-cluster.toml").ray
