@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import shutil
+from pathlib import Path
 
 import openai
 import pandas as pd
@@ -122,3 +123,48 @@ def test_server_api_and_bad_requests(service, examples):
         for expected, content in bad.items():
             with pytest.raises(openai.BadRequestError, match=expected):
                 _chat(client, content)
+
+
+def test_caption_command_through_the_serve_command(examples, tmp_path):
+    """Both CLI commands as a user runs them: `sonicaps serve`, then `sonicaps caption --config`."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "sonicaps.cli", "serve", "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="none", max_retries=0)
+        deadline = time.time() + 120
+        while True:
+            try:
+                client.models.list()
+                break
+            except openai.APIConnectionError:
+                if time.time() > deadline or server.poll() is not None:
+                    server.kill()
+                    pytest.fail(f"server did not start: {server.communicate()[0][-3000:]}")
+                time.sleep(0.2)
+        shipped = yaml.safe_load((Path(__file__).parents[1] / "configs" / "serve-client.yaml").read_text())
+        for stage in ("ask", "write"):
+            shipped[stage]["base_url"] = f"http://127.0.0.1:{port}/v1"
+        config = tmp_path / "client.yaml"
+        config.write_text(yaml.safe_dump(shipped))
+        src = tmp_path / "in"
+        src.mkdir()
+        shutil.copy(examples / "dog_then_man.wav", src)
+        cmd = [sys.executable, "-m", "sonicaps.cli", "caption", str(src), "-o", str(tmp_path / "out"),
+               "--config", str(config), "--no-progress"]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        rows = pd.read_parquet(tmp_path / "out")
+        assert list(rows["caption"]) == ["A dog barks, then a man speaks"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
