@@ -57,6 +57,23 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _convert(args: argparse.Namespace) -> int:
+    from sonicaps.formats.readers import Report, read_records
+    from sonicaps.formats.writers import write_records
+
+    report = Report(strict=args.strict)
+    records = read_records(args.src, args.from_format, qa=args.qa, report=report)
+    n = write_records(records, args.dst, args.to, audio_root=args.audio_root)
+    print(f"wrote {n} clips to {args.dst} ({args.to})")
+    if report.skipped:
+        print(f"skipped {len(report.skipped)} row(s):", file=sys.stderr)
+        for line in report.skipped[:50]:
+            print(f"  {line}", file=sys.stderr)
+        if len(report.skipped) > 50:
+            print(f"  ... and {len(report.skipped) - 50} more", file=sys.stderr)
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -234,6 +251,18 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--fault", action="append", help="misbehave on purpose, one per request in order: "
                     "empty, garbage, 500, 503, 429, sleep:<s> (for testing clients)")
     sv.set_defaults(fn=_serve)
+
+    cv = sub.add_parser("convert", help="convert a caption dataset: AudioCaps/AudioSetCaps/Clotho CSV, "
+                        "WavCaps JSON, pipeline output, hf, parquet, jsonl, webdataset")
+    cv.add_argument("src")
+    cv.add_argument("dst")
+    cv.add_argument("--to", required=True, choices=["hf", "parquet", "jsonl", "webdataset", "audiocaps-csv"])
+    cv.add_argument("--from", dest="from_format", help="source format (default: detected)")
+    cv.add_argument("--qa", help="AudioSetCaps Q&A CSV to join to an AudioSetCaps caption CSV")
+    cv.add_argument("--audio-root", help="where relative audio paths point (hf and webdataset embed "
+                    "the files)")
+    cv.add_argument("--strict", action="store_true", help="stop at the first bad row instead of skipping it")
+    cv.set_defaults(fn=_convert)
 
     d = sub.add_parser("demo", help="build a small example collection and caption it")
     d.add_argument("dir", nargs="?", default="demo")

@@ -1,0 +1,54 @@
+"""One captioned clip, whatever format it came from."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# AudioSet clips are YouTube ids (11 characters from [A-Za-z0-9_-]); AudioSetCaps and
+# WavCaps prefix them with "Y" and may append "_<start>_<end>" (seconds or milliseconds).
+_AUDIOSET_ID = re.compile(r"^Y?(?P<yt>[A-Za-z0-9_-]{11})"
+                          r"(?:_(?P<start>\d+(?:\.\d+)?)(?:_(?P<end>\d+(?:\.\d+)?))?)?(?:\.\w{2,4})?$")
+
+
+@dataclass
+class CaptionRecord:
+    """A clip with its captions. `id` is unique within a dataset; `audio` is a file path
+    (absolute, or relative to the dataset) or None; everything else is optional."""
+
+    id: str
+    captions: list[str]
+    audio: str | None = None
+    start_s: float | None = None
+    end_s: float | None = None
+    youtube_id: str | None = None
+    labels: list[str] | None = None
+    split: str | None = None
+    qa: dict[str, str] | None = None  # question_1..3, answer_1..3 (AudioSetCaps)
+    caption_ids: list[str] | None = None  # per caption (AudioCaps' audiocap_id)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def split_audioset_id(raw: str) -> tuple[str, float | None, float | None] | None:
+    """(YouTube id, start s, end s) of an AudioSet-style id, or None if it is not one.
+
+    "Y--0w1YA1Hm4_30.000_40.000" -> ("--0w1YA1Hm4", 30.0, 40.0); "Yabcdefghijk" ->
+    ("abcdefghijk", None, None). Times above 1000 with an end - start of 10000 are taken as
+    milliseconds (some releases write 30000_40000)."""
+    m = _AUDIOSET_ID.match(raw.strip())
+    if not m:
+        return None
+    start = float(m["start"]) if m["start"] else None
+    end = float(m["end"]) if m["end"] else None
+    if start is not None and end is not None and end - start >= 1000:
+        start, end = start / 1000, end / 1000
+    return m["yt"], start, end
+
+
+def clip_key(youtube_id: str, start_s: float | None) -> str:
+    """The id sonicaps gives an AudioSet clip: "<YouTube id>_<start in whole seconds>"."""
+    return youtube_id if start_s is None else f"{youtube_id}_{start_s:g}"

@@ -1,0 +1,88 @@
+"""A torch Dataset over any caption dataset sonicaps reads, for training."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from sonicaps.audio import load_audio
+from sonicaps.formats.readers import detect, read_records
+from sonicaps.formats.records import CaptionRecord
+from sonicaps.formats.writers import SHARD_RECORDS
+
+
+class CaptionDataset(torch.utils.data.Dataset):
+    """Items {"id", "audio" (float32 16 kHz mono tensor), "captions"}.
+
+    The records (text only) are read once; audio decodes per item from its file, found by
+    the record's path or, for formats without paths (AudioCaps, SceneCaps CSVs), as
+    `<audio_root>/<id or YouTube id>.*` (default audio_root: the dataset's `audio/`
+    folder, else its folder); hf and webdataset audio comes from the embedded bytes.
+    """
+
+    def __init__(self, path: str | Path, fmt: str | None = None,
+                 audio_root: str | Path | None = None) -> None:
+        self.path = Path(path)
+        self.fmt = fmt or detect(self.path)
+        self.records: list[CaptionRecord] = list(read_records(self.path, self.fmt))
+        base = self.path if self.path.is_dir() else self.path.parent
+        root = Path(audio_root) if audio_root else (base / "audio" if (base / "audio").is_dir() else base)
+        self.root = root
+        self._by_stem: dict[str, Path] | None = None
+        self._hf: Any = None
+        if self.fmt == "hf":
+            import datasets
+
+            hf = datasets.load_from_disk(str(self.path))
+            self._hf = hf.cast_column("audio", datasets.Audio(decode=False))
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        rec = self.records[index]
+        return {"id": rec.id, "audio": torch.from_numpy(self.audio(index)), "captions": list(rec.captions)}
+
+    def audio(self, index: int) -> np.ndarray:
+        rec = self.records[index]
+        data = self._embedded(index)
+        if data is not None:
+            with tempfile.NamedTemporaryFile(suffix=Path(rec.audio or "a.wav").suffix or ".wav") as f:
+                f.write(data)
+                f.flush()
+                return load_audio(f.name)
+        path = self._find(rec)
+        if rec.extra.get("audio_is_source"):  # a pipeline clip: a span of its source file
+            return load_audio(path, start_s=rec.start_s or 0.0, end_s=rec.end_s)
+        return load_audio(path)
+
+    def _embedded(self, index: int) -> bytes | None:
+        if self._hf is not None:
+            audio = self._hf[index]["audio"]
+            return audio.get("bytes") if audio else None
+        if self.fmt == "webdataset":
+            import tarfile
+
+            shard = index // SHARD_RECORDS
+            with tarfile.open(self.path / f"shard-{shard:06d}.tar") as tar:
+                for member in tar:
+                    if member.name.startswith(f"{index:09d}.") and not member.name.endswith(".json"):
+                        return tar.extractfile(member).read()
+        return None
+
+    def _find(self, rec: CaptionRecord) -> Path:
+        if rec.audio:
+            p = Path(rec.audio)
+            for candidate in (p, self.root / p, self.path.parent / p):
+                if candidate.is_file():
+                    return candidate
+        if self._by_stem is None:
+            self._by_stem = {f.stem: f for f in sorted(self.root.rglob("*")) if f.is_file()}
+        for stem in (rec.id, rec.youtube_id, f"Y{rec.youtube_id}" if rec.youtube_id else None):
+            if stem and stem in self._by_stem:
+                return self._by_stem[stem]
+        raise FileNotFoundError(f"no audio for {rec.id!r} (looked for {rec.audio or rec.id} in {self.root})")

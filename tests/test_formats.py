@@ -1,0 +1,159 @@
+"""Caption dataset formats: every reader, every writer, round trips, bad rows, torch Dataset."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from sonicaps.formats.readers import FormatError, Report, detect, read_records
+from sonicaps.formats.records import split_audioset_id
+from sonicaps.formats.torch_dataset import CaptionDataset
+from sonicaps.formats.writers import TARGETS, write_records
+from sonicaps.pipeline.config import PipelineConfig
+from sonicaps.pipeline.runner import run
+
+# Captions as they occur: quotes, commas, unicode, a newline inside a quoted CSV cell.
+CAPTIONS = ["A dog barks, then a man speaks", 'A woman says "hello" twice', "Rain falls on a tin roof",
+            "Wind blows\nand leaves rustle", "Un chien aboie \u00e0 c\u00f4t\u00e9 \u2014 bruyamment"]
+
+
+def write_csv(path, header, rows):
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    """A small file of every input format; the AudioCaps one scatters each clip's captions."""
+    audiocaps = write_csv(tmp_path / "audiocaps.csv", ["audiocap_id", "youtube_id", "start_time", "caption"],
+                          [[str(100 + i), ["--0w1YA1Hm4", "a_b-c_d-e_f"][i % 2], ["30", "0"][i % 2], c]
+                           for i, c in enumerate(CAPTIONS)])
+    asc = write_csv(tmp_path / "asc.csv", ["id", "caption"],
+                    [["Y--0w1YA1Hm4_30.000_40.000", CAPTIONS[0]], ["Ya_b-c_d-e_f_0_10000", CAPTIONS[1]],
+                     ["plain_id", CAPTIONS[3]]])
+    qa_columns = [f"{k}_{i}" for k in ("question", "answer") for i in (1, 2, 3)]
+    qa = write_csv(tmp_path / "qa.csv", ["id", *qa_columns],
+                   [["--0w1YA1Hm4_30_40", "q1", "q2", "q3", "a dog", "a man", "no music"]])
+    clotho = write_csv(tmp_path / "clotho.csv", ["file_name", *(f"caption_{i}" for i in range(1, 6))],
+                       [["rain on roof.wav", *CAPTIONS], ["birds.wav", *reversed(CAPTIONS)]])
+    wavcaps = tmp_path / "wavcaps.json"
+    wavcaps.write_text(json.dumps({"num_captions_per_audio": 1, "data": [
+        {"id": "Y7fmOlUlwoNg.wav", "caption": CAPTIONS[4], "audio": "wav/7fmOlUlwoNg.flac", "duration": 10.0},
+        {"id": "119095.wav", "caption": CAPTIONS[2], "duration": 3.2}]}), encoding="utf-8")
+    return {"audiocaps": audiocaps, "audiosetcaps": asc, "clotho": clotho, "wavcaps": wavcaps, "qa": qa}
+
+
+def test_audioset_ids_are_normalised():
+    assert split_audioset_id("Y--0w1YA1Hm4_30.000_40.000") == ("--0w1YA1Hm4", 30.0, 40.0)
+    assert split_audioset_id("Ya_b-c_d-e_f_0_10000") == ("a_b-c_d-e_f", 0.0, 10.0)  # milliseconds
+    assert split_audioset_id("YabcdefghiJ") == ("YabcdefghiJ", None, None)  # an id starting with Y
+    assert split_audioset_id("Y7fmOlUlwoNg.wav") == ("7fmOlUlwoNg", None, None)
+    assert split_audioset_id("plain_id") is None
+
+
+def test_readers(inputs):
+    ac = list(read_records(inputs["audiocaps"]))
+    assert [(r.id, r.captions, r.caption_ids) for r in ac] == [
+        ("--0w1YA1Hm4_30", CAPTIONS[0::2], ["100", "102", "104"]),
+        ("a_b-c_d-e_f_0", CAPTIONS[1::2], ["101", "103"])]
+    asc = list(read_records(inputs["audiosetcaps"], qa=inputs["qa"]))
+    assert [r.id for r in asc] == ["--0w1YA1Hm4_30", "a_b-c_d-e_f_0", "plain_id"]
+    assert asc[0].qa["answer_3"] == "no music" and asc[1].qa is None
+    clotho = list(read_records(inputs["clotho"]))
+    assert [(r.id, len(r.captions)) for r in clotho] == [("rain on roof.wav", 5), ("birds.wav", 5)]
+    assert clotho[0].captions[3] == "Wind blows\nand leaves rustle"
+    wav = list(read_records(inputs["wavcaps"]))
+    assert [(r.id, r.audio, r.extra.get("duration")) for r in wav] == [
+        ("Y7fmOlUlwoNg.wav", "wav/7fmOlUlwoNg.flac", 10.0), ("119095.wav", None, 3.2)]
+    assert {name: detect(inputs[name]) for name in ("audiocaps", "audiosetcaps", "clotho", "wavcaps")} == {
+        "audiocaps": "audiocaps", "audiosetcaps": "audiosetcaps", "clotho": "clotho", "wavcaps": "wavcaps"}
+
+
+def _key(records):
+    return [(r.id, list(r.captions)) for r in records]
+
+
+@pytest.mark.parametrize("source", ["audiocaps", "audiosetcaps", "clotho", "wavcaps"])
+@pytest.mark.parametrize("to", TARGETS)
+def test_every_format_converts_and_round_trips(inputs, tmp_path, source, to):
+    original = list(read_records(inputs[source]))
+    dest = tmp_path / {"hf": "hf", "parquet": "out.parquet", "jsonl": "out.jsonl", "webdataset": "wds",
+                       "audiocaps-csv": "out.csv"}[to]
+    assert write_records(iter(original), dest, to) == len(original)
+    back = list(read_records(dest))
+    assert _key(back) == _key(original)  # every id and caption, in order
+    if to != "audiocaps-csv":  # the richer formats keep everything
+        assert [r.to_dict() for r in back] == [r.to_dict() for r in original]
+    # ... and back again: B -> A for the formats sonicaps writes.
+    again = tmp_path / f"again-{dest.name}"
+    write_records(iter(back), again, to)
+    assert _key(read_records(again)) == _key(original)
+
+
+def test_bad_input_is_reported_with_its_line(tmp_path):
+    missing = write_csv(tmp_path / "m.csv", ["youtube_id", "caption"], [["abc", "x"]])
+    with pytest.raises(FormatError, match="missing column.*start_time"):
+        list(read_records(missing, "audiocaps"))
+    bad_rows = write_csv(tmp_path / "b.csv", ["audiocap_id", "youtube_id", "start_time", "caption"],
+                         [["1", "abcdefghijk", "30", "ok"], ["2", "abcdefghijk", "soon", "bad start"],
+                          ["3", "", "10", "no id"]])
+    report = Report()
+    assert _key(read_records(bad_rows, report=report)) == [("abcdefghijk_30", ["ok"])]
+    assert report.skipped == [f"{bad_rows}:3: start_time 'soon' is not a number",
+                              f"{bad_rows}:4: empty youtube_id or missing caption"]
+    with pytest.raises(FormatError, match=r"b\.csv:3: start_time"):
+        list(read_records(bad_rows, report=Report(strict=True)))
+    dup = write_csv(tmp_path / "d.csv", ["file_name", "caption_1"], [["a.wav", "x"], ["a.wav", "y"]])
+    report = Report()
+    assert _key(read_records(dup, report=report)) == [("a.wav", ["x"])]
+    assert report.skipped == [f"{dup}:3: duplicate file_name 'a.wav'"]
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("id,caption\nok,fine\nx,caf\u00e9 noise\n".encode("latin-1"))
+    with pytest.raises(FormatError, match="not UTF-8"):
+        list(read_records(latin))
+    (tmp_path / "w.json").write_text('{"data": [{"id": "a", "caption": 3}, {"id": "b", "caption": "ok"}]}')
+    report = Report()
+    assert _key(read_records(tmp_path / "w.json", report=report)) == [("b", ["ok"])]
+    assert "data[0]" in report.skipped[0]
+    with pytest.raises(FormatError, match="unknown file type"):
+        detect(tmp_path / "notes.txt")
+
+
+def test_pipeline_output_to_hf_and_torch_dataset(examples, tmp_path, backends):
+    run([examples], tmp_path / "captions", PipelineConfig(), backends=backends, progress=False)
+    done = subprocess.run([sys.executable, "-m", "sonicaps.cli", "convert", str(tmp_path / "captions"),
+                           str(tmp_path / "hf"), "--to", "hf"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    from_output = CaptionDataset(tmp_path / "captions")
+    from_hf = CaptionDataset(tmp_path / "hf")
+    assert len(from_hf) == len(from_output) == 7
+    for k in range(len(from_hf)):
+        a, b = from_output[k], from_hf[k]
+        assert a["id"] == b["id"] and a["captions"] == b["captions"]
+        # The hf copy embeds the whole source file; the pipeline clip is its span.
+        clip = from_output.records[k]
+        assert len(a["audio"]) == pytest.approx((clip.end_s - clip.start_s) * 16000, abs=1)
+        assert b["audio"].dtype == a["audio"].dtype and len(b["audio"]) >= len(a["audio"])
+
+
+def test_webdataset_shards_read_with_the_webdataset_library(examples, tmp_path):
+    import webdataset as wds
+
+    from sonicaps.formats.records import CaptionRecord
+
+    records = [CaptionRecord(f"clip.{k}", [f"caption {k}"], audio=name) for k, name in
+               enumerate(sorted(p.name for p in examples.iterdir()))]
+    write_records(iter(records), tmp_path / "wds", "webdataset", audio_root=examples)
+    urls = [str(p) for p in sorted((tmp_path / "wds").glob("*.tar"))]
+    samples = list(wds.WebDataset(urls, shardshuffle=False))
+    assert [json.loads(s["json"])["id"] for s in samples] == [r.id for r in records]
+    for sample, rec in zip(samples, records, strict=True):
+        ext = rec.audio.rsplit(".", 1)[1]
+        assert sample[ext] == (examples / rec.audio).read_bytes()
