@@ -74,6 +74,88 @@ def _convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _select(args: argparse.Namespace) -> int:
+    from sonicaps.curate.audioset import read_ontology, report_table, select, write_segments
+
+    keep = None
+    if args.keep_labels:
+        lines = Path(args.keep_labels).read_text(encoding="utf-8").splitlines()
+        keep = [ln.strip() for ln in lines if ln.strip()]
+    sel = select(read_ontology(args.ontology), args.segments, min_clips=args.min_clips,
+                 drop_music=args.drop_music, drop_labels=args.drop_label or [], keep_labels=keep,
+                 cap=args.cap, seed=args.seed)
+    write_segments(sel, args.output)
+    print(report_table(sel))
+    print(f"wrote {len(sel.segments)} segments to {args.output}")
+    return 0
+
+
+def _clean(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from sonicaps.curate.text import LanguageTool, caption_flags, clean_caption, vocabulary
+    from sonicaps.formats.readers import Report, read_records
+    from sonicaps.formats.writers import write_records
+
+    grammar = LanguageTool(args.languagetool) if args.languagetool else None
+    flag_counts: Counter = Counter()
+    cleaned: list[str] = []
+
+    def records():
+        for rec in read_records(args.src, args.from_format, report=report):
+            caps = [clean_caption(c, numbers=not args.keep_numbers, final_period=args.keep_period)
+                    for c in rec.captions]
+            if grammar:
+                caps = [grammar.correct(c) for c in caps]
+            answers = [rec.qa.get(f"answer_{k}", "") for k in (1, 2, 3)] if rec.qa else None
+            flags = sorted({f for c in caps for f in caption_flags(c, answers, rec.labels, args.max_words)})
+            flag_counts.update(flags)
+            cleaned.extend(caps)
+            rec.captions = caps
+            if flags:
+                rec.extra = {**rec.extra, "flags": flags}
+            yield rec
+
+    report = Report()
+    n = write_records(records(), args.dst, args.to)
+    vocab = vocabulary(cleaned)
+    print(f"cleaned {n} clips ({len(cleaned)} captions) into {args.dst}; vocabulary {len(vocab)} words")
+    for flag, count in flag_counts.most_common():
+        print(f"  {count:>7} clips flagged: {flag}")
+    for line in report.skipped[:50]:
+        print(f"  skipped {line}", file=sys.stderr)
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from sonicaps.curate.stats import compute, write_card
+    from sonicaps.formats.readers import read_records
+
+    stats = compute(read_records(args.dataset, args.from_format))
+    card = write_card(stats, args.output, args.title or Path(args.dataset).name)
+    print(card.read_text(encoding="utf-8"))
+    print(f"written to {card}")
+    return 0
+
+
+def _dedupe(args: argparse.Namespace) -> int:
+    from sonicaps.curate.dedupe import DedupeReport, dedupe, read_eval_set
+    from sonicaps.formats.readers import read_records
+    from sonicaps.formats.writers import write_records
+
+    report = DedupeReport()
+    sets = [read_eval_set(p) for p in args.eval]
+    n = write_records(dedupe(read_records(args.train, args.from_format), sets, report), args.output, args.to)
+    print(report.table())
+    if args.removed:
+        with open(args.removed, "w", encoding="utf-8") as f:
+            f.write("id,eval_set\n")
+            for name, ids in report.removed.items():
+                f.writelines(f"{i},{name}\n" for i in ids)
+    print(f"wrote {n} clips to {args.output}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     import pandas as pd
 
@@ -263,6 +345,49 @@ def build_parser() -> argparse.ArgumentParser:
                     "the files)")
     cv.add_argument("--strict", action="store_true", help="stop at the first bad row instead of skipping it")
     cv.set_defaults(fn=_convert)
+
+    se = sub.add_parser("select", help="choose AudioSet clips to caption (AudioCaps' label filters and "
+                        "balanced sampling), with a report of each step")
+    se.add_argument("segments", nargs="+", help="AudioSet segment CSVs (paths or URLs)")
+    se.add_argument("--ontology", required=True, help="AudioSet ontology.json (path or URL)")
+    se.add_argument("-o", "--output", required=True, help="the selected segment list (AudioSet CSV layout)")
+    se.add_argument("--min-clips", type=int, default=0, help="drop labels with fewer clips (paper: 1000)")
+    se.add_argument("--drop-music", action="store_true", help="drop the music subtree (paper: yes)")
+    se.add_argument("--drop-label", action="append", help="a label (name or id) to drop; repeatable")
+    se.add_argument("--keep-labels", help="a file of label names or ids to keep, one per line")
+    se.add_argument("--cap", type=int, help="at most this many clips per label (paper: 2000)")
+    se.add_argument("--seed", type=int, default=0)
+    se.set_defaults(fn=_select)
+
+    targets = ["hf", "parquet", "jsonl", "webdataset", "audiocaps-csv"]
+    cl = sub.add_parser("clean", help="AudioCaps caption clean-up (final period, numbers to words, "
+                        "optional LanguageTool grammar) and caption checks")
+    cl.add_argument("src")
+    cl.add_argument("dst")
+    cl.add_argument("--to", default="parquet", choices=targets)
+    cl.add_argument("--from", dest="from_format")
+    cl.add_argument("--keep-numbers", action="store_true")
+    cl.add_argument("--keep-period", action="store_true")
+    cl.add_argument("--max-words", type=int, default=25)
+    cl.add_argument("--languagetool", help="URL of a LanguageTool server to correct grammar with")
+    cl.set_defaults(fn=_clean)
+
+    st = sub.add_parser("stats", help="AudioCaps Tables 1 and 5 and figures as a Markdown dataset card")
+    st.add_argument("dataset")
+    st.add_argument("-o", "--output", required=True, help="folder for card.md and its figures")
+    st.add_argument("--from", dest="from_format")
+    st.add_argument("--title")
+    st.set_defaults(fn=_stats)
+
+    dd = sub.add_parser("dedupe", help="remove training clips that overlap evaluation clips")
+    dd.add_argument("train")
+    dd.add_argument("--eval", action="append", required=True,
+                    help="an evaluation set: AudioCaps/VGGSound/AudioSet CSV or any readable dataset")
+    dd.add_argument("-o", "--output", required=True)
+    dd.add_argument("--to", default="parquet", choices=targets)
+    dd.add_argument("--from", dest="from_format")
+    dd.add_argument("--removed", help="write the removed ids (and the set each overlapped) to this CSV")
+    dd.set_defaults(fn=_dedupe)
 
     d = sub.add_parser("demo", help="build a small example collection and caption it")
     d.add_argument("dir", nargs="?", default="demo")
