@@ -222,3 +222,28 @@ def test_curation_end_to_end_from_audioset_files(audioset, examples, tmp_path):
     cli("convert", str(tmp_path / "train.parquet"), str(tmp_path / "release.csv"), "--to", "audiocaps-csv")
     released = list(read_records(tmp_path / "release.csv"))
     assert [(r.id, r.captions) for r in released] == [(r.id, r.captions) for r in kept]
+
+
+def test_near_duplicate_audio_is_found_by_sound(examples, tmp_path):
+    """A re-encoded, quieter copy of a training clip under another name is caught; the other
+    recordings stay below the default threshold."""
+    import soundfile as sf
+
+    from sonicaps.curate.dedupe import near_duplicates
+    from sonicaps.formats.torch_dataset import CaptionDataset
+    from sonicaps.formats.writers import write_records
+
+    names = sorted(p.name for p in examples.iterdir() if p.suffix != ".wav" or "long" not in p.name)
+    write_records(iter([CaptionRecord(n, ["x"], audio=str(examples / n)) for n in names]),
+                  tmp_path / "train.jsonl", "jsonl")
+    from sonicaps.audio import load_audio
+
+    copy = tmp_path / "reupload.flac"
+    sf.write(copy, 0.5 * load_audio(examples / "dog_then_man.wav"), 16000)  # other codec, rate, level
+    write_records(iter([CaptionRecord("eval-1", ["y"], audio=str(copy))]), tmp_path / "eval.jsonl", "jsonl")
+    train, ev = CaptionDataset(tmp_path / "train.jsonl"), CaptionDataset(tmp_path / "eval.jsonl")
+    found = near_duplicates(train, [ev], threshold=0.0)  # every similarity, to check the margin
+    sims = {tid: sim for tid, (_, sim) in found.items()}
+    assert sims["dog_then_man.wav"] > 0.98  # measured 0.990
+    assert max(s for tid, s in sims.items() if tid != "dog_then_man.wav") < 0.8  # measured 0.59
+    assert set(near_duplicates(train, [ev], threshold=0.95)) == {"dog_then_man.wav"}

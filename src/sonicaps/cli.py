@@ -144,8 +144,16 @@ def _dedupe(args: argparse.Namespace) -> int:
     from sonicaps.formats.writers import write_records
 
     report = DedupeReport()
-    sets = [read_eval_set(p) for p in args.eval]
-    n = write_records(dedupe(read_records(args.train, args.from_format), sets, report), args.output, args.to)
+    sets = [read_eval_set(p) for p in args.eval or []]
+    near = None
+    if args.eval_audio:
+        from sonicaps.curate.dedupe import near_duplicates
+        from sonicaps.formats.torch_dataset import CaptionDataset
+
+        near = near_duplicates(CaptionDataset(args.train, args.from_format),
+                               [CaptionDataset(p) for p in args.eval_audio], args.similarity)
+    records = read_records(args.train, args.from_format)
+    n = write_records(dedupe(records, sets, report, near), args.output, args.to)
     print(report.table())
     if args.removed:
         with open(args.removed, "w", encoding="utf-8") as f:
@@ -381,8 +389,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     dd = sub.add_parser("dedupe", help="remove training clips that overlap evaluation clips")
     dd.add_argument("train")
-    dd.add_argument("--eval", action="append", required=True,
+    dd.add_argument("--eval", action="append",
                     help="an evaluation set: AudioCaps/VGGSound/AudioSet CSV or any readable dataset")
+    dd.add_argument("--eval-audio", action="append", help="an evaluation set with audio, compared by sound "
+                    "(YAMNet embeddings) to find re-encoded or re-uploaded copies")
+    dd.add_argument("--similarity", type=float, default=0.95,
+                    help="cosine similarity at which --eval-audio clips count as the same recording")
     dd.add_argument("-o", "--output", required=True)
     dd.add_argument("--to", default="parquet", choices=targets)
     dd.add_argument("--from", dest="from_format")

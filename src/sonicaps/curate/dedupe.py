@@ -2,8 +2,10 @@
 
 A training clip is removed when its YouTube id and time span overlap a clip of any given
 evaluation set (AudioCaps val/test CSVs, VGGSound's CSV, AudioSet segment lists, or any
-dataset sonicaps reads, such as Clotho, whose clips are matched by id). AudioSetCaps
-warns that AudioCaps and VGGSound test clips are inside its data; this is the filter.
+dataset sonicaps reads, such as Clotho, whose clips are matched by id), and optionally
+when its audio nearly equals an evaluation clip's (YAMNet embeddings, cosine similarity):
+the same recording re-encoded, re-cut or re-uploaded under another id. AudioSetCaps warns
+that AudioCaps and VGGSound test clips are inside its data; this is the filter.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ from __future__ import annotations
 import csv
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from sonicaps.formats.readers import read_records
 from sonicaps.formats.records import CaptionRecord, split_audioset_id
+from sonicaps.formats.torch_dataset import CaptionDataset
 
 CLIP_S = 10.0  # AudioSet, AudioCaps and VGGSound clips are 10 s from their start
 _VGGSOUND = re.compile(r"^[A-Za-z0-9_-]{11}$")
@@ -101,16 +106,51 @@ class DedupeReport:
         return "\n".join(lines)
 
 
-def dedupe(records: Iterable[CaptionRecord], eval_sets: list[EvalSet], report: DedupeReport
-           ) -> Iterator[CaptionRecord]:
+def dedupe(records: Iterable[CaptionRecord], eval_sets: list[EvalSet], report: DedupeReport,
+           near: dict[str, tuple[str, float]] | None = None) -> Iterator[CaptionRecord]:
     """The training records that overlap no evaluation clip (each removal is reported under
-    the first evaluation set it overlaps)."""
+    the first evaluation set it overlaps), nor sound like one (`near`, from near_duplicates)."""
     for ev in eval_sets:
         report.removed.setdefault(ev.name, [])
     for rec in records:
         hit = next((ev for ev in eval_sets if ev.hit(rec)), None)
+        if hit is None and near and rec.id in near:
+            report.removed.setdefault("near-duplicate audio", []).append(rec.id)
+            continue
         if hit is None:
             report.kept += 1
             yield rec
         else:
             report.removed[hit.name].append(rec.id)
+
+
+def audio_vectors(dataset: CaptionDataset, indices: Sequence[int]) -> np.ndarray:
+    """Unit-length clip vectors: the mean of YAMNet's 1024-d patch embeddings."""
+    from sonicaps.retrieval.features import embed_audio
+
+    feats = embed_audio([dataset.audio(i) for i in indices])
+    vecs = np.stack([f.patches.astype(np.float32).mean(axis=0) for f in feats])
+    return vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-9)
+
+
+def near_duplicates(train: CaptionDataset, evals: Sequence[CaptionDataset], threshold: float,
+                    batch: int = 16) -> dict[str, tuple[str, float]]:
+    """Training clips whose audio is at least `threshold` cosine-similar to an evaluation
+    clip: {train id: (eval id, similarity)}. The evaluation vectors sit in a faiss index;
+    training clips stream through in batches, so memory follows the evaluation sets only."""
+    import faiss
+
+    eval_ids = [rec.id for ev in evals for rec in ev.records]
+    vecs = [audio_vectors(ev, range(i, min(i + batch, len(ev))))
+            for ev in evals for i in range(0, len(ev), batch)]
+    if not vecs:
+        return {}
+    index = faiss.IndexFlatIP(1024)
+    index.add(np.concatenate(vecs))
+    found: dict[str, tuple[str, float]] = {}
+    for start in range(0, len(train), batch):
+        sims, hits = index.search(audio_vectors(train, range(start, min(start + batch, len(train)))), 1)
+        for k, (sim, hit) in enumerate(zip(sims[:, 0], hits[:, 0], strict=True)):
+            if sim >= threshold:
+                found[train.records[start + k].id] = (eval_ids[hit], float(sim))
+    return found
