@@ -153,6 +153,11 @@ def read_audiosetcaps(path: Path, report: Report, qa: Path | None = None) -> Ite
                 report.skip(f"{qa}:{line}", f"duplicate id {row['id']!r}")
                 continue
             answers[key] = {c: row[c] for c in cols}
+    # A splits.csv (id, split) beside the file gives each clip its split (SceneCaps).
+    splits = {}
+    if (path.parent / "splits.csv").is_file():
+        rows = _csv_rows(path.parent / "splits.csv", ("id", "split"))
+        splits = {row["id"]: row["split"] for _, row in rows}
     clips: dict[str, CaptionRecord] = {}  # several rows per id are several captions (SceneCaps)
     for line, row in _csv_rows(path, ("id", "caption")):
         key, parts = _normal_id(row["id"])
@@ -164,7 +169,8 @@ def read_audiosetcaps(path: Path, report: Report, qa: Path | None = None) -> Ite
             continue
         yt, start, end = parts if parts else (None, None, None)
         clips[key] = CaptionRecord(key, [row["caption"]], youtube_id=yt, start_s=start, end_s=end,
-                                   qa=answers.get(key), extra={"source_id": row["id"]})
+                                   split=splits.get(row["id"]), qa=answers.get(key),
+                                   extra={"source_id": row["id"]})
     yield from clips.values()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 # AudioSet clips are YouTube ids (11 characters from [A-Za-z0-9_-]); AudioSetCaps and
@@ -52,3 +53,32 @@ def split_audioset_id(raw: str) -> tuple[str, float | None, float | None] | None
 def clip_key(youtube_id: str, start_s: float | None) -> str:
     """The id sonicaps gives an AudioSet clip: "<YouTube id>_<start in whole seconds>"."""
     return youtube_id if start_s is None else f"{youtube_id}_{start_s:g}"
+
+
+class AudioFinder:
+    """Finds a record's audio file: its own path (absolute, or under `root`), else a file
+    under `root` named after its id or YouTube id (`<id>.*`, `[Y]<YouTube id>.*`), as
+    AudioCaps downloads and SceneCaps' audio/ folder are laid out. The folder is listed
+    once, on first use."""
+
+    def __init__(self, root: Path | None) -> None:
+        self.root = root
+        self._by_stem: dict[str, Path] | None = None
+
+    def find(self, rec: CaptionRecord) -> Path | None:
+        if rec.audio:
+            path = Path(rec.audio)
+            for candidate in (path, self.root / path if self.root else None):
+                if candidate is not None and candidate.is_file():
+                    return candidate
+        if self.root is None:
+            return None
+        if self._by_stem is None:
+            self._by_stem = {}
+            for f in sorted(self.root.rglob("*")):
+                if f.is_file():
+                    self._by_stem.setdefault(f.stem, f)
+        for stem in (rec.id, rec.youtube_id, f"Y{rec.youtube_id}" if rec.youtube_id else None):
+            if stem and stem in self._by_stem:
+                return self._by_stem[stem]
+        return None

@@ -11,7 +11,7 @@ import torch
 
 from sonicaps.audio import load_audio
 from sonicaps.formats.readers import detect, read_records
-from sonicaps.formats.records import CaptionRecord
+from sonicaps.formats.records import AudioFinder, CaptionRecord
 from sonicaps.formats.writers import SHARD_RECORDS
 
 
@@ -32,7 +32,7 @@ class CaptionDataset(torch.utils.data.Dataset):
         base = self.path if self.path.is_dir() else self.path.parent
         root = Path(audio_root) if audio_root else (base / "audio" if (base / "audio").is_dir() else base)
         self.root = root
-        self._by_stem: dict[str, Path] | None = None
+        self._finder = AudioFinder(root)
         self._hf: Any = None
         if self.fmt == "hf":
             import datasets
@@ -75,14 +75,10 @@ class CaptionDataset(torch.utils.data.Dataset):
         return None
 
     def _find(self, rec: CaptionRecord) -> Path:
-        if rec.audio:
-            p = Path(rec.audio)
-            for candidate in (p, self.root / p, self.path.parent / p):
-                if candidate.is_file():
-                    return candidate
-        if self._by_stem is None:
-            self._by_stem = {f.stem: f for f in sorted(self.root.rglob("*")) if f.is_file()}
-        for stem in (rec.id, rec.youtube_id, f"Y{rec.youtube_id}" if rec.youtube_id else None):
-            if stem and stem in self._by_stem:
-                return self._by_stem[stem]
-        raise FileNotFoundError(f"no audio for {rec.id!r} (looked for {rec.audio or rec.id} in {self.root})")
+        path = self._finder.find(rec)
+        if path is None and rec.audio and (self.path.parent / rec.audio).is_file():
+            path = self.path.parent / rec.audio  # relative to the dataset file
+        if path is None:
+            raise FileNotFoundError(f"no audio for {rec.id!r} (looked for {rec.audio or rec.id} "
+                                    f"in {self.root})")
+        return path

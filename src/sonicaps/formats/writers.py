@@ -16,7 +16,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from sonicaps.formats.records import CaptionRecord
+from sonicaps.formats.records import AudioFinder, CaptionRecord
 
 TARGETS = ("hf", "parquet", "jsonl", "webdataset", "audiocaps-csv")
 BATCH = 1000  # records per Parquet row group / written batch
@@ -44,15 +44,6 @@ def _schema() -> Any:
                       ("start_s", pa.float64()), ("end_s", pa.float64()), ("youtube_id", pa.string()),
                       ("labels", pa.list_(pa.string())), ("split", pa.string()), ("qa", pa.string()),
                       ("caption_ids", pa.list_(pa.string())), ("extra", pa.string())])
-
-
-def _resolve(audio: str | None, root: Path | None) -> Path | None:
-    if not audio:
-        return None
-    path = Path(audio)
-    if not path.is_absolute() and root is not None:
-        path = root / path
-    return path if path.is_file() else None
 
 
 def write_parquet(records: Iterable[CaptionRecord], dest: Path) -> int:
@@ -101,13 +92,14 @@ def write_webdataset(records: Iterable[CaptionRecord], dest: Path, audio_root: P
     """Shards dest/shard-000000.tar, ...; keys are record numbers (webdataset splits keys at
     the first dot, so ids, which may hold dots, live in the JSON)."""
     dest.mkdir(parents=True, exist_ok=True)
+    finder = AudioFinder(audio_root)
     n = 0
     for shard_no, batch in enumerate(_batches(records, SHARD_RECORDS)):
         with tarfile.open(dest / f"shard-{shard_no:06d}.tar", "w") as tar:
             for rec in batch:
                 key = f"{n:09d}"
                 _add(tar, f"{key}.json", json.dumps(rec.to_dict(), ensure_ascii=False, default=str).encode())
-                path = _resolve(rec.audio, audio_root)
+                path = finder.find(rec)
                 if path is not None:
                     _add(tar, f"{key}{path.suffix.lower()}", path.read_bytes())
                 n += 1
@@ -125,10 +117,12 @@ def write_hf(records: Iterable[CaptionRecord], dest: Path, audio_root: Path | No
     file bytes embedded, decoded on access once cast with decode=True)."""
     import datasets
 
+    finder = AudioFinder(audio_root)
+
     def rows() -> Iterator[dict[str, Any]]:
         for rec in records:
             d = _flat(rec)
-            path = _resolve(rec.audio, audio_root)
+            path = finder.find(rec)
             # The file goes in the Audio column when it exists (datasets would try to read a
             # missing one); the record's path always stays in audio_path.
             d["audio_path"] = d["audio"]
