@@ -41,6 +41,11 @@ IDS = ["abcdefghij" + c for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"]  # 11-character Y
 
 @pytest.fixture
 def audioset(tmp_path):
+    return write_audioset_files(tmp_path)
+
+
+def write_audioset_files(tmp_path):
+    """ontology.json and segments.csv in AudioSet's layout (the README's select example)."""
     (tmp_path / "ontology.json").write_text(json.dumps(ONTOLOGY))
     rows = (
         [(IDS[i], "/m/09x0r,/m/0bt9lr,/m/05tny_") for i in range(4)]  # speech + dog + bark
