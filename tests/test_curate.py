@@ -62,6 +62,28 @@ def write_audioset_files(tmp_path):
     return tmp_path
 
 
+def test_selection_reads_ontology_and_segments_from_urls(audioset, monkeypatch, tmp_path):
+    """URLs are fetched once (here from a server on 127.0.0.1) and read from the cache after."""
+    import functools
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    monkeypatch.setenv("SONICAPS_CACHE", str(tmp_path / "cache"))
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(audioset))
+    handler.log_message = lambda *a: None
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        sel = select(read_ontology(f"{base}/ontology.json"), [f"{base}/segments.csv"], min_clips=2)
+    finally:
+        server.shutdown()
+    local = select(read_ontology(audioset / "ontology.json"), [audioset / "segments.csv"], min_clips=2)
+    assert sel.segments == local.segments
+    assert len(list((tmp_path / "cache" / "audioset").iterdir())) == 2
+    again = select(read_ontology(f"{base}/ontology.json"), [f"{base}/segments.csv"], min_clips=2)
+    assert again.segments == local.segments  # from the cache: the server is down
+
+
 def test_audioset_selection_steps_and_balance(audioset):
     onto = read_ontology(audioset / "ontology.json")
     sel = select(onto, [audioset / "segments.csv"], min_clips=2, drop_music=True,
@@ -213,8 +235,13 @@ def test_curation_end_to_end_from_audioset_files(audioset, examples, tmp_path):
     assert {cid[:11] for cid in captions["id"]} <= set(IDS[:4])  # a 25-s file gives 3 clips
     # The balance cap keeps the four clips with three labels (the ones with audio) and no more.
     assert not (tmp_path / "captions" / "_failures.jsonl").exists()
-    out = cli("clean", str(tmp_path / "captions"), str(tmp_path / "clean.parquet"))
+    out = cli("clean", str(tmp_path / "captions"), str(tmp_path / "clean.parquet"), "--vocab",
+              str(tmp_path / "vocab.csv"))
     assert f"cleaned {len(captions)} clips" in out
+    vocab = pd.read_csv(tmp_path / "vocab.csv", keep_default_na=False)
+    cleaned = [c for r in read_records(tmp_path / "clean.parquet") for c in r.captions]
+    assert vocab["count"].sum() == sum(len(c.split()) for c in cleaned)  # commas are no words
+    assert not any(c.endswith(".") for c in cleaned)
     (tmp_path / "eval.csv").write_text(f"audiocap_id,youtube_id,start_time,caption\n1,{IDS[0]},35,x\n")
     out = cli("dedupe", str(tmp_path / "clean.parquet"), "--eval", str(tmp_path / "eval.csv"),
               "-o", str(tmp_path / "train.parquet"), "--removed", str(tmp_path / "removed.csv"))

@@ -120,6 +120,13 @@ def _clean(args: argparse.Namespace) -> int:
     n = write_records(records(), args.dst, args.to)
     vocab = vocabulary(cleaned)
     print(f"cleaned {n} clips ({len(cleaned)} captions) into {args.dst}; vocabulary {len(vocab)} words")
+    if args.vocab:
+        import csv
+
+        with open(args.vocab, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(["word", "count"])
+            w.writerows(vocab.most_common())
     for flag, count in flag_counts.most_common():
         print(f"  {count:>7} clips flagged: {flag}")
     for line in report.skipped[:50]:
@@ -378,6 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("--keep-period", action="store_true")
     cl.add_argument("--max-words", type=int, default=25)
     cl.add_argument("--languagetool", help="URL of a LanguageTool server to correct grammar with")
+    cl.add_argument("--vocab", help="write the vocabulary with counts to this CSV")
     cl.set_defaults(fn=_clean)
 
     st = sub.add_parser("stats", help="AudioCaps Tables 1 and 5 and figures as a Markdown dataset card")
