@@ -4,7 +4,7 @@ import re
 
 import numpy as np
 import pytest
-from conftest import SR, sweep
+from conftest import SR, sweep, tone
 
 from sonicaps.backends.builtin.lexicon import gerund, table
 from sonicaps.backends.builtin.writer import _from_text, sentence
@@ -107,3 +107,29 @@ def test_yamnet_scores_do_not_depend_on_the_cpu():
         top = np.argsort(-probs, kind="stable")[:3]
         assert [y.classes[i] for i in top] == expected, name
         assert abs(float(probs[top[0]]) - {"frog": 0.99, "horse": 0.99}[name]) < 0.01
+
+
+def test_yamnet_reuses_results_by_content_not_by_array(monkeypatch):
+    """The asker and the retrieval check see the same clips: the second YAMNet run is skipped."""
+    from sonicaps.backends.builtin import yamnet as y
+
+    model = y.Yamnet()
+    calls: list[int] = []
+    real = model._run
+
+    def counted(audios, max_patches):
+        calls.append(len(audios))
+        return real(audios, max_patches)
+
+    monkeypatch.setattr(model, "_run", counted)
+    y._RECENT.clear()
+    a, b = tone(440, 2.0), tone(880, 2.0)
+    probs, emb = model.predict_with_embeddings([a, b])
+    again_probs, again_emb = model.predict_with_embeddings([b.copy(), a, tone(440, 2.5)])
+    assert calls == [2, 1]  # only the new clip ran
+    assert np.array_equal(again_probs[0], probs[1]) and np.array_equal(again_emb[1], emb[0])
+    y._RECENT.clear()
+    fresh_probs, fresh_emb = model.predict_with_embeddings([a])
+    assert np.array_equal(fresh_probs[0], probs[0]) and np.array_equal(fresh_emb[0], emb[0])
+    with pytest.raises(ValueError):
+        fresh_probs[0][0, 0] = 1.0  # shared results are read-only

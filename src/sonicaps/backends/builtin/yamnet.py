@@ -11,10 +11,13 @@ whole batch of clips runs in one call.
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 import shutil
 import tempfile
+import threading
 import zipfile
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,6 +77,18 @@ def patches(audio: np.ndarray) -> np.ndarray:
     n = 1 + max(0, (len(lm) - PATCH) // PATCH_HOP)
     idx = np.arange(PATCH)[None, :] + PATCH_HOP * np.arange(n)[:, None]
     return lm[idx]
+
+
+# Results for the most recent clips, by a digest of their samples (about 130 kB per
+# 10-s clip), shared by every Yamnet in the process.
+RECENT_CLIPS = 256
+_RECENT: OrderedDict[bytes, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+_RECENT_LOCK = threading.Lock()
+
+
+def _digest(audio: np.ndarray) -> bytes:
+    a = np.ascontiguousarray(audio, dtype=np.float32)
+    return hashlib.blake2b(a.view(np.uint8), digest_size=16).digest() + str(a.shape).encode()
 
 
 def class_names() -> list[str]:
@@ -175,7 +190,29 @@ class Yamnet:
 
     def predict_with_embeddings(self, audios: list[np.ndarray], max_patches: int = 512
                                 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Per clip, probabilities [n_patches, 521] and patch embeddings [n_patches, 1024]."""
+        """Per clip, probabilities [n_patches, 521] and patch embeddings [n_patches, 1024].
+
+        Results of recent clips are reused (see _RECENT): the built-in asker and the
+        retrieval check both run YAMNet on the same clips, so the check costs no second run.
+        """
+        keys = [_digest(a) for a in audios]
+        with _RECENT_LOCK:
+            known = {k: _RECENT[k] for k in keys if k in _RECENT}
+        todo = [i for i, k in enumerate(keys) if k not in known]
+        if todo:
+            probs, embeddings = self._run([audios[i] for i in todo], max_patches)
+            for i, p, e in zip(todo, probs, embeddings, strict=True):
+                p.setflags(write=False)  # shared with later callers: nobody may change them
+                e.setflags(write=False)
+                known[keys[i]] = (p, e)
+            with _RECENT_LOCK:
+                for i in todo:
+                    _RECENT[keys[i]] = known[keys[i]]
+                while len(_RECENT) > RECENT_CLIPS:
+                    _RECENT.popitem(last=False)
+        return [known[k][0] for k in keys], [known[k][1] for k in keys]
+
+    def _run(self, audios: list[np.ndarray], max_patches: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
         per_clip = [patches(a) for a in audios]
         stacked = self.quantize(np.concatenate(per_clip))[:, None]
         scores, embeddings = [], []
