@@ -50,6 +50,16 @@ def test_qwen2_audio_asker_batches_the_three_turn_conversation(tiny):
     positions = [prompt.index(QUESTIONS[0]), prompt.index(QUESTIONS[1]), prompt.index(QUESTIONS[2])]
     assert positions == sorted(positions)
     assert [m["role"] for m in conv] == ["user", "assistant", "user", "assistant", "user"]
+    # Later turns reuse the first turn's audio features: the inputs equal the processor's own.
+    audio = [c.audio for c in batch]
+    cache: dict = {}
+    asker.inputs(asker.prompts(asker.conversations(batch, QUESTIONS, [[]] * 3)), audio, cache)
+    turn3 = asker.prompts(asker.conversations(batch, QUESTIONS, [list(a.texts[:2]) for a in answers]))
+    reused = asker.inputs(turn3, audio, cache)
+    full = asker.processor(text=turn3, audio=audio, sampling_rate=SR, return_tensors="pt", padding=True)
+    assert set(reused) == set(full)
+    for key in full:
+        assert (reused[key] == full[key]).all(), key
 
 
 def test_chat_writer_prompts_without_absent_answers_and_batches(tiny):

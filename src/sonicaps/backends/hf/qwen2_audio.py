@@ -51,13 +51,30 @@ class Qwen2AudioAsker:
         return [self.processor.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
                 for c in conversations]
 
+    def inputs(self, texts: list[str], audio: list, cache: dict[str, Any]) -> Any:
+        """Model inputs for one turn. The processor computes the 30-s Whisper features and
+        expands each audio placeholder to as many tokens as the features give; the audio does
+        not change between turns, so later turns reuse the first turn's features and its
+        placeholder counts, and only tokenize the new text."""
+        if not cache:
+            inputs = self.processor(text=texts, audio=audio, sampling_rate=SR, return_tensors="pt",
+                                    padding=True)
+            cache["counts"] = (inputs["input_ids"] == self.processor.audio_token_id).sum(-1).tolist()
+            cache["audio"] = {k: inputs[k] for k in ("input_features", "feature_attention_mask")}
+            return inputs
+        token = self.processor.audio_token
+        expanded = [t.replace(token, token * n, 1) for t, n in zip(texts, cache["counts"], strict=True)]
+        inputs = self.processor.tokenizer(expanded, return_tensors="pt", padding=True)
+        inputs.update(cache["audio"])
+        return inputs
+
     def ask(self, clips: Sequence[Clip], questions: Sequence[str]) -> list[Answers]:
         answers: list[list[str]] = [[] for _ in clips]
         audio = [c.audio for c in clips]
+        cache: dict[str, Any] = {}
         for _ in questions:
             texts = self.prompts(self.conversations(clips, questions, answers))
-            inputs = self.processor(text=texts, audio=audio, sampling_rate=SR, return_tensors="pt",
-                                    padding=True).to(model_device(self.model))
+            inputs = self.inputs(texts, audio, cache).to(model_device(self.model))
             with self._torch.inference_mode():
                 out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False)
             new = out[:, inputs["input_ids"].shape[1]:]
