@@ -28,8 +28,8 @@ from sonicaps.audio import AudioError
 from sonicaps.backends import create
 from sonicaps.clip import Clip
 from sonicaps.pipeline.config import PipelineConfig, PoolSpec, RayConfig
-from sonicaps.pipeline.inputs import Source, decode_source, iter_sources
-from sonicaps.pipeline.runner import RunSummary
+from sonicaps.pipeline.inputs import Source, decode_source
+from sonicaps.pipeline.runner import RunSummary, pending
 from sonicaps.pipeline.stages import ask_batch, failure, write_batch
 from sonicaps.pipeline.store import Store
 
@@ -220,14 +220,7 @@ def run_ray(inputs: Iterable[str | Path], out_dir: str | Path, cfg: PipelineConf
     cfg = cfg or PipelineConfig()
     store = Store(out_dir)
     prog = store.load_progress()
-    todo: list[Source] = []
-    skipped = 0
-    for src in iter_sources(list(inputs), audio_root):
-        if src.path in prog.done_sources:
-            skipped += 1
-        else:
-            todo.append(src)
-    summary = RunSummary(skipped_sources=skipped)
+    todo, summary = pending(inputs, audio_root, prog)
     if not todo:
         return summary
 

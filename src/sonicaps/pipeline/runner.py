@@ -24,7 +24,7 @@ from sonicaps.clip import Clip
 from sonicaps.pipeline.config import PipelineConfig
 from sonicaps.pipeline.inputs import Source, decode_source, iter_sources
 from sonicaps.pipeline.stages import Backends, caption_batch, failure
-from sonicaps.pipeline.store import Store
+from sonicaps.pipeline.store import Progress, Store
 
 
 @dataclass
@@ -66,13 +66,9 @@ def _decoder(sources: Iterator[Source], lock: threading.Lock, out: Queue, cfg: P
     out.put(_END)
 
 
-def run(inputs: Iterable[str | Path], out_dir: str | Path, cfg: PipelineConfig | None = None, *,
-        audio_root: str | Path | None = None, backends: Backends | None = None,
-        progress: bool = True) -> RunSummary:
-    """Caption every clip of `inputs` into `out_dir`, skipping what is already there."""
-    cfg = cfg or PipelineConfig()
-    store = Store(out_dir)
-    prog = store.load_progress()
+def pending(inputs: Iterable[str | Path], audio_root: str | Path | None, prog: Progress
+            ) -> tuple[list[Source], RunSummary]:
+    """The sources an output directory does not hold yet, and a summary counting the rest."""
     todo: list[Source] = []
     skipped = 0
     for src in iter_sources(list(inputs), audio_root):
@@ -80,7 +76,17 @@ def run(inputs: Iterable[str | Path], out_dir: str | Path, cfg: PipelineConfig |
             skipped += 1
         else:
             todo.append(src)
-    summary = RunSummary(skipped_sources=skipped)
+    return todo, RunSummary(skipped_sources=skipped)
+
+
+def run(inputs: Iterable[str | Path], out_dir: str | Path, cfg: PipelineConfig | None = None, *,
+        audio_root: str | Path | None = None, backends: Backends | None = None,
+        progress: bool = True) -> RunSummary:
+    """Caption every clip of `inputs` into `out_dir`, skipping what is already there."""
+    cfg = cfg or PipelineConfig()
+    store = Store(out_dir)
+    prog = store.load_progress()
+    todo, summary = pending(inputs, audio_root, prog)
     if not todo:
         return summary
     backends = backends or Backends.from_config(cfg)
