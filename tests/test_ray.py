@@ -101,3 +101,28 @@ def test_a_pool_the_cluster_cannot_place_is_an_error_not_a_hang():
     with pytest.raises(ClusterTooSmall, match=need):
         check_resources(RayConfig(write=PoolSpec(size=3)), {"CPU": 4.0})
     check_resources(RayConfig(ask=PoolSpec(num_gpus=0.5, size=2)), {"CPU": 8.0, "GPU": 1.0})
+
+
+def test_server_backed_stages_run_as_task_pools(cluster, examples, tmp_path, backends):
+    """The openai backends on Ray task pools, calling one `sonicaps serve` on 127.0.0.1."""
+    from sonicaps.backends.builtin.writer import BuiltinWriter
+    from sonicaps.pipeline.config import BackendSpec
+    from sonicaps.serve import BackgroundServer, Service, create_app
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for name in ("cow.mp3", "dog_then_man.wav", "woman_speaking.flac"):
+        shutil.copy(examples / name, src / name)
+    service = Service(backends.asker, BuiltinWriter(), "sonicaps-builtin")
+    with BackgroundServer(create_app(service)) as server:
+        opts = {"base_url": server.url, "model": "sonicaps-builtin", "concurrency": 4}
+        pools = RayConfig(ask=PoolSpec(pool="tasks", size=2, num_cpus=0.5),
+                          write=PoolSpec(pool="tasks", size=2, num_cpus=0.5))
+        cfg = PipelineConfig(ask=BackendSpec("openai", opts), write=BackendSpec("openai", opts),
+                             check=BackendSpec("textsim"), batch_size=2, ray=pools)
+        summary = run_ray([src], tmp_path / "out", cfg, progress=False)
+    rows = pd.read_parquet(tmp_path / "out").sort_values("id")
+    assert summary.clips == len(rows) == 3 and Store(tmp_path / "out").read_failures() == []
+    assert set(rows["asker"]) == {"openai:sonicaps-builtin"}
+    captions = dict(zip(rows["id"], rows["caption"], strict=True))
+    assert captions["dog_then_man_0_10"] == "A dog barks, then a man speaks"

@@ -98,7 +98,7 @@ class AskStage:
                 items.append(item)
             elif item.id in answered:
                 kinds.append("answered")
-                items.append((item, answered[item.id], self.asker.model_id))
+                items.append((item, answered[item.id], self.asker.model_id, _yamnet_result(item)))
             else:
                 kinds.append("failure")
                 items.append(failed[item.id])
@@ -116,7 +116,9 @@ class WriteStage:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         answered = [x for k, x in zip(batch["kind"], batch["item"], strict=True) if k == "answered"]
         by_asker: dict[str, list[tuple[Clip, Any]]] = {}
-        for clip, ans, asker_id in answered:
+        for clip, ans, asker_id, yamnet in answered:
+            if yamnet is not None:
+                _remember_yamnet(clip, yamnet)
             by_asker.setdefault(asker_id, []).append((clip, ans))
         rows: dict[str, dict] = {}
         fails: dict[str, list[dict]] = {}
@@ -140,6 +142,21 @@ class WriteStage:
                 kinds.append("failure")
                 items.append(rec)
         return _batch(kinds, items)
+
+
+def _yamnet_result(clip: Clip) -> Any:
+    """The ask stage's YAMNet result for a clip, if it ran YAMNet (the built-in asker): it
+    travels with the clip, so a check that needs it (the built-in retrieval scorer) in the
+    write pool's process need not run the network again."""
+    from sonicaps.backends.builtin import yamnet
+
+    return yamnet.recent_result(clip.audio)
+
+
+def _remember_yamnet(clip: Clip, result: Any) -> None:
+    from sonicaps.backends.builtin import yamnet
+
+    yamnet.remember(clip.audio, result)
 
 
 # Task pools build their stage once per worker process (Ray reuses the processes).

@@ -86,6 +86,24 @@ _RECENT: OrderedDict[bytes, tuple[np.ndarray, np.ndarray]] = OrderedDict()
 _RECENT_LOCK = threading.Lock()
 
 
+def recent_result(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """This process's (probabilities, embeddings) for these samples, if YAMNet ran on them."""
+    with _RECENT_LOCK:
+        return _RECENT.get(_digest(audio))
+
+
+def remember(audio: np.ndarray, result: tuple[np.ndarray, np.ndarray]) -> None:
+    """Take a result computed elsewhere (another Ray actor) for these samples. Copied, so a
+    view into Ray's object store is not kept alive by the cache."""
+    probs, embeddings = (np.array(a) for a in result)
+    probs.setflags(write=False)
+    embeddings.setflags(write=False)
+    with _RECENT_LOCK:
+        _RECENT[_digest(audio)] = (probs, embeddings)
+        while len(_RECENT) > RECENT_CLIPS:
+            _RECENT.popitem(last=False)
+
+
 def _digest(audio: np.ndarray) -> bytes:
     a = np.ascontiguousarray(audio, dtype=np.float32)
     return hashlib.blake2b(a.view(np.uint8), digest_size=16).digest() + str(a.shape).encode()
