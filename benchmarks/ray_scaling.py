@@ -5,9 +5,10 @@
 Captions N SceneCaps scenes (10-s clips, built first) with the built-in backends, once
 with the local runner and then on a local Ray cluster with 1 and with 2 actors per pool
 (ask; write + check), the ask actors sharing the cores between them. Each run is timed
-end to end, model loading and worker start-up included; Ray's own start (`ray.init`) is timed apart. Prints clips/s, the ratio to the
-local runner, the speed-up of 2 actors over 1, and the engine's overhead per clip. All
-runs must produce the same ids and captions, or the benchmark fails.
+end to end, model loading and worker start-up included; Ray's own start (`ray.init`) is
+timed apart. Prints clips/s, the ratio to the local runner, the speed-up of 2 actors over
+1, and the engine's overhead per clip. All runs must produce the same ids and captions,
+or the benchmark fails.
 """
 
 from __future__ import annotations
