@@ -29,7 +29,7 @@ from sonicaps.backends import create
 from sonicaps.clip import Clip
 from sonicaps.pipeline.config import PipelineConfig, PoolSpec, RayConfig
 from sonicaps.pipeline.inputs import Source, decode_source
-from sonicaps.pipeline.runner import RunSummary, pending
+from sonicaps.pipeline.runner import RunSummary, commit, pending
 from sonicaps.pipeline.stages import ask_batch, failure, write_batch
 from sonicaps.pipeline.store import Store
 
@@ -271,16 +271,7 @@ def run_ray(inputs: Iterable[str | Path], out_dir: str | Path, cfg: PipelineConf
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
                 rows = [x for k, x in zip(batch["kind"], batch["item"], strict=True) if k == "row"]
                 fails = [x for k, x in zip(batch["kind"], batch["item"], strict=True) if k == "failure"]
-                t0 = time.perf_counter()
-                store.commit(rows, fails)
-                summary.timings["store"] += time.perf_counter() - t0
-                summary.clips += len(rows)
-                summary.failures += len(fails)
-                bar.update(sum(1 for r in rows if r["last_in_source"])
-                           + sum(1 for f in fails if f["last_in_source"]))
-                elapsed = time.perf_counter() - start
-                bar.set_postfix(clips=summary.clips, clips_s=f"{summary.clips / elapsed:.1f}",
-                                failed=summary.failures, refresh=False)
+                commit(store, rows, fails, summary, bar, start)
         finally:
             bar.close()
             summary.seconds = time.perf_counter() - start

@@ -79,6 +79,19 @@ def pending(inputs: Iterable[str | Path], audio_root: str | Path | None, prog: P
     return todo, RunSummary(skipped_sources=skipped)
 
 
+def commit(store: Store, rows: list[dict], fails: list[dict], summary: RunSummary, bar: tqdm,
+           start: float) -> None:
+    """Store one batch's records and count them in the summary and the progress bar."""
+    t0 = time.perf_counter()
+    store.commit(rows, fails)
+    summary.timings["store"] += time.perf_counter() - t0
+    summary.clips += len(rows)
+    summary.failures += len(fails)
+    bar.update(sum(1 for r in rows if r["last_in_source"]) + sum(1 for f in fails if f["last_in_source"]))
+    bar.set_postfix(clips=summary.clips, clips_s=f"{summary.clips / (time.perf_counter() - start):.1f}",
+                    failed=summary.failures, refresh=False)
+
+
 def run(inputs: Iterable[str | Path], out_dir: str | Path, cfg: PipelineConfig | None = None, *,
         audio_root: str | Path | None = None, backends: Backends | None = None,
         progress: bool = True) -> RunSummary:
@@ -120,17 +133,7 @@ def run(inputs: Iterable[str | Path], out_dir: str | Path, cfg: PipelineConfig |
             if clips:
                 rows, bad = caption_batch(clips, backends, cfg, summary.timings)
                 fails += bad
-            t0 = time.perf_counter()
-            store.commit(rows, fails)
-            summary.timings["store"] += time.perf_counter() - t0
-            summary.clips += len(rows)
-            summary.failures += len(fails)
-            finished = sum(1 for r in rows if r["last_in_source"])
-            finished += sum(1 for f in fails if f["last_in_source"])
-            elapsed = time.perf_counter() - start
-            bar.update(finished)
-            bar.set_postfix(clips=summary.clips, clips_s=f"{summary.clips / elapsed:.1f}",
-                            failed=summary.failures, refresh=False)
+            commit(store, rows, fails, summary, bar, start)
     finally:
         stop.set()
         while any(w.is_alive() for w in workers):  # unblock decoders waiting on a full queue
