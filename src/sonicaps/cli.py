@@ -36,9 +36,45 @@ def _caption(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from sonicaps.export import export
 
+    if args.reviewed:
+        from sonicaps.review.collection import Collection
+        from sonicaps.review.summary import export_reviewed
+
+        collection = Collection(args.output_dir, db_dir=args.review_db)
+        path, n = export_reviewed(collection, args.dest or args.output_dir, args.format, args.reviewer)
+        print(f"wrote {n} reviewed captions (accepted or edited) to {path}")
+        return 0
     cap, qa, n = export(args.output_dir, args.dest or args.output_dir, args.format,
                         args.accepted_only)
     print(f"wrote {n} rows to {cap} and {qa}")
+    return 0
+
+
+def _review(args: argparse.Namespace) -> int:
+    import getpass
+
+    from sonicaps.review.app import is_loopback, serve
+    from sonicaps.review.collection import Collection
+
+    token = args.token or os.environ.get("SONICAPS_REVIEW_TOKEN")
+    if not is_loopback(args.host) and not token:
+        print(f"refusing to serve {args.host}, which is not a loopback address, without an access token: "
+              "pass --token or set SONICAPS_REVIEW_TOKEN", file=sys.stderr)
+        return 2
+    collection = Collection(args.data, fmt=args.format, db_dir=args.review_db, audio_root=args.audio_root)
+    serve(collection, host=args.host, port=args.port, reviewer=args.reviewer or getpass.getuser(),
+          token=token)
+    return 0
+
+
+def _review_stats(args: argparse.Namespace) -> int:
+    import json
+
+    from sonicaps.review.collection import Collection
+    from sonicaps.review.summary import format_stats, review_stats
+
+    stats = review_stats(Collection(args.data, fmt=args.format, db_dir=args.review_db))
+    print(json.dumps(stats, indent=2) if args.json else format_stats(stats))
     return 0
 
 
@@ -337,6 +373,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--dest", help="where to write (default: the output directory)")
     e.add_argument("--accepted-only", action="store_true",
                    help="only captions that passed the check stage")
+    e.add_argument("--reviewed", action="store_true",
+                   help="the captions reviewers accepted or edited (sonicaps review), "
+                   "as reviewed_captions.<fmt>")
+    e.add_argument("--reviewer", help="with --reviewed: only this reviewer's decisions")
+    e.add_argument("--review-db", help="with --reviewed: the review folder, if not the default")
     e.set_defaults(fn=_export)
 
     sv = sub.add_parser("serve", help="an OpenAI-compatible server in front of the config's ask "
@@ -348,6 +389,26 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--fault", action="append", help="misbehave on purpose, one per request in order: "
                     "empty, garbage, 500, 503, 429, sleep:<s> (for testing clients)")
     sv.set_defaults(fn=_serve)
+
+    rv = sub.add_parser("review", help="a local web page to listen to clips and accept, edit or reject "
+                        "their captions (reviews go to SQLite beside the data)")
+    rv.add_argument("data", help="a pipeline output folder or any dataset sonicaps reads")
+    rv.add_argument("--reviewer", help="your name in the reviews (default: the login name)")
+    rv.add_argument("--format", help="the dataset's format, if it cannot be detected")
+    rv.add_argument("--audio-root", help="the folder holding the dataset's audio")
+    rv.add_argument("--review-db", help="where to keep the reviews (default: DATA/_review for pipeline "
+                    "output, else DATA.review beside the dataset)")
+    rv.add_argument("--host", default="127.0.0.1", help="address to bind (a non-loopback one needs --token)")
+    rv.add_argument("--port", type=int, default=8765)
+    rv.add_argument("--token", help="access token required on every request (or SONICAPS_REVIEW_TOKEN)")
+    rv.set_defaults(fn=_review)
+
+    rs = sub.add_parser("review-stats", help="acceptance rate, edit distance and reviewer agreement")
+    rs.add_argument("data")
+    rs.add_argument("--format", help="the dataset's format, if it cannot be detected")
+    rs.add_argument("--review-db", help="the review folder, if not the default")
+    rs.add_argument("--json", action="store_true")
+    rs.set_defaults(fn=_review_stats)
 
     cv = sub.add_parser("convert", help="convert a caption dataset: AudioCaps/AudioSetCaps/Clotho CSV, "
                         "WavCaps JSON, pipeline output, hf, parquet, jsonl, webdataset")

@@ -228,9 +228,10 @@ def build_service(cfg: Any, model_name: str | None = None) -> Service:
 class BackgroundServer:
     """Run the app with uvicorn in a thread (tests, notebooks); `url` once started."""
 
-    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, path: str = "/v1") -> None:
         import uvicorn
 
+        self.path = path
         self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -242,7 +243,7 @@ class BackgroundServer:
                 raise RuntimeError("the server did not start")
             time.sleep(0.02)
         host, port = self.server.servers[0].sockets[0].getsockname()[:2]
-        self.url = f"http://{host}:{port}/v1"
+        self.url = f"http://{host}:{port}{self.path}"
         return self
 
     def __exit__(self, *exc: object) -> None:

