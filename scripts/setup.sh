@@ -11,8 +11,10 @@ command -v "$PY" >/dev/null || PY=python3
 # SceneCaps); a Java runtime runs
 # the reference metric implementation (pycocoevalcap) that the metric tests compare against,
 # and SPICE for users who fetch its CoreNLP jars. sonicaps' own metrics never need Java.
+# Chromium runs the review page's browser tests (driven by Playwright, which would
+# otherwise download its own browser).
 need_apt=()
-for pkg in espeak-ng flite fluidsynth; do
+for pkg in espeak-ng flite fluidsynth chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 command -v java >/dev/null || need_apt+=(default-jre-headless)

@@ -120,7 +120,14 @@ function showReview(review) {
   if (item) { item.review = review; renderList(); }
 }
 
-function closeForms() { $("editor").hidden = true; $("rejecter").hidden = true; }
+function closeForms() {
+  if ($("editor").contains(document.activeElement) || $("rejecter").contains(document.activeElement)) document.activeElement.blur();
+  $("editor").hidden = true; $("rejecter").hidden = true;
+}
+
+// Key presses run one after another, so three quick "k"s go back three clips.
+let queue = Promise.resolve();
+function enqueue(fn) { queue = queue.then(fn).catch((err) => say(err.message)); }
 
 async function submit(action, caption, reason) {
   const d = state.detail;
@@ -169,8 +176,8 @@ function openRejecter() { closeForms(); $("rejecter").hidden = false; $("reason"
 
 function reject() {
   const details = $("reason-text").value.trim();
-  submit("reject", null, $("reason").value + (details ? `: ${details}` : ""));
   $("reason-text").value = "";
+  return submit("reject", null, $("reason").value + (details ? `: ${details}` : ""));
 }
 
 async function go(step) {
@@ -185,15 +192,15 @@ document.addEventListener("keydown", (e) => {
   const typing = ["TEXTAREA", "INPUT", "SELECT"].includes(document.activeElement?.tagName);
   if (e.key === "Escape") { closeForms(); document.activeElement?.blur(); return; }
   if (document.activeElement === $("edit-text") && e.key === "Enter" && (e.ctrlKey || e.metaKey)) {
-    e.preventDefault(); submit("edit", $("edit-text").value, ""); return;
+    e.preventDefault(); const caption = $("edit-text").value; enqueue(() => submit("edit", caption, "")); return;
   }
   if (!$("rejecter").hidden && e.key === "Enter" && document.activeElement?.tagName !== "BUTTON") {
-    e.preventDefault(); reject(); return;
+    e.preventDefault(); enqueue(reject); return;
   }
   if (typing || !state.detail || e.ctrlKey || e.metaKey || e.altKey) return;
   const keys = { " ": togglePlay, a: () => submit("accept", null, ""), e: openEditor, r: openRejecter,
                  j: () => go(1), ArrowRight: () => go(1), k: () => go(-1), ArrowLeft: () => go(-1) };
-  if (keys[e.key]) { e.preventDefault(); keys[e.key](); }
+  if (keys[e.key]) { e.preventDefault(); enqueue(keys[e.key]); }
 });
 
 function wire() {
