@@ -10,7 +10,8 @@ are 10-s spans of 20 one-minute recordings. Then, over HTTP against a served app
   whole index takes;
 - reopen: the same collection again, already indexed;
 - per clip: details + audio + spectrogram of clips never shown before (median, p95);
-- filters deep in the collection: a label, a check-score range, "unreviewed".
+- filters deep in the collection: a label, a check-score range, "unreviewed"; and two
+  that match nothing, so they scan every clip.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def build(folder: Path, clips: int) -> None:
                 "id": f"clip{i:07d}", "source": src, "start_s": offset, "end_s": offset + 10.0,
                 "caption": f"A {labels[0].lower()} sound, then {labels[1].lower()} ({i})",
                 "question_1": "q1", "question_2": "q2", "question_3": "q3",
-                "answer_1": f"{labels[0]} from 0.0 s to 4.0 s.", "answer_2": "No speech.", "answer_3": "No music.",
+                "answer_1": f"{labels[0]} from 0.0 s to 4.0 s.", "answer_2": "No speech.",
+                "answer_3": "No music.",
                 "labels": labels, "label_source": "detected", "check_score": (i * 0.618) % 1.0,
                 "label_score": None, "check_rule": "threshold=0.42", "accepted": (i * 0.618) % 1.0 > 0.42,
                 "attempts": 1, "evidence": json.dumps({"labels": [[lab, 0.9] for lab in labels]}),
@@ -144,8 +146,10 @@ def main() -> None:
               f"({', '.join(f'{k} {1000 * statistics.median(v):.0f}' for k, v in parts.items())} ms)")
 
         deep = n - 1000
-        for what, query in (("label", f"label=Siren&after={deep}"), ("check score", f"min_score=0.9&after={deep}"),
-                            ("unreviewed", f"status=unreviewed&after={deep}"), ("page 1", "label=Siren")):
+        for what, query in (("label", f"label=Siren&after={deep}"),
+                            ("check score", f"min_score=0.9&after={deep}"),
+                            ("unreviewed", f"status=unreviewed&after={deep}"), ("page 1", "label=Siren"),
+                            ("no match", "label=Nothing"), ("rejected", "status=reject")):  # full scans
             dt, body = timed(server.url + f"/api/items?limit=50&{query}")
             print(f"  filter {what:<12} {1000 * dt:6.0f} ms ({len(json.loads(body))} clips)")
     col.stop()
