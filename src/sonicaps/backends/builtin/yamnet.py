@@ -144,58 +144,68 @@ class _Quant:
     out_zero: int
 
 
+def _edited_model():
+    """The ONNX graph, edited (see below), and its input/output quantisation."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(_extracted_model()))
+    init = {i.name: i for i in model.graph.initializer}
+    q = {k: numpy_helper.to_array(init[k]).item() for k in
+         ("audio_scale", "audio_zero_point", "class_scores_scale", "class_scores_zero_point")}
+    quant = _Quant(q["audio_scale"], int(q["audio_zero_point"]),
+                   q["class_scores_scale"], int(q["class_scores_zero_point"]))
+    # Make the batch dimension free: the exported graph fixes it to 1, and its only
+    # Reshape (before the classifier) has the constant shape [1, -1].
+    for t in list(model.graph.input) + list(model.graph.output):
+        t.type.tensor_type.shape.dim[0].dim_param = "batch"
+    del model.graph.value_info[:]
+    # Expose the 1024-d patch embedding (the classifier's input) as a second output:
+    # retrieval and captioning models train on it.
+    model.graph.output.append(onnx.helper.make_tensor_value_info(
+        EMBEDDING_TENSOR, onnx.TensorProto.FLOAT, ["batch", EMBEDDING_DIM]))
+    for node in model.graph.node:
+        if node.op_type == "Reshape":
+            shape = init[node.input[1]]
+            if list(numpy_helper.to_array(shape)) == [1, -1]:
+                shape.CopyFrom(numpy_helper.from_array(
+                    np.array([-1, 1024], dtype=np.int64), shape.name))
+    # On x86 CPUs without VNNI, onnxruntime multiplies uint8 activations by int8 weights
+    # with VPMADDUBSW, whose pairwise sums saturate at int16; these weights span the
+    # full -128..127, so scores would depend on the CPU (frog.mp3 heard as a horse on an
+    # AVX2-only EPYC). Shifting the weight zero points to uint8 (+128) is the same
+    # arithmetic and selects the exact uint8 x uint8 kernels on every CPU.
+    for node in model.graph.node:
+        if (node.op_type == "QuantizeLinear" and node.input[0] in init
+                and init[node.input[2]].data_type == onnx.TensorProto.INT8):
+            zp = init[node.input[2]]
+            shifted = (numpy_helper.to_array(zp).astype(np.int16) + 128).astype(np.uint8)
+            zp.CopyFrom(numpy_helper.from_array(shifted, zp.name))
+    return model, quant
+
+
+def _session(model, threads: int | None):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    # OMP_NUM_THREADS is how Ray (and batch schedulers) tell a worker its CPU share;
+    # onnxruntime ignores it, so it is read here.
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    opts.intra_op_num_threads = threads or (int(omp) if omp.isdigit() and int(omp) > 0
+                                            else min(4, os.cpu_count() or 1))
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+
 class Yamnet:
     """Frame-level AudioSet class probabilities for batches of clips."""
 
     model_id = YAMNET_ONNX.model_id
 
     def __init__(self, threads: int | None = None) -> None:
-        import onnx
-        import onnxruntime as ort
-        from onnx import numpy_helper
-
-        model = onnx.load(str(_extracted_model()))
-        init = {i.name: i for i in model.graph.initializer}
-        q = {k: numpy_helper.to_array(init[k]).item() for k in
-             ("audio_scale", "audio_zero_point", "class_scores_scale", "class_scores_zero_point")}
-        self._q = _Quant(q["audio_scale"], int(q["audio_zero_point"]),
-                         q["class_scores_scale"], int(q["class_scores_zero_point"]))
-        # Make the batch dimension free: the exported graph fixes it to 1, and its only
-        # Reshape (before the classifier) has the constant shape [1, -1].
-        for t in list(model.graph.input) + list(model.graph.output):
-            t.type.tensor_type.shape.dim[0].dim_param = "batch"
-        del model.graph.value_info[:]
-        # Expose the 1024-d patch embedding (the classifier's input) as a second output:
-        # retrieval and captioning models train on it.
-        model.graph.output.append(onnx.helper.make_tensor_value_info(
-            EMBEDDING_TENSOR, onnx.TensorProto.FLOAT, ["batch", EMBEDDING_DIM]))
-        for node in model.graph.node:
-            if node.op_type == "Reshape":
-                shape = init[node.input[1]]
-                if list(numpy_helper.to_array(shape)) == [1, -1]:
-                    shape.CopyFrom(numpy_helper.from_array(
-                        np.array([-1, 1024], dtype=np.int64), shape.name))
-        # On x86 CPUs without VNNI, onnxruntime multiplies uint8 activations by int8 weights
-        # with VPMADDUBSW, whose pairwise sums saturate at int16; these weights span the
-        # full -128..127, so scores would depend on the CPU (frog.mp3 heard as a horse on an
-        # AVX2-only EPYC). Shifting the weight zero points to uint8 (+128) is the same
-        # arithmetic and selects the exact uint8 x uint8 kernels on every CPU.
-        for node in model.graph.node:
-            if (node.op_type == "QuantizeLinear" and node.input[0] in init
-                    and init[node.input[2]].data_type == onnx.TensorProto.INT8):
-                zp = init[node.input[2]]
-                shifted = (numpy_helper.to_array(zp).astype(np.int16) + 128).astype(np.uint8)
-                zp.CopyFrom(numpy_helper.from_array(shifted, zp.name))
-        opts = ort.SessionOptions()
-        # OMP_NUM_THREADS is how Ray (and batch schedulers) tell a worker its CPU share;
-        # onnxruntime ignores it, so it is read here.
-        omp = os.environ.get("OMP_NUM_THREADS", "")
-        opts.intra_op_num_threads = threads or (int(omp) if omp.isdigit() and int(omp) > 0
-                                                else min(4, os.cpu_count() or 1))
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        self._session = ort.InferenceSession(model.SerializeToString(), opts,
-                                             providers=["CPUExecutionProvider"])
+        model, self._q = _edited_model()
+        self._session = _session(model, threads)
         self.classes = class_names()
 
     def quantize(self, p: np.ndarray) -> np.ndarray:
@@ -242,3 +252,45 @@ class Yamnet:
         probs = expit(logits)
         splits = np.cumsum([len(p) for p in per_clip])[:-1]
         return np.split(probs, splits), np.split(np.concatenate(embeddings), splits)
+
+
+# The output of the 9th depthwise-separable block: 512 channels on a 6 x 4 (time x mel)
+# grid per patch, i.e. 0.16-s steps, the "mid-level" feature of the AudioCaps top-down
+# encoder (which used VGGish's conv4).
+MID_TENSOR = "/model/layer9/pointwise_conv/relu/Relu_output_0_updated"
+MID_DIM = 512
+
+
+class YamnetMidLevel:
+    """YAMNet cut after block 9: per clip, [steps, 512] activations averaged over mel
+    bands, one step per 0.16 s (a patch's first half, as patches overlap by half)."""
+
+    def __init__(self, threads: int | None = None) -> None:
+        import onnx
+
+        model, self._q = _edited_model()
+        del model.graph.output[:]
+        model.graph.output.append(onnx.helper.make_tensor_value_info(
+            MID_TENSOR, onnx.TensorProto.FLOAT, ["batch", MID_DIM, 6, 4]))
+        # Nothing after block 9 feeds the new output: drop those nodes.
+        needed, keep = {MID_TENSOR}, []
+        for node in reversed(model.graph.node):
+            if any(o in needed for o in node.output):
+                keep.append(node)
+                needed.update(node.input)
+        del model.graph.node[:]
+        model.graph.node.extend(reversed(keep))
+        used = {i for n in keep for i in n.input}
+        kept_init = [i for i in model.graph.initializer if i.name in used]
+        del model.graph.initializer[:]
+        model.graph.initializer.extend(kept_init)
+        self._session = _session(model, threads)
+
+    def features(self, audio: np.ndarray, max_patches: int = 512) -> np.ndarray:
+        p = patches(audio)
+        x = np.clip(np.rint(p / self._q.in_scale + self._q.in_zero), 0, 255).astype(np.uint8)[:, None]
+        out = np.concatenate([self._session.run(None, {"audio": x[i:i + max_patches]})[0]
+                              for i in range(0, len(x), max_patches)])  # [n, 512, 6, 4]
+        steps = out.mean(axis=3).transpose(0, 2, 1)  # [n, 6, 512]
+        half = steps.shape[1] // 2
+        return np.concatenate([steps[:-1, :half].reshape(-1, MID_DIM), steps[-1]]).astype(np.float32)
