@@ -78,6 +78,59 @@ def _review_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_captioner(args: argparse.Namespace) -> int:
+    from sonicaps.captioning.train import TrainConfig, train
+    from sonicaps.pipeline.config import read_config_file
+
+    settings = read_config_file(args.config) if args.config else {}
+    for key in ("model", "features", "seed", "max_epochs", "max_minutes", "beam", "attributes"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
+    if args.glove:
+        settings["glove"] = True
+    run = train(args.data, args.out, TrainConfig.from_dict(settings), progress=not args.no_progress)
+    best = max(run.history, key=lambda h: h["val_cider_d"])
+    print(f"trained {run.cfg.model} on {args.data}: best val CIDEr-D {best['val_cider_d']:.3f} at epoch "
+          f"{best['epoch']}; saved to {args.out}")
+    return 0
+
+
+def _predict_captions(args: argparse.Namespace) -> int:
+    from sonicaps.captioning.train import load, predict
+
+    run = load(args.run_dir)
+    for path, caption in zip(args.audio, predict(run, args.audio, args.beam), strict=True):
+        print(f"{path}\t{caption if caption is not None else '(audio could not be decoded)'}")
+    return 0
+
+
+def _evaluate_captioner(args: argparse.Namespace) -> int:
+    import json
+
+    from sonicaps.captioning.train import evaluate, load
+
+    run = load(args.run_dir)
+    data = args.data or run.data
+    if data is None:
+        print("no dataset: pass --data", file=sys.stderr)
+        return 2
+    result = evaluate(run, data, args.split, beam=args.beam)
+    if args.predictions:
+        import pandas as pd
+
+        pd.DataFrame(result["predictions"]).to_csv(args.predictions, index=False)
+    if args.json:
+        print(json.dumps({k: v for k, v in result.items() if k != "predictions"}, indent=2))
+        return 0
+    print(f"{result['model']} on the {result['split']} split of {data} ({result['clips']} clips)")
+    print(f"{'metric':<10} {'model':>8} {'human':>8}")
+    for name, value in result["scores"].items():
+        if isinstance(value, float):
+            human = result["human"].get(name) if result["human"] else None
+            print(f"{name:<10} {value:>8.3f} {human if human is None else f'{human:.3f}':>8}")
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -402,6 +455,38 @@ def build_parser() -> argparse.ArgumentParser:
     rv.add_argument("--port", type=int, default=8765)
     rv.add_argument("--token", help="access token required on every request (or SONICAPS_REVIEW_TOKEN)")
     rv.set_defaults(fn=_review)
+
+    tr = sub.add_parser("train", help="train a captioning model (the AudioCaps family or a transformer)")
+    tr.add_argument("--model", help="1nn-mfcc, 1nn-yamnet, lstm, tempatt, topdown, semtempatt, alignedatt, "
+                    "transformer")
+    tr.add_argument("--data", required=True, help="a SceneCaps build, an AudioCaps-layout folder "
+                    "(captions.csv + audio/), or pipeline output")
+    tr.add_argument("--features", help="mfcc, logmel, yamnet (default), yamnet-mid, or npy:DIR")
+    tr.add_argument("--out", required=True, help="the run directory to write")
+    tr.add_argument("--config", help="TOML/YAML file with the other training settings")
+    tr.add_argument("--seed", type=int)
+    tr.add_argument("--max-epochs", type=int)
+    tr.add_argument("--max-minutes", type=float)
+    tr.add_argument("--attributes", choices=["nn", "gt"], help="semantic models' attribute words")
+    tr.add_argument("--beam", type=int, help="beam size for validation and later use (0: greedy)")
+    tr.add_argument("--glove", action="store_true", help="start word embeddings from GloVe 6B 50-d")
+    tr.add_argument("--no-progress", action="store_true")
+    tr.set_defaults(fn=_train_captioner)
+
+    pr = sub.add_parser("predict", help="caption audio files with a trained model")
+    pr.add_argument("run_dir")
+    pr.add_argument("audio", nargs="+")
+    pr.add_argument("--beam", type=int, help="beam size (default: the run's; 0: greedy)")
+    pr.set_defaults(fn=_predict_captions)
+
+    ev = sub.add_parser("evaluate", help="caption metrics of a trained model, with the human upper bound")
+    ev.add_argument("run_dir")
+    ev.add_argument("--data", help="the dataset (default: the one it was trained on)")
+    ev.add_argument("--split", default="test")
+    ev.add_argument("--beam", type=int, help="beam size (default: the run's; 0: greedy)")
+    ev.add_argument("--predictions", help="write the captions to this CSV")
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(fn=_evaluate_captioner)
 
     rs = sub.add_parser("review-stats", help="acceptance rate, edit distance and reviewer agreement")
     rs.add_argument("data")

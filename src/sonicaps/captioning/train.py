@@ -93,6 +93,7 @@ class Run:
     train_captions: list[str]  # 1-NN: the caption returned for each training clip
     train_classes: list[tuple[str, ...]]
     history: list[dict]
+    data: str | None = None  # the dataset it was trained on
 
     def caption(self, clips: Sequence[Clip], batch_size: int = 64) -> list[str]:
         if self.model is None:
@@ -137,6 +138,7 @@ def train(data: str | Path, out_dir: str | Path, cfg: TrainConfig, progress: boo
         [c.captions[0] for c in train_clips],
         [c.classes for c in train_clips],
         [],
+        str(Path(data).resolve()),
     )
     start = time.monotonic()
     if cfg.model in NEAREST:
@@ -226,6 +228,7 @@ def save(run: Run, out_dir: str | Path) -> None:
         "train_captions": run.train_captions,
         "train_classes": [list(c) for c in run.train_classes],
         "history": run.history,
+        "data": run.data,
     }
     (out / "config.json").write_text(json.dumps(meta, indent=1))
     _plot(run.history, out / "curve.png")
@@ -278,6 +281,7 @@ def load(run_dir: str | Path) -> Run:
         meta["train_captions"],
         [tuple(c) for c in meta["train_classes"]],
         meta["history"],
+        meta.get("data"),
     )
 
 

@@ -127,15 +127,18 @@ def from_dict(data: dict[str, Any]) -> PipelineConfig:
     return PipelineConfig(**kwargs, **pipe)
 
 
-def load_config(path: str | Path) -> PipelineConfig:
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The settings of a .toml or .yaml file as a dict."""
     path = Path(path)
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".toml":
-        data = tomllib.loads(text)
-    elif path.suffix in (".yaml", ".yml"):
+        return tomllib.loads(text)
+    if path.suffix in (".yaml", ".yml"):
         import yaml
 
-        data = yaml.safe_load(text) or {}
-    else:
-        raise ValueError(f"{path}: config must be .toml, .yaml or .yml")
-    return from_dict(data)
+        return yaml.safe_load(text) or {}
+    raise ValueError(f"{path}: config must be .toml, .yaml or .yml")
+
+
+def load_config(path: str | Path) -> PipelineConfig:
+    return from_dict(read_config_file(path))
