@@ -210,3 +210,33 @@ def test_cli_train_predict_evaluate(scenes, tmp_path):
     assert {"bleu_4", "meteor", "rouge_l", "cider_d", "sbert_sim"} <= set(result["scores"])
     assert result["human"]["cider_d"] > 0 and result["clips"] == 6
     assert (tmp_path / "pred.csv").read_text().startswith("id,caption")
+
+
+def test_trained_model_as_the_pipeline_writer(scenes, tmp_path):
+    from sonicaps.pipeline.config import BackendSpec, PipelineConfig
+    from sonicaps.pipeline.runner import run as run_pipeline
+
+    train(
+        scenes,
+        tmp_path / "run",
+        TrainConfig(model="tempatt", hidden=32, embed=16, max_epochs=2),
+        progress=False,
+    )
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    files = sorted((scenes / "audio").iterdir())[:3]
+    for f in files:
+        (audio / f.name).write_bytes(f.read_bytes())
+    cfg = PipelineConfig(
+        ask=BackendSpec("none"),
+        write=BackendSpec("captioner", {"run": str(tmp_path / "run")}),
+        check=BackendSpec("textsim"),
+        max_attempts=1,
+        accept_threshold=-1.0,
+    )
+    run_pipeline([audio], tmp_path / "out", cfg, progress=False)
+    import pandas as pd
+
+    rows = pd.read_parquet(tmp_path / "out").sort_values("id")
+    assert list(rows["caption"]) == predict(load(tmp_path / "run"), [audio / f.name for f in files])
+    assert rows["writer"].str.startswith("captioner(tempatt").all() and (rows["asker"] == "none").all()
