@@ -22,6 +22,7 @@ import torch
 from sonicaps.captioning.features import clip_features
 from sonicaps.captioning.vocab import PAD, Vocabulary
 from sonicaps.retrieval.data import Item
+from sonicaps.retrieval.features import pad as pad_frames
 
 log = logging.getLogger(__name__)
 MAX_ATTRIBUTES = 8
@@ -108,10 +109,15 @@ def nearest(queries: np.ndarray, keys: np.ndarray, exclude_self: bool = False) -
 
 
 def set_attributes(
-    clips: Sequence[Clip], train: Sequence[Clip], train_keys: np.ndarray, source: str, same: bool
+    clips: Sequence[Clip],
+    train_classes: Sequence[Sequence[str]],
+    train_keys: np.ndarray,
+    source: str,
+    same: bool,
 ) -> None:
-    """Fill clip.attributes from the nearest training clip (source "nn") or the clip's own
-    classes ("gt"). `same`: these clips are the training clips themselves."""
+    """Fill clip.attributes from the nearest training clip (source "nn": its classes,
+    `train_keys` its pooled features) or the clip's own classes ("gt"). `same`: these
+    clips are the training clips themselves."""
     if source == "gt":
         for c in clips:
             c.attributes = class_words(c.classes)
@@ -119,10 +125,12 @@ def set_attributes(
     if source != "nn":
         raise ValueError(f"attributes must be 'nn' or 'gt', not {source!r}")
     idx = (
-        nearest(pooled(clips), train_keys, exclude_self=same) if len(train) > 1 else np.zeros(len(clips), int)
+        nearest(pooled(clips), train_keys, exclude_self=same)
+        if len(train_classes) > 1
+        else np.zeros(len(clips), int)
     )
     for c, j in zip(clips, idx, strict=True):
-        c.attributes = class_words(train[j].classes)
+        c.attributes = class_words(train_classes[j])
 
 
 def collate(
@@ -131,11 +139,7 @@ def collate(
     """A batch: padded features and masks, attribute ids, and (for training) token ids."""
 
     def pad(arrays: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-        longest = max(len(a) for a in arrays)
-        x = np.zeros((len(arrays), longest, arrays[0].shape[1]), dtype=np.float32)
-        m = np.zeros((len(arrays), longest), dtype=bool)
-        for i, a in enumerate(arrays):
-            x[i, : len(a)], m[i, : len(a)] = a, True
+        x, m = pad_frames(arrays)
         return torch.from_numpy(x), torch.from_numpy(m)
 
     batch: dict[str, torch.Tensor] = {}

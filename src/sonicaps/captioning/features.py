@@ -13,7 +13,6 @@ Kinds (each gives a [frames, dims] array per clip):
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Sequence
@@ -23,6 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from sonicaps.audio import SAMPLE_RATE, AudioError, load_audio
+from sonicaps.retrieval.features import audio_features, span_key
 from sonicaps.sources import cache_dir
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ KINDS = ("mfcc", "logmel", "yamnet", "yamnet-mid")
 VERSION = {
     "mfcc": "mfcc40-w1024-h664-v1",
     "logmel": "yamnet-logmel-p4-v1",
-    "yamnet": "yamnet-emb-v2",
+    "yamnet": "yamnet-emb-v2",  # cached by retrieval.features
     "yamnet-mid": "yamnet-block9-v1",
 }
 MFCC_WINDOW, MFCC_HOP, MFCC_COEFFS = 1024, 1024 - 360, 40
@@ -75,9 +75,7 @@ def compute(kind: str, audio: np.ndarray) -> np.ndarray:
 
 
 def _cache_path(kind: str, path: Path, start_s: float, end_s: float | None) -> Path:
-    st = path.stat()
-    raw = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{start_s}|{end_s}|{VERSION[kind]}"
-    key = hashlib.sha1(raw.encode()).hexdigest()
+    key = span_key(path, start_s, end_s, VERSION[kind])
     return cache_dir() / "captioning-features" / VERSION[kind] / key[:2] / f"{key}.npy"
 
 
@@ -98,6 +96,9 @@ def clip_features(
             else:
                 log.warning("no %s for clip %s", f, cid)
         return out
+    if kind == "yamnet":  # the retrieval features: one cache, batched YAMNet runs
+        found = audio_features([(Path(p), s, e) for _, p, s, e in clips], progress)
+        return [None if f is None else f.patches.astype(np.float32) for f in found]
     for i, (cid, path, start, end) in enumerate(
         tqdm(clips, desc=f"{kind} features", unit="clip", disable=not progress, mininterval=1.0)
     ):

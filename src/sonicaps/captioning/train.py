@@ -99,8 +99,7 @@ class Run:
         if self.model is None:
             return [self.train_captions[j] for j in nearest(pooled(clips), self.keys)]
         if self.cfg.model in SEMANTIC:
-            train = [Clip("", (), np.zeros((1, 1)), classes=c) for c in self.train_classes]
-            set_attributes(clips, train, self.keys, self.cfg.attributes, same=False)
+            set_attributes(clips, self.train_classes, self.keys, self.cfg.attributes, same=False)
         self.model.eval()
         out = []
         for b in range(0, len(clips), batch_size):
@@ -150,7 +149,7 @@ def train(data: str | Path, out_dir: str | Path, cfg: TrainConfig, progress: boo
     if cfg.model in SEMANTIC:
         if not any(c.classes for c in train_clips):
             log.warning("no training clip has sound classes: %s runs without attribute words", cfg.model)
-        set_attributes(train_clips, train_clips, keys, cfg.attributes, same=True)
+        set_attributes(train_clips, run.train_classes, keys, cfg.attributes, same=True)
     mcfg = ModelConfig(
         cfg.model,
         len(run.vocab),

@@ -32,9 +32,10 @@ class ClipFeatures:
     probs: np.ndarray  # [521] float16: max over patches
 
 
-def _key(path: Path, start_s: float, end_s: float | None) -> str:
+def span_key(path: Path, start_s: float, end_s: float | None, version: str = VERSION) -> str:
+    """A cache key for features of a file span: changes with the file and the version."""
     st = path.stat()
-    raw = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{start_s}|{end_s}|{VERSION}"
+    raw = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{start_s}|{end_s}|{version}"
     return hashlib.sha1(raw.encode()).hexdigest()
 
 
@@ -68,7 +69,7 @@ def audio_features(spans: Sequence[tuple[Path, float, float | None]], progress: 
     todo: list[tuple[int, str]] = []
     for i, (path, start, end) in enumerate(spans):
         try:
-            key = _key(Path(path), start, end)
+            key = span_key(Path(path), start, end)
         except OSError as e:
             log.warning("%s: %s", path, e)
             continue

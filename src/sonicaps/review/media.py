@@ -19,7 +19,7 @@ from sonicaps.audio import SAMPLE_RATE, load_audio
 CACHE_CLIPS = 32
 N_FFT, HOP = 512, 320  # 32 ms windows every 20 ms
 TOP_DB = 80.0
-HEIGHT = 200  # image rows (frequency bins are averaged down to this)
+HEIGHT = 200  # image rows: the lowest 200 bins of 31.25 Hz, 0-6.25 kHz
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
 
 
@@ -39,7 +39,8 @@ def wav_bytes(path: Path, start_s: float, end_s: float | None) -> bytes:
 
 @lru_cache(maxsize=CACHE_CLIPS)
 def spectrogram_png(path: Path, start_s: float, end_s: float | None) -> bytes:
-    """Log-power STFT, 0-8 kHz, low frequencies at the bottom, magma colours."""
+    """Log-power STFT up to 6.25 kHz (where captioned sounds live; YAMNet stops at
+    7.5), low frequencies at the bottom, magma colours."""
     from matplotlib import colormaps
     from PIL import Image
 
@@ -47,9 +48,7 @@ def spectrogram_png(path: Path, start_s: float, end_s: float | None) -> bytes:
     if len(audio) < N_FFT:
         audio = np.pad(audio, (0, N_FFT - len(audio)))
     frames = np.lib.stride_tricks.sliding_window_view(audio, N_FFT)[::HOP]
-    power = np.abs(np.fft.rfft(frames * np.hanning(N_FFT), axis=1)) ** 2  # (time, freq)
-    bins = power.shape[1] - power.shape[1] % HEIGHT if power.shape[1] > HEIGHT else power.shape[1]
-    power = power[:, :bins].reshape(len(power), -1, bins // max(1, min(HEIGHT, bins))).mean(axis=2)
+    power = np.abs(np.fft.rfft(frames * np.hanning(N_FFT), axis=1))[:, :HEIGHT] ** 2  # (time, freq)
     db = 10 * np.log10(np.maximum(power, 1e-12))
     db = np.clip((db - (db.max() - TOP_DB)) / TOP_DB, 0.0, 1.0)
     rgb = (colormaps["magma"](db.T[::-1])[..., :3] * 255).astype(np.uint8)

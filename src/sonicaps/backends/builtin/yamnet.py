@@ -198,6 +198,11 @@ def _session(model, threads: int | None):
     return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
 
+def _quantize(q: _Quant, p: np.ndarray) -> np.ndarray:
+    """Float log-mel patches to the graph's uint8 input."""
+    return np.clip(np.rint(p / q.in_scale + q.in_zero), 0, 255).astype(np.uint8)
+
+
 class Yamnet:
     """Frame-level AudioSet class probabilities for batches of clips."""
 
@@ -209,8 +214,7 @@ class Yamnet:
         self.classes = class_names()
 
     def quantize(self, p: np.ndarray) -> np.ndarray:
-        x = np.rint(p / self._q.in_scale + self._q.in_zero)
-        return np.clip(x, 0, 255).astype(np.uint8)
+        return _quantize(self._q, p)
 
     def predict(self, audios: list[np.ndarray], max_patches: int = 512) -> list[np.ndarray]:
         """Per clip, a [n_patches, 521] array of probabilities (patch i starts at 0.48*i s)."""
@@ -287,8 +291,7 @@ class YamnetMidLevel:
         self._session = _session(model, threads)
 
     def features(self, audio: np.ndarray, max_patches: int = 512) -> np.ndarray:
-        p = patches(audio)
-        x = np.clip(np.rint(p / self._q.in_scale + self._q.in_zero), 0, 255).astype(np.uint8)[:, None]
+        x = _quantize(self._q, patches(audio))[:, None]
         out = np.concatenate([self._session.run(None, {"audio": x[i:i + max_patches]})[0]
                               for i in range(0, len(x), max_patches)])  # [n, 512, 6, 4]
         steps = out.mean(axis=3).transpose(0, 2, 1)  # [n, 6, 512]
