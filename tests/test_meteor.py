@@ -65,6 +65,9 @@ EDGE = [
     ("automobile", ["car"]),
     # Identical long sentences: only exact matching runs, or the beam would lose the perfect score.
     (LONG, [LONG, "a dog"]),
+    # Over 64 words: the compiled aligner's bit masks do not fit, the Python one takes over.
+    (LONG + " " + LONG, [LONG + " rain " + LONG, "a dog barks " + LONG, LONG]),
+    ("a dog barks", [LONG + " " + LONG, "dog"]),
     ("u.s. mr. smith 's car did n't start -lrb- 3.5 -rrb-", ["mr. smith 's automobile does n't start"]),
 ]
 
@@ -252,6 +255,28 @@ def test_index_is_reused_from_the_cache():
         assert (folder / "manifest.json").stat().st_mtime_ns == stamp
     finally:
         meteor_data.load_resources.cache_clear()
+
+
+def test_compiled_aligner_equals_the_python_one():
+    """The Java parity tests run the compiled aligner where it is built; this pins it to the
+    Python one (the readable reference, and the fallback) pair by pair, statistics and all."""
+    if m._compiled_align is None:
+        if os.environ.get("CI"):
+            pytest.fail("the compiled aligner is not built: scripts/setup.sh installs gcc and python3-dev")
+        pytest.skip("the compiled aligner is not built (pip install -e . with a C compiler)")
+    candidates, references = rich_corpus(250, seed=3)
+    scorer = m.MeteorScorer()
+    scorer.prepare([*candidates, *(r for refs in references for r in refs)])
+    pairs = 0
+    for cand, refs in zip(candidates, references, strict=True):
+        test, refs = m._score_line(cand, refs)
+        t = scorer._sentence(scorer.tokens(test)).as_candidate()
+        for ref in refs:
+            r = scorer._sentence(scorer.tokens(ref))
+            compiled, python = scorer._align(t, r), scorer._align_python(t, r)
+            assert compiled == python, (test, ref)
+            pairs += len(t.hashes) <= 64 and len(r.hashes) <= 64
+    assert pairs > 1000
 
 
 def test_rejects_mismatched_inputs():

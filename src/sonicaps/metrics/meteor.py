@@ -31,6 +31,7 @@ the numbers:
 
 from __future__ import annotations
 
+import logging
 import math
 import multiprocessing
 import os
@@ -49,6 +50,13 @@ from sonicaps.metrics.meteor_data import (
     java_tokens,
     load_resources,
 )
+
+try:  # the aligner in C (_align.pyx); absent when sonicaps was installed without a compiler
+    from sonicaps.metrics._align import align as _compiled_align
+except ImportError:
+    _compiled_align = None
+
+log = logging.getLogger(__name__)
 
 # Parameters of the default ("rank") task for English: alpha, beta, gamma, delta.
 ALPHA, BETA, GAMMA, DELTA = 0.85, 0.20, 0.60, 0.75
@@ -405,6 +413,7 @@ class _Sentence:
     function: list[bool]
     stems: list[int]  # stem hashes
     synsets: list[tuple[int, frozenset[int]]]  # (position, synsets) for words that have some
+    synset_ids: list[tuple[int, ...]]  # each word's synsets, sorted (for the compiled aligner)
     para_from: dict[tuple[str, ...], list[tuple[int, int, int]]]  # paraphrase -> (pos, len, record)
     para_at: list[tuple[tuple[str, ...], int]]  # (phrase, pos) for phrases that are some paraphrase
     # Lookups by value, needed on the candidate side only (see as_candidate).
@@ -488,7 +497,11 @@ class MeteorScorer:
 
     def __init__(self, resources: MeteorResources | None = None):
         self.res = resources if resources is not None else load_resources()
-        self._words: dict[str, tuple] = {}  # word -> (hash, stem hash, synsets, function word)
+        if _compiled_align is None:
+            log.warning("METEOR's compiled aligner is not built (sonicaps was installed without a C "
+                        "compiler): aligning in Python, several times slower")
+        # word -> (hash, stem hash, synsets, function word, sorted synsets)
+        self._words: dict[str, tuple] = {}
         self._tokens: dict[str, list[str]] = {}
         self._vocab: set[str] = set()
         self._para: dict[tuple[str, ...], list[tuple[int, tuple[str, ...]]]] = {}
@@ -548,8 +561,9 @@ class MeteorScorer:
     def _word(self, word: str) -> tuple:
         info = self._words.get(word)
         if info is None:
-            info = self._words[word] = (java_hash(word), java_hash(stem(word)), self._synsets(word),
-                                        word.lower() in self.res.function_words)
+            synsets = self._synsets(word)
+            info = self._words[word] = (java_hash(word), java_hash(stem(word)), synsets,
+                                        word.lower() in self.res.function_words, tuple(sorted(synsets)))
         return info
 
     def _synsets(self, word: str) -> frozenset[int]:
@@ -589,10 +603,27 @@ class MeteorScorer:
                 if g in targets:
                     para_at.append((g, i))
         return _Sentence([x[0] for x in infos], [x[3] for x in infos], [x[1] for x in infos],
-                         [(i, x[2]) for i, x in enumerate(infos) if x[2]], para_from, para_at)
+                         [(i, x[2]) for i, x in enumerate(infos) if x[2]], [x[4] for x in infos],
+                         para_from, para_at)
 
     def _align(self, t: _Sentence, r: _Sentence) -> MeteorStats:
-        """Aligner.align(test, reference) and MeteorScorer.getMeteorStats(alignment)."""
+        """Aligner.align(test, reference) and MeteorScorer.getMeteorStats(alignment), in C
+        where the extension is built and both sentences fit its 64-word masks."""
+        if _compiled_align is not None:
+            para = []
+            if t.hashes != r.hashes:
+                para = [(i, k, j, m) for i, k, _, j, m in _paraphrase_hits(r, t)]
+                para += [(j, m, i, k) for i, k, _, j, m in _paraphrase_hits(t, r)]
+            out = _compiled_align(t.hashes, t.stems, t.function, t.synset_ids,
+                                  r.hashes, r.stems, r.function, r.synset_ids, para)
+            if out is not None:
+                tfw, rfw, c, chunks, tm, rm = out
+                return MeteorStats(len(t.hashes), len(r.hashes), tfw, rfw, c[0:4], c[4:8], c[8:12], c[12:16],
+                                   chunks, tm, rm)
+        return self._align_python(t, r)
+
+    def _align_python(self, t: _Sentence, r: _Sentence) -> MeteorStats:
+        """The aligner in Python: the readable reference, and the path for long sentences."""
         n1, n2 = len(t.hashes), len(r.hashes)
         stage: list[list[_Match]] = [[] for _ in range(n2)]
         cover1, cover2 = [0] * n1, [0] * n2
@@ -710,7 +741,7 @@ def meteor(candidates: list[str], references: list[list[str]],
            workers: int | None = None) -> tuple[float, np.ndarray]:
     """Corpus METEOR and per-item scores, on PTB-tokenized strings, as pycocoevalcap computes them.
 
-    Alignment is pure Python and items are independent, so on corpora of PARALLEL_MIN_ITEMS
+    Items are independent, so on corpora of PARALLEL_MIN_ITEMS
     or more the items are split over `workers` processes (default: up to 2 cores). What the
     items share (normalized tokens, paraphrase entries, per-word stems and synsets) is
     computed once, then the workers are forked, so they inherit it and start in
