@@ -270,7 +270,7 @@ def test_compiled_aligner_equals_the_python_one():
     pairs = 0
     for cand, refs in zip(candidates, references, strict=True):
         test, refs = m._score_line(cand, refs)
-        t = scorer._sentence(scorer.tokens(test)).as_candidate()
+        t = scorer._sentence(scorer.tokens(test))
         for ref in refs:
             r = scorer._sentence(scorer.tokens(ref))
             compiled, python = scorer._align(t, r), scorer._align_python(t, r)

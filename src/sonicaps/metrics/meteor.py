@@ -416,20 +416,30 @@ class _Sentence:
     synset_ids: list[tuple[int, ...]]  # each word's synsets, sorted (for the compiled aligner)
     para_from: dict[tuple[str, ...], list[tuple[int, int, int]]]  # paraphrase -> (pos, len, record)
     para_at: list[tuple[tuple[str, ...], int]]  # (phrase, pos) for phrases that are some paraphrase
-    # Lookups by value, needed on the candidate side only (see as_candidate).
+    # Lookups by value, needed on the candidate side of the Python aligner only (see lookups).
     by_hash: dict[int, list[int]] | None = None  # word hash -> positions
     by_stem: dict[int, list[int]] | None = None  # stem hash -> positions
     synset_pos: dict[int, list[int]] | None = None  # synset -> positions
 
-    def as_candidate(self) -> _Sentence:
-        self.by_hash, self.by_stem, self.synset_pos = {}, {}, {}
-        for i, (h, s) in enumerate(zip(self.hashes, self.stems, strict=True)):
-            self.by_hash.setdefault(h, []).append(i)
-            self.by_stem.setdefault(s, []).append(i)
-        for i, syn in self.synsets:
-            for sid in syn:
-                self.synset_pos.setdefault(sid, []).append(i)
+    def lookups(self) -> _Sentence:
+        if self.by_hash is None:
+            self.by_hash, self.by_stem, self.synset_pos = {}, {}, {}
+            for i, (h, s) in enumerate(zip(self.hashes, self.stems, strict=True)):
+                self.by_hash.setdefault(h, []).append(i)
+                self.by_stem.setdefault(s, []).append(i)
+            for i, syn in self.synsets:
+                for sid in syn:
+                    self.synset_pos.setdefault(sid, []).append(i)
         return self
+
+
+@dataclass(slots=True)
+class _PhraseNode:
+    """A node of the trie over the paraphrase table's phrases (both sides) in the corpus."""
+
+    next: dict[str, _PhraseNode]  # next word -> node
+    entries: list[tuple[int, tuple[str, ...]]]  # (record, paraphrase) for the phrase ending here
+    target: tuple[str, ...] | None  # the phrase ending here, if it is some entry's paraphrase
 
 
 def _resolve(stage: list[list[_Match]], fixed: list[_Match | None], test_bits: int,
@@ -504,10 +514,7 @@ class MeteorScorer:
         self._words: dict[str, tuple] = {}
         self._tokens: dict[str, list[str]] = {}
         self._vocab: set[str] = set()
-        self._para: dict[tuple[str, ...], list[tuple[int, tuple[str, ...]]]] = {}
-        self._para_targets: set[tuple[str, ...]] = set()
-        self._para_prefixes: set[tuple[str, ...]] = set()
-        self._para_longest = 0
+        self._phrases: dict[str, _PhraseNode] = {}  # trie of paraphrase phrases, by first word
 
     def tokens(self, text: str) -> list[str]:
         """The words the jar aligns: normalized, lowercased, split, in UTF-16 units."""
@@ -532,11 +539,17 @@ class MeteorScorer:
         para: dict[tuple[str, ...], list[tuple[int, tuple[str, ...]]]] = {}
         for record, phrase, paraphrase in self.res.paraphrases.entries_within(self._vocab):
             para.setdefault(phrase, []).append((record, paraphrase))
-        self._para = para
-        self._para_targets = {p for entries in para.values() for _, p in entries}
-        phrases = (*para, *self._para_targets)
-        self._para_prefixes = {p[:k] for p in phrases for k in range(1, len(p) + 1)}
-        self._para_longest = max(map(len, phrases), default=0)
+        targets = {p for entries in para.values() for _, p in entries}
+        self._phrases = {}
+        for phrase in (*para, *targets):
+            level = self._phrases
+            for w in phrase:
+                node = level.get(w)
+                if node is None:
+                    node = level[w] = _PhraseNode({}, [], None)
+                level = node.next
+            node.entries = para.get(phrase, [])
+            node.target = phrase if phrase in targets else None
 
     def item_stats(self, candidate: str, references: Sequence[str]) -> MeteorStats:
         """Statistics against the best reference, as one pycocoevalcap SCORE line gives them."""
@@ -550,7 +563,7 @@ class MeteorScorer:
 
     def _best(self, test: str, refs: list[str]) -> MeteorStats:
         """MeteorScorer.getMeteorStats(test, references): the first best-scoring reference."""
-        t = self._sentence(self.tokens(test)).as_candidate()
+        t = self._sentence(self.tokens(test))
         best, best_score = None, -1.0
         for ref in refs:
             stats = self._align(t, self._sentence(self.tokens(ref)))
@@ -591,17 +604,16 @@ class MeteorScorer:
         infos = [self._word(w) for w in toks]
         para_from: dict[tuple[str, ...], list[tuple[int, int, int]]] = {}
         para_at: list[tuple[tuple[str, ...], int]] = []
-        prefixes, para, targets = self._para_prefixes, self._para, self._para_targets
-        n, longest = len(toks), self._para_longest
-        for i in range(n):
-            for end in range(i + 1, min(i + longest, n) + 1):
-                g = tuple(toks[i:end])
-                if g not in prefixes:
-                    break
-                for record, paraphrase in para.get(g, ()):
+        n, trie = len(toks), self._phrases
+        for i in range(n):  # every phrase of the table that starts at i: by position, then length
+            level, end = trie, i
+            while end < n and (node := level.get(toks[end])) is not None:
+                end += 1
+                for record, paraphrase in node.entries:
                     para_from.setdefault(paraphrase, []).append((i, end - i, record))
-                if g in targets:
-                    para_at.append((g, i))
+                if node.target is not None:
+                    para_at.append((node.target, i))
+                level = node.next
         return _Sentence([x[0] for x in infos], [x[3] for x in infos], [x[1] for x in infos],
                          [(i, x[2]) for i, x in enumerate(infos) if x[2]], [x[4] for x in infos],
                          para_from, para_at)
@@ -624,6 +636,7 @@ class MeteorScorer:
 
     def _align_python(self, t: _Sentence, r: _Sentence) -> MeteorStats:
         """The aligner in Python: the readable reference, and the path for long sentences."""
+        t.lookups()
         n1, n2 = len(t.hashes), len(r.hashes)
         stage: list[list[_Match]] = [[] for _ in range(n2)]
         cover1, cover2 = [0] * n1, [0] * n2
