@@ -3,7 +3,9 @@ SPIDEr) with the COCO tokenization, plus SBERT-sim, and the AudioCaps human uppe
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
@@ -95,30 +97,28 @@ def score(candidates: Sequence[str], references: Sequence[Sequence[str]],
         rest = iter(tokenize([r for refs in references for r in refs]))
         tok_r = [[next(rest) for _ in refs] for refs in references]
 
-    ngrams = None
-    if any(n.startswith("bleu_") for n in names) or "cider_d" in names or "spider" in names:
-        from sonicaps.metrics.ngrams import count_corpus
-
-        ngrams = count_corpus(tok_c, tok_r)  # shared by BLEU and CIDEr-D
-    if any(n.startswith("bleu_") for n in names):
-        from sonicaps.metrics.bleu import bleu
-
-        bleu_corpus, bleu_items = bleu(tok_c, tok_r, ngrams=ngrams)
-        for k in range(4):
-            if f"bleu_{k + 1}" in names:
-                corpus[f"bleu_{k + 1}"], per_item[f"bleu_{k + 1}"] = bleu_corpus[k], bleu_items[k]
+    ngram_names = [n for n in names if n.startswith("bleu_") or n in ("rouge_l", "cider_d", "spider")]
     if "meteor" in names:
-        from sonicaps.metrics.meteor import meteor
+        from sonicaps.metrics.meteor import meteor, worker_processes
 
-        corpus["meteor"], per_item["meteor"] = meteor(tok_c, tok_r)
-    if "rouge_l" in names:
-        from sonicaps.metrics.rouge import rouge_l
-
-        corpus["rouge_l"], per_item["rouge_l"] = rouge_l(tok_c, tok_r)
-    if "cider_d" in names or "spider" in names:
-        from sonicaps.metrics.cider import cider_d
-
-        corpus["cider_d"], per_item["cider_d"] = cider_d(tok_c, tok_r, ngrams=ngrams)
+        # METEOR is the slow one: the n-gram metrics run beside it in a forked worker.
+        pool = None
+        if ngram_names and worker_processes(len(candidates)) > 1:
+            pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+            ngram_future = pool.submit(_ngram_metrics, ngram_names, tok_c, tok_r)
+        try:
+            corpus["meteor"], per_item["meteor"] = meteor(tok_c, tok_r)
+            ngram_corpus, ngram_items = (ngram_future.result() if pool else
+                                         _ngram_metrics(ngram_names, tok_c, tok_r))
+        finally:
+            if pool:
+                pool.shutdown(cancel_futures=True)
+    elif ngram_names:
+        ngram_corpus, ngram_items = _ngram_metrics(ngram_names, tok_c, tok_r)
+    else:
+        ngram_corpus, ngram_items = {}, {}
+    corpus.update(ngram_corpus)
+    per_item.update(ngram_items)
     if "spice" in names or "spider" in names:
         from sonicaps.metrics.spice import SpiceUnavailable, spice
 
@@ -144,6 +144,34 @@ def score(candidates: Sequence[str], references: Sequence[Sequence[str]],
     if models:
         result["models"] = models
     return result
+
+
+def _ngram_metrics(names: list[str], tok_c: list[str], tok_r: list[list[str]]
+                   ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """BLEU, ROUGE-L and CIDEr-D among `names`, on tokenized text: corpus and per-item scores."""
+    corpus: dict[str, float] = {}
+    per_item: dict[str, np.ndarray] = {}
+    ngrams = None
+    if any(n.startswith("bleu_") for n in names) or "cider_d" in names or "spider" in names:
+        from sonicaps.metrics.ngrams import count_corpus
+
+        ngrams = count_corpus(tok_c, tok_r)  # shared by BLEU and CIDEr-D
+    if any(n.startswith("bleu_") for n in names):
+        from sonicaps.metrics.bleu import bleu
+
+        bleu_corpus, bleu_items = bleu(tok_c, tok_r, ngrams=ngrams)
+        for k in range(4):
+            if f"bleu_{k + 1}" in names:
+                corpus[f"bleu_{k + 1}"], per_item[f"bleu_{k + 1}"] = bleu_corpus[k], bleu_items[k]
+    if "rouge_l" in names:
+        from sonicaps.metrics.rouge import rouge_l
+
+        corpus["rouge_l"], per_item["rouge_l"] = rouge_l(tok_c, tok_r)
+    if "cider_d" in names or "spider" in names:
+        from sonicaps.metrics.cider import cider_d
+
+        corpus["cider_d"], per_item["cider_d"] = cider_d(tok_c, tok_r, ngrams=ngrams)
+    return corpus, per_item
 
 
 def human_upper_bound(references: Sequence[Sequence[str]], metrics: str | Sequence[str] | None = None,

@@ -766,7 +766,7 @@ def meteor(candidates: list[str], references: list[list[str]],
     if not candidates:
         raise ValueError("nothing to score: no candidates")
     scorer = default_scorer()
-    workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+    workers = workers if workers is not None else worker_processes(len(candidates))
     fork = "fork" in multiprocessing.get_all_start_methods()
     stats: list[MeteorStats] = []
     for start in range(0, len(candidates), BLOCK_ITEMS):
@@ -782,6 +782,14 @@ def meteor(candidates: list[str], references: list[list[str]],
         finally:
             scorer.forget_texts()
     return corpus_score(stats), np.array([s.score for s in stats], dtype=float)
+
+
+def worker_processes(items: int) -> int:
+    """Processes worth forking for this many items: up to 2 cores, none where fork is missing
+    (Windows, macOS default) or the corpus is too small to pay for a worker."""
+    if items < PARALLEL_MIN_ITEMS or "fork" not in multiprocessing.get_all_start_methods():
+        return 1
+    return min(2, os.cpu_count() or 1)
 
 
 def _score_forked(lines: list[tuple[str, list[str]]], workers: int) -> list[MeteorStats]:
