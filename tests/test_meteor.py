@@ -10,11 +10,20 @@ import random
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sonicaps.metrics import meteor as m
 from sonicaps.metrics import meteor_data
 
 TOL = 1e-6
+_SCORER: list = []
+
+
+def _scorer() -> m.MeteorScorer:
+    if not _SCORER:
+        _SCORER.append(m.MeteorScorer())
+    return _SCORER[0]
 
 # Inflections and WordNet synonyms: words of a group match by stem or synonym.
 GROUPS = [
@@ -206,6 +215,20 @@ NORMALIZED = {
 def test_normalize_is_the_jar_normalizer(text):
     nonbreaking = meteor_data.load_resources().nonbreaking
     assert m.normalize(text, nonbreaking).lower() == NORMALIZED[text]
+
+
+_PIECES = st.sampled_from(list("ab1.,'`-\"$%&()!?/#:;A") + ["DOTMULTI", "mr.", "no.", "u.s.", "-lrb-", "n't",
+                                                          "'s", "...", "--", "1,000", "3.5", "''"])
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.lists(_PIECES, min_size=1, max_size=4).map("".join), min_size=1, max_size=8))
+def test_word_by_word_normalization_equals_the_whole_line(words):
+    """The fast path of MeteorScorer.tokens normalizes word by word where no word ends in a
+    character whose patterns reach across a space; the tokens must equal the whole line's."""
+    text = " ".join(words)
+    scorer = _scorer()
+    assert scorer.tokens(text) == scorer._normalized(text)
 
 
 def test_java_hash_collision_counts_as_exact_match():

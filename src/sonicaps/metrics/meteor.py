@@ -100,6 +100,12 @@ _WHITE = re.compile("[ \u2000-\u200a\u202f\u205f\u3000\u00a0]+")
 _JAVA_SPACE = "".join(map(chr, range(33)))
 # Already normalized text: normalizing only collapses its spaces.
 _PLAIN = re.compile("[a-z0-9 ]*")
+# Printable ASCII words separated by single spaces (what PTB tokenization gives) ...
+_SPACED_ASCII = re.compile("[!-~]+(?: [!-~]+)*")
+# ... normalize word by word unless a word ends with one of these: only there can the
+# normalizer's patterns reach across a space (they consume the space after ' ` , . and
+# look at the word after a final "."), so only there does a word's neighbour matter.
+_LINKING_ENDS = frozenset(",'`.")
 # Supplementary characters, which Java strings hold as two UTF-16 units.
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 
@@ -513,6 +519,7 @@ class MeteorScorer:
         # word -> (hash, stem hash, synsets, function word, sorted synsets)
         self._words: dict[str, tuple] = {}
         self._tokens: dict[str, list[str]] = {}
+        self._word_tokens: dict[str, list[str]] = {}
         self._vocab: set[str] = set()
         self._phrases: dict[str, _PhraseNode] = {}  # trie of paraphrase phrases, by first word
 
@@ -520,11 +527,25 @@ class MeteorScorer:
         """The words the jar aligns: normalized, lowercased, split, in UTF-16 units."""
         toks = self._tokens.get(text)
         if toks is None:
+            words = text.split(" ")
             if _PLAIN.fullmatch(text):
-                toks = text.split()
+                toks = [w for w in words if w]
+            elif _SPACED_ASCII.fullmatch(text) and not any(w[-1] in _LINKING_ENDS for w in words):
+                toks = [t for w in words for t in self._normalized_word(w)]
             else:
-                toks = [_utf16(w) for w in java_tokens(normalize(text, self.res.nonbreaking).lower())]
+                toks = self._normalized(text)
             self._tokens[text] = toks
+        return toks
+
+    def _normalized(self, text: str) -> list[str]:
+        return [_utf16(w) for w in java_tokens(normalize(text, self.res.nonbreaking).lower())]
+
+    def _normalized_word(self, word: str) -> list[str]:
+        """One word's share of a normalized line (see _LINKING_ENDS), memoized: corpora
+        repeat their words far more than their sentences."""
+        toks = self._word_tokens.get(word)
+        if toks is None:
+            toks = self._word_tokens[word] = self._normalized(word)
         return toks
 
     def prepare(self, texts: Iterable[str]) -> None:
@@ -558,8 +579,9 @@ class MeteorScorer:
         return self._best(test, refs)
 
     def forget_texts(self) -> None:
-        """Drop the per-text token cache (words, resources and paraphrases stay loaded)."""
+        """Drop the per-text token caches (words, resources and paraphrases stay loaded)."""
         self._tokens.clear()
+        self._word_tokens.clear()
 
     def _best(self, test: str, refs: list[str]) -> MeteorStats:
         """MeteorScorer.getMeteorStats(test, references): the first best-scoring reference."""
