@@ -127,6 +127,21 @@ cdef class _Buffers:
         return self.syn
 
 
+cdef int _copy_synsets(list words, int n_words, int64_t *syn, int *off, int n) except -1:
+    """Append each word's synset ids to syn from position n; off[w] is where word w's run
+    starts, off[n_words] where the last one ends. Returns the next free position."""
+    cdef tuple ids
+    cdef int w, k
+    for w in range(n_words):
+        off[w] = n
+        ids = words[w]
+        for k in range(len(ids)):
+            syn[n] = ids[k]
+            n += 1
+    off[n_words] = n
+    return n
+
+
 cdef void *_realloc(void *p, size_t size) except NULL:
     cdef void *q = realloc(p, size)
     if q == NULL:
@@ -156,7 +171,6 @@ def align(list th, list ts, list tf, list tsyn, list rh, list rs, list rf, list 
     cdef int[MAX_WORDS + 1] tsoff, rsoff
     cdef int[MAX_WORDS] cover1, cover2, fixed, per_ref, first
     cdef int i, j, k, x, n_syn = 0, n, nm = 0, npara = len(para)
-    cdef tuple ids
     cdef bint same = True
     cdef int64_t *syn
 
@@ -170,21 +184,8 @@ def align(list th, list ts, list tf, list tsyn, list rh, list rs, list rf, list 
     for j in range(n2):
         n_syn += len(<tuple>rsyn[j])
     syn = buf.grow_syn(n_syn + 1)
-    n = 0
-    for i in range(n1):
-        tsoff[i] = n
-        ids = tsyn[i]
-        for k in range(len(ids)):
-            syn[n] = ids[k]
-            n += 1
-    tsoff[n1] = n
-    for j in range(n2):
-        rsoff[j] = n
-        ids = rsyn[j]
-        for k in range(len(ids)):
-            syn[n] = ids[k]
-            n += 1
-    rsoff[n2] = n
+    n = _copy_synsets(tsyn, n1, syn, tsoff, 0)
+    _copy_synsets(rsyn, n2, syn, rsoff, n)
 
     if n1 != n2:
         same = False
