@@ -515,7 +515,7 @@ class MeteorScorer:
         self.res = resources if resources is not None else load_resources()
         if _compiled_align is None:
             log.warning("METEOR's compiled aligner is not built (sonicaps was installed without a C "
-                        "compiler): aligning in Python, several times slower")
+                        "compiler): aligning in Python, about twice as slow")
         # word -> (hash, stem hash, synsets, function word, sorted synsets)
         self._words: dict[str, tuple] = {}
         self._tokens: dict[str, list[str]] = {}
