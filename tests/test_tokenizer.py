@@ -6,6 +6,7 @@ reference is slow to start (a JVM per call), so every test makes as few calls as
 
 from __future__ import annotations
 
+import json
 import os
 import random
 
@@ -166,3 +167,16 @@ def test_large_generated_corpus(reference):
     captions = candidates + [r for refs in references for r in refs]
     captions += [random_caption(rng) for _ in range(5000)]
     assert_same(captions, reference(captions), tokenize(captions))
+
+
+def test_lexer_tables_cache_is_rebuilt_when_damaged(tmp_path, monkeypatch):
+    from sonicaps.metrics import ptb_rules, tokenizer
+
+    monkeypatch.setattr(tokenizer, "cache_dir", lambda: tmp_path)
+    derived = ptb_rules.tables()
+    assert tokenizer._lexer_tables() == derived  # derived, then cached
+    (cached,) = (tmp_path / "ptb").iterdir()
+    assert tokenizer._lexer_tables() == derived  # read back
+    cached.write_text('{"rules": [')  # a damaged file is derived again and replaced
+    assert tokenizer._lexer_tables() == derived
+    assert json.loads(cached.read_text()) == derived

@@ -23,6 +23,18 @@ def cache_dir() -> Path:
     return Path(root)
 
 
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write a cache file so that concurrent readers see the old file or the whole new one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def animals_dir() -> Path:
     return cache_dir() / "sources" / "animals"
 

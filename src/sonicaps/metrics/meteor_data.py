@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sonicaps.sources import cache_dir
+from sonicaps.sources import cache_dir, write_atomic
 from sonicaps.weights import sha256_file
 
 PYCOCOEVALCAP = "pycocoevalcap==1.2"
@@ -86,17 +86,6 @@ def index_root() -> Path:
     return cache_dir() / "meteor"
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def fingerprint(path: Path, root: Path) -> tuple[str, int]:
     """(sha256, size) of a file. The hash is remembered per (size, mtime, inode) in
     root/sources.json so that a warm start does not re-read 67 MB."""
@@ -113,7 +102,7 @@ def fingerprint(path: Path, root: Path) -> tuple[str, int]:
     digest = sha256_file(path)
     memo[str(path)] = {"stamp": stamp, "sha256": digest}
     root.mkdir(parents=True, exist_ok=True)
-    _write_atomic(memo_path, json.dumps(memo, indent=1).encode())
+    write_atomic(memo_path, json.dumps(memo, indent=1).encode())
     return digest, st.st_size
 
 
