@@ -88,35 +88,35 @@ def score(candidates: Sequence[str], references: Sequence[Sequence[str]],
     unavailable: dict[str, str] = {}
     models: dict[str, str] = {}
 
-    if TOKENIZED & set(names):
-        from sonicaps.metrics.tokenizer import tokenize
-
-        # Two runs, as pycocoevalcap does: the PTB lexer's result for a caption can depend on
-        # the next caption, and on being the last of its run.
-        tok_c = tokenize(candidates)
-        rest = iter(tokenize([r for refs in references for r in refs]))
-        tok_r = [[next(rest) for _ in refs] for refs in references]
-
     ngram_names = [n for n in names if n.startswith("bleu_") or n in ("rouge_l", "cider_d", "spider")]
+    ngram_corpus: dict[str, float] = {}
+    ngram_items: dict[str, np.ndarray] = {}
     if "meteor" in names:
-        from sonicaps.metrics.meteor import meteor, worker_processes
+        from sonicaps.metrics.meteor import default_scorer, meteor, worker_processes
 
-        # METEOR is the slow one: the n-gram metrics run beside it in a forked worker.
+        # METEOR is the slow one. A forked worker tokenizes and, once it has handed the
+        # tokens over, computes the n-gram metrics, while this process loads METEOR's
+        # resources and then aligns.
         pool = None
         if ngram_names and worker_processes(len(candidates)) > 1:
             pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
-            ngram_future = pool.submit(_ngram_metrics, ngram_names, tok_c, tok_r)
         try:
+            if pool:
+                tokenized = pool.submit(_tokenize, candidates, references)
+                default_scorer()
+                tok_c, tok_r = tokenized.result()
+                ngram_future = pool.submit(_ngram_metrics, ngram_names, tok_c, tok_r)
+            else:
+                tok_c, tok_r = _tokenize(candidates, references)
             corpus["meteor"], per_item["meteor"] = meteor(tok_c, tok_r)
             ngram_corpus, ngram_items = (ngram_future.result() if pool else
                                          _ngram_metrics(ngram_names, tok_c, tok_r))
         finally:
             if pool:
                 pool.shutdown(cancel_futures=True)
-    elif ngram_names:
+    elif TOKENIZED & set(names):
+        tok_c, tok_r = _tokenize(candidates, references)
         ngram_corpus, ngram_items = _ngram_metrics(ngram_names, tok_c, tok_r)
-    else:
-        ngram_corpus, ngram_items = {}, {}
     corpus.update(ngram_corpus)
     per_item.update(ngram_items)
     if "spice" in names or "spider" in names:
@@ -144,6 +144,16 @@ def score(candidates: Sequence[str], references: Sequence[Sequence[str]],
     if models:
         result["models"] = models
     return result
+
+
+def _tokenize(candidates: list[str], references: list[list[str]]) -> tuple[list[str], list[list[str]]]:
+    """Candidates and references as pycocoevalcap tokenizes them: in two runs, as it does,
+    since the PTB lexer's result for a caption can depend on the next caption and on being
+    the last of its run."""
+    from sonicaps.metrics.tokenizer import tokenize
+
+    rest = iter(tokenize([r for refs in references for r in refs]))
+    return tokenize(candidates), [[next(rest) for _ in refs] for refs in references]
 
 
 def _ngram_metrics(names: list[str], tok_c: list[str], tok_r: list[list[str]]
