@@ -274,7 +274,7 @@ def test_index_is_reused_from_the_cache():
     stamp = (folder / "manifest.json").stat().st_mtime_ns
     meteor_data.load_resources.cache_clear()
     try:
-        assert meteor_data.load_resources().paraphrases.vocab == res.paraphrases.vocab
+        assert (meteor_data.load_resources().paraphrases.vocab == res.paraphrases.vocab).all()
         assert (folder / "manifest.json").stat().st_mtime_ns == stamp
     finally:
         meteor_data.load_resources.cache_clear()
@@ -313,7 +313,14 @@ def test_blocks_and_worker_processes_do_not_change_scores(monkeypatch):
     candidates, references = rich_corpus(60, seed=2)
     whole_corpus, whole_items = m.meteor(candidates, references, workers=1)
     monkeypatch.setattr(m, "BLOCK_ITEMS", 7)
-    monkeypatch.setattr(m, "PARALLEL_MIN_ITEMS", 2)
+    monkeypatch.setattr(m.parallel, "PARALLEL_MIN_ITEMS", 2)
     split_corpus, split_items = m.meteor(candidates, references, workers=2)
     assert split_corpus == whole_corpus
     assert np.array_equal(split_items, whole_items)
+
+
+def test_sorted_words_find_exact_words_only():
+    words = meteor_data.SortedWords(meteor_data._sorted_words(["b", "ab", "a\u00e9", "\U0001f600x"]))
+    queries = ["ab", "a", "abc", "b\0", "a\u00e9", "\ud83d\ude00x", "zzzzzzzzzzzz", "\ud83d"]
+    found = [words.words[i].decode() if i >= 0 else None for i in words.find(queries)]
+    assert found == ["ab", None, None, None, "a\u00e9", "\U0001f600x", None, None]

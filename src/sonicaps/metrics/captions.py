@@ -9,6 +9,8 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 
+from sonicaps.metrics.parallel import worker_processes
+
 CAPTION_METRICS = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider_d", "spice",
                    "spider", "sbert_sim")
 # Names that stand for several metrics.
@@ -92,18 +94,19 @@ def score(candidates: Sequence[str], references: Sequence[Sequence[str]],
     ngram_corpus: dict[str, float] = {}
     ngram_items: dict[str, np.ndarray] = {}
     if "meteor" in names:
-        from sonicaps.metrics.meteor import default_scorer, meteor, worker_processes
-
         # METEOR is the slow one. A forked worker tokenizes and, once it has handed the
-        # tokens over, computes the n-gram metrics, while this process loads METEOR's
-        # resources and then aligns.
+        # tokens over, computes the n-gram metrics, while this process imports METEOR and
+        # loads its resources, then aligns.
         pool = None
         if ngram_names and worker_processes(len(candidates)) > 1:
             pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
         try:
             if pool:
                 tokenized = pool.submit(_tokenize, candidates, references)
-                default_scorer()
+            from sonicaps.metrics.meteor import default_scorer, meteor
+
+            default_scorer()
+            if pool:
                 tok_c, tok_r = tokenized.result()
                 ngram_future = pool.submit(_ngram_metrics, ngram_names, tok_c, tok_r)
             else:

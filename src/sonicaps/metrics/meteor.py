@@ -34,7 +34,6 @@ from __future__ import annotations
 import logging
 import math
 import multiprocessing
-import os
 import re
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -43,6 +42,7 @@ from operator import itemgetter
 
 import numpy as np
 
+from sonicaps.metrics import parallel
 from sonicaps.metrics.meteor_data import (
     NBP_ANY,
     NBP_NUMERIC_ONLY,
@@ -68,7 +68,6 @@ N_MODULES = 4
 # Partial alignments the aligner keeps per step (Constants.DEFAULT_BEAM_SIZE).
 BEAM_SIZE = 40
 # Below this many items, starting a worker process costs more than it saves.
-PARALLEL_MIN_ITEMS = 400
 # Items scored per block: bounds the per-text caches on very large corpora.
 BLOCK_ITEMS = 20000
 
@@ -555,6 +554,7 @@ class MeteorScorer:
         if not new:
             return
         self._vocab |= new
+        self.res.look_up_synsets(self._synset_queries(new))
         for word in new:
             self._word(word)
         para: dict[tuple[str, ...], list[tuple[int, tuple[str, ...]]]] = {}
@@ -611,16 +611,25 @@ class MeteorScorer:
         return frozenset(int(i) for s in ids if s for i in java_tokens(s))
 
     def _morph(self, word: str) -> str:
-        # The jar strips "ful" into a base it then overwrites, but still appends "ful".
-        end = "ful" if word.endswith("ful") else ""
         if word.endswith("ss") or len(word) <= 2:
             return word
-        for suffix, repl in _MORPH:
-            if word.endswith(suffix):
-                base = word[:len(word) - len(suffix)] + repl
-                if self.res.synset_ids(base) is not None:
-                    return base + end
+        # The jar strips "ful" into a base it then overwrites, but still appends "ful".
+        end = "ful" if word.endswith("ful") else ""
+        for base in _morph_bases(word):
+            if self.res.synset_ids(base) is not None:
+                return base + end
         return ""
+
+    def _synset_queries(self, words: Iterable[str]) -> Iterable[str]:
+        """Every word _synsets may look up for these words, to look them up in one batch."""
+        for word in words:
+            yield word
+            bases = self.res.exceptions.get(word)
+            if bases is None and not (word.endswith("ss") or len(word) <= 2):
+                bases = _morph_bases(word)
+                if word.endswith("ful"):
+                    bases += [base + "ful" for base in bases]
+            yield from bases or ()
 
     def _sentence(self, toks: list[str]) -> _Sentence:
         infos = [self._word(w) for w in toks]
@@ -738,6 +747,11 @@ class MeteorScorer:
                            tuple(counts[2]), tuple(counts[3]), chunks, test_matches, ref_matches)
 
 
+def _morph_bases(word: str) -> list[str]:
+    """The base forms the jar's morph tries for a word, in its order (first with synsets wins)."""
+    return [word[:len(word) - len(suffix)] + repl for suffix, repl in _MORPH if word.endswith(suffix)]
+
+
 def _paraphrase_hits(source: _Sentence, target: _Sentence) -> list[tuple[int, int, int, int, int]]:
     """(source pos, length, record, target pos, length) for each phrase of `source` whose
     paraphrase occurs in `target`, in ParaphraseMatcher's loop order: source position,
@@ -776,7 +790,7 @@ def meteor(candidates: list[str], references: list[list[str]],
            workers: int | None = None) -> tuple[float, np.ndarray]:
     """Corpus METEOR and per-item scores, on PTB-tokenized strings, as pycocoevalcap computes them.
 
-    Items are independent, so on corpora of PARALLEL_MIN_ITEMS
+    Items are independent, so on corpora of parallel.PARALLEL_MIN_ITEMS
     or more the items are split over `workers` processes (default: up to 2 cores). What the
     items share (normalized tokens, paraphrase entries, per-word stems and synsets) is
     computed once, then the workers are forked, so they inherit it and start in
@@ -788,7 +802,7 @@ def meteor(candidates: list[str], references: list[list[str]],
     if not candidates:
         raise ValueError("nothing to score: no candidates")
     scorer = default_scorer()
-    workers = workers if workers is not None else worker_processes(len(candidates))
+    workers = workers if workers is not None else parallel.worker_processes(len(candidates))
     fork = "fork" in multiprocessing.get_all_start_methods()
     stats: list[MeteorStats] = []
     for start in range(0, len(candidates), BLOCK_ITEMS):
@@ -797,21 +811,13 @@ def meteor(candidates: list[str], references: list[list[str]],
                  zip(candidates[start:end], references[start:end], strict=True)]
         try:
             scorer.prepare(text for test, refs in lines for text in (test, *refs))
-            if workers > 1 and len(lines) >= PARALLEL_MIN_ITEMS and fork:
+            if workers > 1 and len(lines) >= parallel.PARALLEL_MIN_ITEMS and fork:
                 stats += _score_forked(lines, workers)
             else:
                 stats += _score_lines(lines)
         finally:
             scorer.forget_texts()
     return corpus_score(stats), np.array([s.score for s in stats], dtype=float)
-
-
-def worker_processes(items: int) -> int:
-    """Processes worth forking for this many items: up to 2 cores, none where fork is missing
-    (Windows, macOS default) or the corpus is too small to pay for a worker."""
-    if items < PARALLEL_MIN_ITEMS or "fork" not in multiprocessing.get_all_start_methods():
-        return 1
-    return min(2, os.cpu_count() or 1)
 
 
 def _score_forked(lines: list[tuple[str, list[str]]], workers: int) -> list[MeteorStats]:

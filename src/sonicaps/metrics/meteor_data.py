@@ -10,7 +10,6 @@ pulls out only the paraphrase entries whose words all occur in the corpus being 
 
 from __future__ import annotations
 
-import bisect
 import gzip
 import importlib.util
 import json
@@ -20,7 +19,8 @@ import shutil
 import tempfile
 import zipfile
 from array import array
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from functools import cache
 from itertools import repeat
 from pathlib import Path
@@ -39,7 +39,7 @@ NONBREAKING_PREFIXES = "nonbreaking/english.prefixes"
 SYNSETS = "synonym/english.synsets"
 EXCEPTIONS = "synonym/english.exceptions"
 # Bump when the on-disk index layout changes.
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 # Nonbreaking prefix kinds (edu.cmu.meteor.util.Constants.NBP_*).
 NBP_ANY, NBP_NUMERIC_ONLY = 1, 2
 # java.util.StringTokenizer's default delimiters, mapped to a space.
@@ -106,6 +106,40 @@ def fingerprint(path: Path, root: Path) -> tuple[str, int]:
     return digest, st.st_size
 
 
+class SortedWords:
+    """Words sorted as UTF-8 in a fixed-width, memory-mapped array, looked up a batch at a
+    time: scoring a corpus needs a few thousand of the resources' 150k words, and parsing
+    all of them into a dict or list would take longer than the scoring's own lookups."""
+
+    def __init__(self, words: np.ndarray):
+        self.words = words
+
+    def find(self, words: list[str]) -> np.ndarray:
+        """Position of each word, -1 where it is absent."""
+        if not words or not len(self.words):
+            return np.full(len(words), -1, dtype=np.int64)
+        encoded = [_utf8(w) for w in words]
+        # Fixed-width bytes drop trailing NULs and truncate: such queries cannot be found.
+        fits = np.array([len(e) <= self.words.itemsize and b"\0" not in e for e in encoded])
+        query = np.array(encoded, dtype=f"S{self.words.itemsize}")
+        pos = np.minimum(np.searchsorted(self.words, query), len(self.words) - 1)
+        return np.where(fits & (self.words[pos] == query), pos, -1)
+
+
+def _utf8(word: str) -> bytes:
+    try:
+        return word.encode("utf-8")
+    except UnicodeEncodeError:  # in UTF-16 units, as METEOR's words are: pairs become code points
+        units = word.encode("utf-16-le", "surrogatepass")
+        return units.decode("utf-16-le", "surrogatepass").encode("utf-8", "surrogatepass")
+
+
+def _sorted_words(words: list[str]) -> np.ndarray:
+    """Words as a sorted fixed-width UTF-8 array (the order of str comparison)."""
+    encoded = sorted(w.encode("utf-8") for w in words)
+    return np.array(encoded, dtype=f"S{max(map(len, encoded), default=1)}")
+
+
 class ParaphraseIndex:
     """The paraphrase table as arrays.
 
@@ -116,16 +150,19 @@ class ParaphraseIndex:
     """
 
     def __init__(self, folder: Path):
+        def load(name: str) -> np.ndarray:  # a plain view of the map: indexing a memmap is slower
+            return np.asarray(np.load(folder / f"{name}.npy", mmap_mode="r"))
+
         self.folder = folder
-        self.vocab = (folder / "vocab.txt").read_text(encoding="utf-8").split("\n")
-        self.word_id = {w: i for i, w in enumerate(self.vocab)}
-        self.key_off, self.phrase_tok, self.phrase_off, self.ent_off, self.ent_record, self.ent_p2 = (
-            np.load(folder / f"{name}.npy", mmap_mode="r")
-            for name in ("key_off", "phrase_tok", "phrase_off", "ent_off", "ent_record", "ent_p2"))
+        self.vocab = load("vocab")  # UTF-8 words by id
+        self.sorted_vocab, self.sorted_vocab_id = SortedWords(load("vocab_sorted")), load("vocab_sorted_id")
+        self.key_off, self.phrase_tok, self.phrase_off, self.ent_off, self.ent_record, self.ent_p2 = map(
+            load, ("key_off", "phrase_tok", "phrase_off", "ent_off", "ent_record", "ent_p2"))
 
     def entries_within(self, words: set[str]) -> list[tuple[int, tuple[str, ...], tuple[str, ...]]]:
         """(record, phrase, paraphrase) for every entry whose words are all in `words`."""
-        ids = np.array(sorted(self.word_id[w] for w in words if w in self.word_id), dtype=np.int64)
+        pos = self.sorted_vocab.find(list(words))
+        ids = np.sort(self.sorted_vocab_id[pos[pos >= 0]]).astype(np.int64)
         if ids.size == 0:
             return []
         known = np.zeros(len(self.vocab), dtype=bool)
@@ -150,7 +187,10 @@ class ParaphraseIndex:
     def phrases(self, pids: np.ndarray) -> dict[int, tuple[str, ...]]:
         """The words of these phrases, gathered in one pass (thousands per corpus)."""
         lo, hi = np.asarray(self.phrase_off[pids]), np.asarray(self.phrase_off[pids + 1])
-        words = [self.vocab[t] for t in np.asarray(self.phrase_tok[_spans(lo, hi)]).tolist()]
+        toks = self.phrase_tok[_spans(lo, hi)]
+        distinct, where = np.unique(toks, return_inverse=True)
+        text = [w.decode("utf-8") for w in self.vocab[distinct].tolist()]
+        words = [text[i] for i in where.tolist()]
         ends = np.cumsum(hi - lo).tolist()
         return {pid: tuple(words[end - n:end])
                 for pid, n, end in zip(pids.tolist(), (hi - lo).tolist(), ends, strict=True)}
@@ -186,13 +226,24 @@ class MeteorResources:
     function_words: frozenset[str]
     nonbreaking: dict[str, int]  # prefix -> NBP_ANY or NBP_NUMERIC_ONLY
     exceptions: dict[str, list[str]]  # irregular form -> base forms (WordNet exceptions)
-    syn_words: list[str]  # sorted words that have synsets
-    syn_ids: list[str]  # their synset ids, space-separated, parsed on use
+    syn_words: SortedWords  # words that have synsets
+    syn_ids: bytes  # their synset ids (space-separated, as in the jar), concatenated
+    syn_ids_off: np.ndarray  # where each word's ids start in syn_ids, and the end
     paraphrases: ParaphraseIndex
+    _synsets: dict[str, str | None] = field(default_factory=dict)  # words looked up so far
 
     def synset_ids(self, word: str) -> str | None:
-        i = bisect.bisect_left(self.syn_words, word)
-        return self.syn_ids[i] if i < len(self.syn_words) and self.syn_words[i] == word else None
+        """The synset ids of a word (space-separated), None if it has none."""
+        if word not in self._synsets:
+            self.look_up_synsets([word])
+        return self._synsets[word]
+
+    def look_up_synsets(self, words: Iterable[str]) -> None:
+        """Look these words up in one batch, for the synset_ids calls that follow."""
+        new = [w for w in set(words) if w not in self._synsets]
+        off = self.syn_ids_off
+        for word, i in zip(new, self.syn_words.find(new).tolist(), strict=True):
+            self._synsets[word] = None if i < 0 else self.syn_ids[off[i]:off[i + 1]].decode("utf-8")
 
 
 def _read_jar(jar: Path) -> tuple[frozenset[str], dict[str, int], dict[str, list[str]]]:
@@ -219,11 +270,14 @@ def _build_synonyms(jar: Path, folder: Path) -> None:
         lines = java_lines(z.read(SYNSETS).decode("utf-8"))
     # Line pairs: a word, then its synset ids; a later pair for the same word wins.
     syn = dict(zip(lines[0::2], lines[1::2], strict=False))
-    words = sorted(syn)
-    if any("\n" in w or "\n" in syn[w] for w in words):
-        raise ValueError(f"{jar}: unexpected newline in {SYNSETS}")
-    (folder / "syn_words.txt").write_text("\n".join(words), encoding="utf-8")
-    (folder / "syn_ids.txt").write_text("\n".join(syn[w] for w in words), encoding="utf-8")
+    words = _sorted_words(list(syn))
+    ids = [syn[w.decode("utf-8")].encode("utf-8") for w in words.tolist()]
+    np.save(folder / "syn_words.npy", words)
+    np.save(folder / "syn_ids_off.npy", np.cumsum([0] + [len(i) for i in ids], dtype=np.int64))
+    (folder / "syn_ids.bin").write_bytes(b"".join(ids))
+    function_words, nonbreaking, exceptions = _read_jar(jar)
+    (folder / "jar.json").write_text(json.dumps({"function_words": sorted(function_words),
+                                                 "nonbreaking": nonbreaking, "exceptions": exceptions}))
 
 
 def _table_lines(source: Path):
@@ -271,8 +325,8 @@ def _build_paraphrases(source: Path, folder: Path) -> None:
         tok.extend(_ids(joined.split(b" "), word_id))
         lengths.extend(map(len, map(bytes.split, batch, repeat(b" "))))
     del phrases
-    vocab = [w.decode("utf-8") for w in word_id]
-    if len(vocab) >= 2**16 or any("\n" in w for w in vocab):
+    vocab = list(word_id)  # UTF-8, in id order
+    if len(vocab) >= 2**16:
         raise ValueError(f"{source}: unexpected vocabulary")
     tok_a, len_a = np.frombuffer(tok, dtype=np.int32).astype(np.int64), np.frombuffer(lengths, dtype=np.int32)
     off = np.concatenate(([0], np.cumsum(len_a))).astype(np.int64)
@@ -294,9 +348,11 @@ def _build_paraphrases(source: Path, folder: Path) -> None:
         "ent_record": by_p1.astype(np.int32),
         "ent_p2": p2[by_p1].astype(np.int32),
     }
+    vocab_arr = np.array(vocab, dtype=f"S{max(map(len, vocab), default=1)}")
+    by_word = np.argsort(vocab_arr, kind="stable")
+    save.update(vocab=vocab_arr, vocab_sorted=vocab_arr[by_word], vocab_sorted_id=by_word.astype(np.int32))
     for name, arr in save.items():
         np.save(folder / f"{name}.npy", arr)
-    (folder / "vocab.txt").write_text("\n".join(vocab), encoding="utf-8")
 
 
 def _ids(keys: list[bytes], table: dict[bytes, int]) -> list[int]:
@@ -320,11 +376,12 @@ def load_resources() -> MeteorResources:
                 "paraphrase_sha256": para_sha, "paraphrase_size": para_size}
     if not _is_current(folder, manifest):
         _build(jar, source, root, folder, manifest)
-    function_words, nonbreaking, exceptions = _read_jar(jar)
+    small = json.loads((folder / "jar.json").read_bytes())
     return MeteorResources(
-        function_words, nonbreaking, exceptions,
-        (folder / "syn_words.txt").read_text(encoding="utf-8").split("\n"),
-        (folder / "syn_ids.txt").read_text(encoding="utf-8").split("\n"),
+        frozenset(small["function_words"]), small["nonbreaking"], small["exceptions"],
+        SortedWords(np.asarray(np.load(folder / "syn_words.npy", mmap_mode="r"))),
+        (folder / "syn_ids.bin").read_bytes(),
+        np.asarray(np.load(folder / "syn_ids_off.npy", mmap_mode="r")),
         ParaphraseIndex(folder),
     )
 
