@@ -632,7 +632,8 @@ class MeteorScorer:
             yield from bases or ()
 
     def _sentence(self, toks: list[str]) -> _Sentence:
-        infos = [self._word(w) for w in toks]
+        words = self._words
+        infos = [words.get(w) or self._word(w) for w in toks]
         para_from: dict[tuple[str, ...], list[tuple[int, int, int]]] = {}
         para_at: list[tuple[tuple[str, ...], int]] = []
         n, trie = len(toks), self._phrases
@@ -645,8 +646,8 @@ class MeteorScorer:
                 if node.target is not None:
                     para_at.append((node.target, i))
                 level = node.next
-        return _Sentence([x[0] for x in infos], [x[3] for x in infos], [x[1] for x in infos],
-                         [(i, x[2]) for i, x in enumerate(infos) if x[2]], [x[4] for x in infos],
+        hashes, stems, synsets, function, synset_ids = map(list, zip(*infos)) if infos else ([], [], [], [], [])
+        return _Sentence(hashes, function, stems, [(i, x) for i, x in enumerate(synsets) if x], synset_ids,
                          para_from, para_at)
 
     def _align(self, t: _Sentence, r: _Sentence) -> MeteorStats:
