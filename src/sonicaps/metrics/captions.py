@@ -3,6 +3,8 @@ SPIDEr) with the COCO tokenization, plus SBERT-sim, and the AudioCaps human uppe
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import multiprocessing
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -72,6 +74,21 @@ def check_inputs(candidates: Sequence[str], references: Sequence[Sequence[str]],
                                 "not a string")
 
 
+@contextlib.contextmanager
+def _gc_paused():
+    """Scoring allocates millions of small acyclic objects (tokens, tuples, counts) that set
+    off Python's cycle collector again and again, also in forked workers, where each pass
+    touches (and so copies) pages they share with this process. Paused while scoring."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@_gc_paused()
 def score(candidates: Sequence[str], references: Sequence[Sequence[str]],
           metrics: str | Sequence[str] | None = None, *, ids: Sequence | None = None) -> dict:
     """Corpus scores under each metric name, per-item arrays under result["per_item"].
