@@ -646,7 +646,8 @@ class MeteorScorer:
                 if node.target is not None:
                     para_at.append((node.target, i))
                 level = node.next
-        hashes, stems, synsets, function, synset_ids = map(list, zip(*infos, strict=True)) if infos else ([], [], [], [], [])
+        columns = map(list, zip(*infos, strict=True)) if infos else ([], [], [], [], [])
+        hashes, stems, synsets, function, synset_ids = columns
         return _Sentence(hashes, function, stems, [(i, x) for i, x in enumerate(synsets) if x], synset_ids,
                          para_from, para_at)
 
