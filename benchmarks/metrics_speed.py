@@ -1,13 +1,15 @@
 """sonicaps metrics against pycocoevalcap on one corpus: time, ratio, and agreement.
 
-    .venv/bin/python benchmarks/metrics_speed.py [--items 1000] [--memory-items 100000]
+    .venv/bin/python benchmarks/metrics_speed.py [--items 1000] [--repeat 3] [--memory-items 100000]
 
 Both score the same AudioCaps-like corpus (tests/corpora.py: N items x 5 references) with
 the full COCO suite the way papers run it: PTB tokenization, BLEU-1..4, METEOR, ROUGE-L,
 CIDEr-D. pycocoevalcap runs its Java tokenizer and METEOR jar; sonicaps runs in a fresh
-Python process (imports and METEOR resource loading included, the METEOR index already
-built, as after a first run), so both sides pay their start-up. Prints per-metric times,
-the ratio of wall times, and the largest difference between the two sets of numbers.
+Python process (imports and METEOR resource loading included, the METEOR index and
+bytecode caches already built, as after a first run), so both sides pay their start-up.
+Both run --repeat times, alternating, since a shared machine's speed drifts. Prints the
+per-metric times of each run, the median ratio of wall times, and the largest difference
+between the two sets of numbers.
 With --memory-items, also scores that many candidates in a fresh process and prints its
 peak memory and that of its largest worker process.
 """
@@ -18,6 +20,8 @@ import argparse
 import contextlib
 import io
 import json
+import os
+import statistics
 import subprocess
 import sys
 import time
@@ -54,7 +58,10 @@ print(json.dumps(out))
 def run_sonicaps(items: int, seed: int) -> tuple[dict, float]:
     code = CHILD.format(tests=str(ROOT / "tests"), items=items, seed=seed)
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # Python's default bytecode caching, as a user's shell has it (some sandboxes turn it off,
+    # and then every sonicaps module is compiled again at each start).
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     wall = time.perf_counter() - start
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     return result, wall - result["_corpus_seconds"]
@@ -97,21 +104,27 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--items", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--memory-items", type=int, default=0)
     args = p.parse_args()
 
     cands, refs = corpus(args.items, seed=args.seed)
     _, warmup = run_sonicaps(50, args.seed + 1)  # builds the METEOR index if this machine has none yet
-    ours, ours_wall = run_sonicaps(args.items, args.seed)
-    ref, ref_times = run_reference(cands, refs)
-    ref_wall = sum(ref_times.values())
-
     print(f"warm-up on 50 items (includes the one-off METEOR index build on a new machine): {warmup:.1f} s")
     print(f"corpus: {args.items} items x 5 references (tests/corpora.py, seed {args.seed})")
-    print("pycocoevalcap 1.2 (Java tokenizer and METEOR): " +
-          ", ".join(f"{k} {v:.2f} s" for k, v in ref_times.items()) + f"; total {ref_wall:.2f} s")
-    print(f"sonicaps: score() {ours['_seconds']:.2f} s; fresh process incl. imports {ours_wall:.2f} s")
-    print(f"speed-up: {ref_wall / ours_wall:.1f}x (wall), {ref_wall / ours['_seconds']:.1f}x (in process)")
+    walls, in_process = [], []
+    for run in range(1, args.repeat + 1):
+        ours, ours_wall = run_sonicaps(args.items, args.seed)
+        ref, ref_times = run_reference(cands, refs)
+        ref_wall = sum(ref_times.values())
+        walls.append(ref_wall / ours_wall)
+        in_process.append(ref_wall / ours["_seconds"])
+        print(f"run {run}: pycocoevalcap 1.2 (Java tokenizer and METEOR): " +
+              ", ".join(f"{k} {v:.2f} s" for k, v in ref_times.items()) + f"; total {ref_wall:.2f} s")
+        print(f"run {run}: sonicaps: score() {ours['_seconds']:.2f} s; fresh process incl. imports "
+              f"{ours_wall:.2f} s; speed-up {walls[-1]:.1f}x (wall), {in_process[-1]:.1f}x (in process)")
+    print(f"speed-up, median of {args.repeat} runs: {statistics.median(walls):.1f}x (wall), "
+          f"{statistics.median(in_process):.1f}x (in process)")
     worst = 0.0
     for name in ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider_d"):
         corpus_diff = abs(ours[name] - ref[name])
