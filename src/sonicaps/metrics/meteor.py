@@ -67,7 +67,6 @@ EXACT, STEM, SYNONYM, PARAPHRASE = range(4)
 N_MODULES = 4
 # Partial alignments the aligner keeps per step (Constants.DEFAULT_BEAM_SIZE).
 BEAM_SIZE = 40
-# Below this many items, starting a worker process costs more than it saves.
 # Items scored per block: bounds the per-text caches on very large corpora.
 BLOCK_ITEMS = 20000
 

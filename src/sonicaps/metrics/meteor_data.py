@@ -1,11 +1,12 @@
 """METEOR 1.5 resources, read from the installed pycocoevalcap wheel without Java.
 
-Function words, nonbreaking prefixes and WordNet exceptions are small and are read from
-meteor-1.5.jar with zipfile on each load. The WordNet synsets (3.7 MB) and the paraphrase
-table (61 MB gzip, 5.3 M entries) are turned once into a compact index under
-$SONICAPS_CACHE/meteor/ (default ~/.cache/sonicaps/meteor/), in a folder named after the
-sha256 of both sources and written atomically. A warm process maps the index arrays and
-pulls out only the paraphrase entries whose words all occur in the corpus being scored.
+The jar's resources (function words, nonbreaking prefixes, WordNet exceptions and
+synsets) and the paraphrase table (61 MB gzip, 5.3 M entries) are turned once into an
+index under $SONICAPS_CACHE/meteor/ (default ~/.cache/sonicaps/meteor/), in a folder named
+after the sha256 of both sources and written atomically: the small resources as JSON, the
+synsets and the table as arrays. A warm process maps the arrays, looks up only the words
+of the corpus being scored and pulls out only the paraphrase entries whose words all
+occur in it.
 """
 
 from __future__ import annotations

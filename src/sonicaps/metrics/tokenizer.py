@@ -5,9 +5,9 @@ pycocoevalcap joins the captions with '\\n', runs Stanford CoreNLP 3.4.1's PTBTo
 no americanizing, "gonna" split), splits the output by line and drops the tokens in
 PUNCTUATIONS. That tokenizer is a JFlex lexer: at each position the rule with the longest match
 wins (the trailing context of `r1/r2` counts towards the length), ties go to the earlier rule.
-This module restates its rules as Python regular expressions, in the same order, and picks the
-longest match the same way. The rules and character classes were recovered by probing the
-3.4.1 jar, construct by construct, and checked by fuzzing against it.
+ptb_rules restates its rules as Python regular expressions, in the same order, and this module
+picks the longest match the same way. The rules and character classes were recovered by probing
+the 3.4.1 jar, construct by construct, and checked by fuzzing against it.
 
 Speed: captions are split at spaces and each piece's output is memoized (bounded), so repeated
 words cost a dict lookup. A new piece is lexed: characters are mapped to class codes first, as
