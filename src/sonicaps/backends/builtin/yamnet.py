@@ -194,6 +194,11 @@ def _session(model, threads: int | None):
     opts.intra_op_num_threads = threads or (int(omp) if omp.isdigit() and int(omp) > 0
                                             else min(4, os.cpu_count() or 1))
     opts.inter_op_num_threads = 1
+    # Other work shares the cores with YAMNet (decoding, the write and check stages; on Ray,
+    # other actors), and spinning intra-op threads then wait on preempted peers: on 2 cores
+    # Ray's ask actor ran at 0.64x the local runner's speed with spinning, 0.93x without
+    # (benchmarks/ray_scaling.py), while the local runner's speed stayed within noise.
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3
     return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
