@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from coco_reference import reference_scores
@@ -86,3 +88,23 @@ def test_ngram_metrics_match_reference_on_random_small_corpora(items):
     assume(any(r.split() for rs in refs for r in rs))  # the reference's CIDEr crashes otherwise
     ref = reference_scores(cands, refs, metrics=("bleu", "rouge_l", "cider_d"), tokenized=True)
     _assert_close(_ours(cands, refs), ref, NGRAM_METRICS, EXACT)
+
+
+def _doubling(x: int):
+    yield x
+    yield 2 * x
+
+
+def _failing(item: int):
+    raise ValueError(f"bad item {item}")
+
+
+def test_forked_worker_hands_over_answers_and_errors():
+    from sonicaps.metrics.parallel import ForkedWorker
+
+    with ForkedWorker(_doubling, 3) as worker:
+        assert (worker.get(), worker.get()) == (3, 6)
+    with ForkedWorker(_failing, 7) as worker, pytest.raises(ValueError, match="bad item 7"):
+        worker.get()
+    with ForkedWorker(os._exit, 3) as worker, pytest.raises(ChildProcessError, match="exit code 3"):
+        worker.get()

@@ -5,13 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import multiprocessing
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from sonicaps.metrics.parallel import worker_processes
+from sonicaps.metrics.parallel import ForkedWorker, worker_processes
 
 CAPTION_METRICS = ("bleu_1", "bleu_2", "bleu_3", "bleu_4", "meteor", "rouge_l", "cider_d", "spice",
                    "spider", "sbert_sim")
@@ -114,26 +112,18 @@ def score(candidates: Sequence[str], references: Sequence[Sequence[str]],
         # METEOR is the slow one. A forked worker tokenizes and, once it has handed the
         # tokens over, computes the n-gram metrics, while this process imports METEOR and
         # loads its resources, then aligns.
-        pool = None
-        if ngram_names and worker_processes(len(candidates)) > 1:
-            pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
-        try:
-            if pool:
-                tokenized = pool.submit(_tokenize, candidates, references)
+        with contextlib.ExitStack() as stack:
+            worker = None
+            if ngram_names and worker_processes(len(candidates)) > 1:
+                worker = stack.enter_context(ForkedWorker(_tokenize_then_count, ngram_names,
+                                                          candidates, references))
             from sonicaps.metrics.meteor import default_scorer, meteor
 
             default_scorer()
-            if pool:
-                tok_c, tok_r = tokenized.result()
-                ngram_future = pool.submit(_ngram_metrics, ngram_names, tok_c, tok_r)
-            else:
-                tok_c, tok_r = _tokenize(candidates, references)
+            tok_c, tok_r = worker.get() if worker else _tokenize(candidates, references)
             corpus["meteor"], per_item["meteor"] = meteor(tok_c, tok_r)
-            ngram_corpus, ngram_items = (ngram_future.result() if pool else
+            ngram_corpus, ngram_items = (worker.get() if worker else
                                          _ngram_metrics(ngram_names, tok_c, tok_r))
-        finally:
-            if pool:
-                pool.shutdown(cancel_futures=True)
     elif TOKENIZED & set(names):
         tok_c, tok_r = _tokenize(candidates, references)
         ngram_corpus, ngram_items = _ngram_metrics(ngram_names, tok_c, tok_r)
@@ -174,6 +164,14 @@ def _tokenize(candidates: list[str], references: list[list[str]]) -> tuple[list[
 
     rest = iter(tokenize([r for refs in references for r in refs]))
     return tokenize(candidates), [[next(rest) for _ in refs] for refs in references]
+
+
+def _tokenize_then_count(names: list[str], candidates: list[str], references: list[list[str]]
+                         ) -> Iterator[tuple]:
+    """The tokens, then the n-gram metrics on them (a worker's two answers)."""
+    tok_c, tok_r = _tokenize(candidates, references)
+    yield tok_c, tok_r
+    yield _ngram_metrics(names, tok_c, tok_r)
 
 
 def _ngram_metrics(names: list[str], tok_c: list[str], tok_r: list[list[str]]

@@ -31,12 +31,12 @@ the numbers:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import multiprocessing
 import re
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from operator import itemgetter
 
@@ -824,9 +824,9 @@ def meteor(candidates: list[str], references: list[list[str]],
 def _score_forked(lines: list[tuple[str, list[str]]], workers: int) -> list[MeteorStats]:
     step = -(-len(lines) // workers)
     chunks = [lines[i : i + step] for i in range(0, len(lines), step)]
-    with ProcessPoolExecutor(len(chunks) - 1, mp_context=multiprocessing.get_context("fork")) as pool:
-        futures = [pool.submit(_score_lines, chunk) for chunk in chunks[1:]]
+    with contextlib.ExitStack() as stack:
+        workers = [stack.enter_context(parallel.ForkedWorker(_score_lines, chunk)) for chunk in chunks[1:]]
         stats = _score_lines(chunks[0])
-        for future in futures:
-            stats.extend(future.result())
+        for worker in workers:
+            stats.extend(worker.get())
     return stats
