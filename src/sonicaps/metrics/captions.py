@@ -112,11 +112,9 @@ def score(candidates: Sequence[str], references: Sequence[Sequence[str]],
         # METEOR is the slow one. A forked worker tokenizes and, once it has handed the
         # tokens over, computes the n-gram metrics, while this process imports METEOR and
         # loads its resources, then aligns.
-        with contextlib.ExitStack() as stack:
-            worker = None
-            if ngram_names and worker_processes(len(candidates)) > 1:
-                worker = stack.enter_context(ForkedWorker(_tokenize_then_count, ngram_names,
-                                                          candidates, references))
+        worker = (ForkedWorker(_tokenize_then_count, ngram_names, candidates, references)
+                  if ngram_names and worker_processes(len(candidates)) > 1 else None)
+        with worker or contextlib.nullcontext():
             from sonicaps.metrics.meteor import default_scorer, meteor
 
             default_scorer()
