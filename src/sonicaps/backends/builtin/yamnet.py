@@ -196,7 +196,7 @@ def _session(model, threads: int | None):
     opts.inter_op_num_threads = 1
     # Other work shares the cores with YAMNet (decoding, the write and check stages; on Ray,
     # other actors), and spinning intra-op threads then wait on preempted peers: on 2 cores
-    # Ray's ask actor ran at 0.64x the local runner's speed with spinning, 0.93x without
+    # Ray's ask actor ran at 0.64x the local runner's speed with spinning, 0.79-1.03x without
     # (benchmarks/ray_scaling.py), while the local runner's speed stayed within noise.
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3
