@@ -344,6 +344,7 @@ def test_only_collection_audio_is_served(tmp_path):
             status, body, _ = c.request(path)
             assert status in (404, 422), path
             assert b"import" not in body and b"root:" not in body
+        assert c.request("/api/items/99/audio")[0] == 404  # no such item
         assert c.request("/api/info", headers={"Host": "attacker.example"})[0] == 403
         # A cross-site form can post text/plain, never JSON: refused.
         assert c.request("/api/items/1/review", {"action": "accept"}, content_type="text/plain")[0] == 422

@@ -125,9 +125,8 @@ def create_app(collection: Collection, *, reviewer: str, token: str | None = Non
         return out
 
     def span(pos: int) -> tuple:
-        item_or_404(pos)
         try:
-            return collection.audio_span(pos)
+            return collection.audio_span(pos)  # raises LookupError for a missing item too
         except PermissionError as e:
             raise HTTPException(403, str(e)) from e
         except LookupError as e:
