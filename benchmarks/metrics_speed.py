@@ -10,6 +10,7 @@ bytecode caches already built, as after a first run), so both sides pay their st
 Both run --repeat times, alternating, since a shared machine's speed drifts. Prints the
 per-metric times of each run, the median ratio of wall times, and the largest difference
 between the two sets of numbers.
+With --words N, the captions are drawn from N words instead (a wide-vocabulary worst case).
 With --memory-items, also scores that many candidates in a fresh process and prints its
 peak memory and that of its largest worker process.
 """
@@ -21,9 +22,11 @@ import contextlib
 import io
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,9 +41,8 @@ from corpora import corpus  # noqa: E402
 CHILD = """
 import json, sys, time, resource
 t0 = time.perf_counter()
-sys.path.insert(0, {tests!r})
-from corpora import corpus
-cands, refs = corpus({items}, seed={seed})
+with open({path!r}) as f:
+    cands, refs = json.load(f)
 t1 = time.perf_counter()
 from sonicaps.metrics import score
 res = score(cands, refs, metrics="coco")
@@ -55,14 +57,35 @@ print(json.dumps(out))
 """
 
 
-def run_sonicaps(items: int, seed: int) -> tuple[dict, float]:
-    code = CHILD.format(tests=str(ROOT / "tests"), items=items, seed=seed)
-    start = time.perf_counter()
-    # Python's default bytecode caching, as a user's shell has it (some sandboxes turn it off,
-    # and then every sonicaps module is compiled again at each start).
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
-    wall = time.perf_counter() - start
+def wide_corpus(items: int, words: int, seed: int) -> tuple[list[str], list[list[str]]]:
+    """Captions of 6-14 words drawn uniformly from `words` words of METEOR's paraphrase
+    vocabulary: nearly every word of the vocabulary occurs, the worst case for sonicaps,
+    whose METEOR prepares each distinct word (stem, synonyms, paraphrase entries) once."""
+    from sonicaps.metrics.meteor_data import load_resources
+
+    vocab = [w for w in (b.decode() for b in load_resources().paraphrases.vocab.tolist())
+             if w.isalpha() and w.isascii() and len(w) > 2]
+    rng = random.Random(seed)
+    pool = rng.sample(sorted(vocab), words)
+
+    def caption() -> str:
+        return " ".join(rng.choice(pool) for _ in range(rng.randint(6, 14)))
+
+    return [caption() for _ in range(items)], [[caption() for _ in range(5)] for _ in range(items)]
+
+
+def run_sonicaps(cands: list[str], refs: list[list[str]]) -> tuple[dict, float]:
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+        json.dump([cands, refs], f)
+        f.flush()
+        code = CHILD.format(path=f.name)
+        # Python's default bytecode caching, as a user's shell has it (some sandboxes turn it
+        # off, and then every sonicaps module is compiled again at each start).
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                              env=env)
+        wall = time.perf_counter() - start
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     return result, wall - result["_corpus_seconds"]
 
@@ -105,16 +128,25 @@ def main() -> None:
     p.add_argument("--items", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--words", type=int, default=0,
+                   help="draw captions uniformly from this many words instead (a wide-vocabulary worst case)")
     p.add_argument("--memory-items", type=int, default=0)
     args = p.parse_args()
 
-    cands, refs = corpus(args.items, seed=args.seed)
-    _, warmup = run_sonicaps(50, args.seed + 1)  # builds the METEOR index if this machine has none yet
+    _, warmup = run_sonicaps(*corpus(50, seed=args.seed + 1))  # builds the METEOR index on a new machine
     print(f"warm-up on 50 items (includes the one-off METEOR index build on a new machine): {warmup:.1f} s")
-    print(f"corpus: {args.items} items x 5 references (tests/corpora.py, seed {args.seed})")
+    if args.words:
+        cands, refs = wide_corpus(args.items, args.words, args.seed)
+        source = f"captions of {args.words} words drawn uniformly from METEOR's paraphrase vocabulary"
+    else:
+        cands, refs = corpus(args.items, seed=args.seed)
+        source = "tests/corpora.py"
+    distinct = len({w for text in cands + [r for rs in refs for r in rs] for w in text.split()})
+    print(f"corpus: {args.items} items x 5 references ({source}, seed {args.seed}), "
+          f"{distinct} distinct words")
     walls, in_process = [], []
     for run in range(1, args.repeat + 1):
-        ours, ours_wall = run_sonicaps(args.items, args.seed)
+        ours, ours_wall = run_sonicaps(cands, refs)
         ref, ref_times = run_reference(cands, refs)
         ref_wall = sum(ref_times.values())
         walls.append(ref_wall / ours_wall)
@@ -134,7 +166,7 @@ def main() -> None:
               f"max |diff| corpus {corpus_diff:.1e}, per item {item_diff:.1e}")
     print(f"largest difference: {worst:.1e}")
     if args.memory_items:
-        big, big_wall = run_sonicaps(args.memory_items, args.seed + 2)
+        big, big_wall = run_sonicaps(*corpus(args.memory_items, seed=args.seed + 2))
         print(f"{args.memory_items} items x 5 references: {big['_seconds']:.1f} s, "
               f"peak memory {big['_peak_mb']:.0f} MB "
               f"(largest forked worker: {big['_worker_peak_mb']:.0f} MB; "
