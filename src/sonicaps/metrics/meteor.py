@@ -825,8 +825,8 @@ def _score_forked(lines: list[tuple[str, list[str]]], workers: int) -> list[Mete
     step = -(-len(lines) // workers)
     chunks = [lines[i : i + step] for i in range(0, len(lines), step)]
     with contextlib.ExitStack() as stack:
-        workers = [stack.enter_context(parallel.ForkedWorker(_score_lines, chunk)) for chunk in chunks[1:]]
+        others = [stack.enter_context(parallel.ForkedWorker(_score_lines, chunk)) for chunk in chunks[1:]]
         stats = _score_lines(chunks[0])
-        for worker in workers:
-            stats.extend(worker.get())
+        for other in others:
+            stats.extend(other.get())
     return stats
