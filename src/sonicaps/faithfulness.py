@@ -1,0 +1,302 @@
+"""Does a caption name what is heard, and only that? Clips with known sources, and a scorer.
+
+Clips are made from real recordings with known classes (SceneCaps' catalog, or any
+manifest in its format): single-source clips and two-source mixes with known onsets.
+The scorer reads a caption's text, not the pipeline's evidence, so any writer (the
+built-in one, an LLM) is judged the same way. Used by `benchmarks/caption_faithfulness.py`
+and by the fit of the built-in source verifier (`scripts/fit_source_verifier.py`), each on
+its own split of the recordings.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from sonicaps.audio import SAMPLE_RATE
+from sonicaps.backends.builtin.lexicon import IGNORE, table
+from sonicaps.scenes.catalog import Source, classes
+from sonicaps.scenes.prepare import load_prepared
+
+CLIP_S = 10.0
+FORMATS = ("wav", "flac", "ogg", "mp3")
+# Subjects that name a kind of source without naming the source: they are an invented
+# source unless the true class's group allows them.
+GENERIC = {"something", "a device", "objects", "a machine", "an animal", "a vehicle",
+           "an engine", "a person", "people"}
+GROUP_GENERIC = {"animals": {"an animal"}, "vehicles": {"a vehicle", "an engine"},
+                 "people": {"a person", "people"}, "tools": {"a machine", "a device"},
+                 "household": {"a device", "objects", "something"}}
+SPEECH_WORDS = re.compile(r"\b(speak\w*|talk\w*|speech|conversation|says|narrat\w*|whisper\w*|"
+                          r"voices?)\b")
+MUSIC_WORDS = re.compile(r"\b(music\w*|songs?|sings?|singing|melod\w*|choir)\b")
+MUSIC_INSTRUMENT_WORDS = ("piano", "guitar", "violin", "cello", "trumpet", "flute", "saxophone",
+                          "organ", "accordion", "harp", "xylophone", "marimba", "drum", "drums",
+                          "cymbal", "cymbals", "tabla", "bass", "keyboard", "synthesizer")
+
+
+@dataclass(frozen=True)
+class Truth:
+    """What a benchmark clip holds: classes in onset order."""
+
+    id: str
+    classes: tuple[str, ...]
+    onsets: tuple[float, ...]
+    sources: tuple[str, ...]
+
+    @property
+    def speech(self) -> bool:
+        return any(classes()[c].group == "speech" for c in self.classes)
+
+    @property
+    def music(self) -> bool:
+        return any(classes()[c].group == "music" for c in self.classes)
+
+
+# -- words -----------------------------------------------------------------------------
+def _norm(phrase: str) -> tuple[str, ...]:
+    words = re.findall(r"[a-z]+", phrase.lower())
+    if words and words[0] in ("a", "an", "the", "some"):
+        words = words[1:]
+    return tuple(w[:-1] if len(w) > 3 and w.endswith("s") and not w.endswith("ss") else w
+                 for w in words)
+
+
+@cache
+def _phrases() -> dict[tuple[str, ...], str]:
+    """Every subject the project's writers and references use, normalised -> as written."""
+    out = {}
+    subjects = {p.subject for p in table().values() if p.subject != IGNORE
+                and not p.subject.startswith("@")}
+    subjects |= {"a man", "a woman", "a person", "people", "a child", "children", "music"}
+    subjects |= {s for c in classes().values() for s in c.detect if not s.startswith("@")}
+    for s in subjects:
+        out[_norm(s)] = s
+    return out
+
+
+def class_words(cls: str) -> set[tuple[str, ...]]:
+    """Normalised subjects that name this class."""
+    c = classes()[cls]
+    said = {s for s in c.detect if not s.startswith("@")} | GROUP_GENERIC.get(c.group, set())
+    words = {_norm(s) for s in said}
+    if c.group == "music":
+        words |= {("music",)} | {_norm(w) for w in MUSIC_INSTRUMENT_WORDS}
+    return words
+
+
+# Words after which a noun phrase starts: a subject is only a subject there ("gunshots
+# fire", "an explosion booms": the verbs are not sources).
+LEADS = {"a", "an", "the", "some", "as", "while", "and", "then", "by", "with", "of", "x",
+         "followed", "two", "several", "many", "distant", "loud", "faint", "small", "large"}
+
+
+def mentions(caption: str) -> list[tuple[int, tuple[str, ...]]]:
+    """(word position, normalised subject) of each source the caption names, in order.
+
+    Longest subjects first, so "a car horn" is one mention, not a car and a horn; "X music"
+    and "a X sound" name X."""
+    words = list(_norm("x " + caption))  # "x": _norm drops a leading article only
+    found: list[tuple[int, tuple[str, ...]]] = []
+    used = [False] * len(words)
+    extra = {_norm(w) for w in MUSIC_INSTRUMENT_WORDS}
+    for phrase in sorted(set(_phrases()) | extra, key=len, reverse=True):
+        n = len(phrase)
+        for i in range(len(words) - n + 1):
+            if (tuple(words[i:i + n]) == phrase and not any(used[i:i + n])
+                    and (i <= 1 or words[i - 1] in LEADS)):
+                found.append((i, phrase))
+                used[i:i + n] = [True] * n
+    for i, w in enumerate(words[:-1]):  # "a hiss sound is heard": the writer's fallback
+        if words[i + 1] == "sound" and not used[i]:
+            found.append((i, (w,)))
+    return sorted(found)
+
+
+@dataclass
+class Judgement:
+    named: tuple[bool, ...]  # per true class, in onset order
+    ordered: bool  # true classes first named in their onset order
+    other: list[str]  # subjects that name no true class
+    repeated: bool  # one true source named by more subjects than there are true sources
+    speech_hallucinated: bool
+    music_hallucinated: bool
+
+    @property
+    def fully_right(self) -> bool:
+        return (all(self.named) and self.ordered and not self.other and not self.repeated
+                and not self.speech_hallucinated and not self.music_hallucinated)
+
+
+def judge(truth: Truth, caption: str, answer_2: str = "", answer_3: str = "") -> Judgement:
+    found = mentions(caption)
+    vocab = [class_words(c) for c in truth.classes]
+    first: list[int | None] = []
+    for v in vocab:
+        pos = [i for i, p in found if p in v]
+        first.append(pos[0] if pos else None)
+    true_mentions = [p for _, p in found if any(p in v for v in vocab)]
+    other = [" ".join(p) for _, p in found if not any(p in v for v in vocab)]
+    named = tuple(f is not None for f in first)
+    seen = [f for f in first if f is not None]
+    text = caption.lower()
+    speech_said = bool(SPEECH_WORDS.search(text)) or _says_present(answer_2, "speech")
+    music_said = bool(MUSIC_WORDS.search(text)) or _says_present(answer_3, "music")
+    return Judgement(
+        named=named, ordered=all(named) and seen == sorted(seen),
+        other=other, repeated=len(true_mentions) > len(truth.classes),
+        speech_hallucinated=speech_said and not truth.speech,
+        music_hallucinated=music_said and not truth.music)
+
+
+def _says_present(answer: str, what: str) -> bool:
+    """An answer that is not the asker's 'there is no <what>'."""
+    a = answer.strip().lower()
+    return bool(a) and not re.search(rf"\bno {what}\b|\bnot? .*{what}\b.*(present|detected)", a)
+
+
+# -- the summary the benchmark prints ------------------------------------------------------
+def summarise(truths: Sequence[Truth], judged: Sequence[Judgement]) -> dict:
+    single = [(t, j) for t, j in zip(truths, judged, strict=True) if len(t.classes) == 1]
+    mixes = [(t, j) for t, j in zip(truths, judged, strict=True) if len(t.classes) == 2]
+    no_speech = [j for t, j in zip(truths, judged, strict=True) if not t.speech]
+    no_music = [j for t, j in zip(truths, judged, strict=True) if not t.music]
+    n_true = sum(len(t.classes) for t in truths)
+
+    def share(xs: list[bool]) -> float:
+        return float(np.mean(xs)) if xs else float("nan")
+
+    return {
+        "clips": len(truths), "single": len(single), "mixes": len(mixes),
+        "recall": sum(sum(j.named) for j in judged) / max(1, n_true),
+        "other_class": share([bool(j.other) or j.repeated for _, j in single]),
+        "speech_hallucination": share([j.speech_hallucinated for j in no_speech]),
+        "music_hallucination": share([j.music_hallucinated for j in no_music]),
+        "mixes_both_named": sum(all(j.named) for _, j in mixes),
+        "mixes_ordered": sum(j.ordered for _, j in mixes),
+        "fully_right": sum(j.fully_right for j in judged),
+    }
+
+
+def per_class(truths: Sequence[Truth], judged: Sequence[Judgement]) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for t, j in zip(truths, judged, strict=True):
+        for c, named in zip(t.classes, j.named, strict=True):
+            d = out.setdefault(c, {"clips": 0, "named": 0, "other": 0, "single": 0})
+            d["clips"] += 1
+            d["named"] += named
+            if len(t.classes) == 1:
+                d["single"] += 1
+                d["other"] += bool(j.other) or j.repeated
+    return out
+
+
+# -- making the clips ----------------------------------------------------------------------
+def _pink(rng: np.random.Generator, n: int) -> np.ndarray:
+    spec = np.fft.rfft(rng.normal(size=n))
+    f = np.arange(len(spec))
+    spec[1:] /= np.sqrt(f[1:])
+    x = np.fft.irfft(spec, n)
+    return x / (np.sqrt(np.mean(x**2)) + 1e-12)
+
+
+def _place(rng: np.random.Generator, src: Source, audio: np.ndarray, start: float,
+           length: float) -> tuple[np.ndarray, float]:
+    """A track of `length` s holding the source from about `start` s; returns it and the onset."""
+    n = int(length * SAMPLE_RATE)
+    out = np.zeros(n, np.float32)
+    at = int(start * SAMPLE_RATE)
+    if len(audio) >= n - at:  # long recording: a random excerpt fills the rest
+        off = int(rng.integers(0, len(audio) - (n - at) + 1))
+        out[at:] = audio[off:off + n - at]
+        return out, start
+    if src.role == "background" or src.pattern == "loop":
+        pos = at
+        while pos < n:
+            piece = audio[: n - pos]
+            out[pos:pos + len(piece)] += piece
+            pos += len(audio)
+        return out, start
+    repeats = 1 if src.pattern == "once" else int(rng.integers(2, 4))
+    pos = at
+    for _ in range(repeats):
+        if pos >= n:
+            break
+        piece = audio[: n - pos]
+        out[pos:pos + len(piece)] += piece
+        pos += len(audio) + int(rng.uniform(0.3, 1.5) * SAMPLE_RATE)
+    return out, start
+
+
+def make_clips(pool: Sequence[Source], out_dir: Path, n_single: int, n_mixes: int,
+               seed: int = 0, prefix: str = "clip") -> list[Truth]:
+    """Write single-source clips (every class in turn) and two-source mixes (different
+    classes whose words differ), 44.1 kHz stereo in four formats, with a truth file."""
+    rng = np.random.default_rng(seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    by_class: dict[str, list[Source]] = {}
+    for s in pool:
+        by_class.setdefault(s.cls, []).append(s)
+    names = sorted(by_class)
+    truths: list[Truth] = []
+    cache_audio: dict[str, np.ndarray] = {}
+
+    def audio_of(s: Source) -> np.ndarray:
+        if s.id not in cache_audio:
+            cache_audio[s.id] = load_prepared(s)
+        return cache_audio[s.id]
+
+    plan: list[list[Source]] = []
+    order = list(rng.permutation(names))
+    for k in range(n_single):
+        cls = order[k % len(order)]
+        plan.append([by_class[cls][int(rng.integers(len(by_class[cls])))]])
+    while len(plan) < n_single + n_mixes:
+        a, b = rng.choice(names, size=2, replace=False)
+        if class_words(a) & class_words(b) or classes()[a].group == classes()[b].group == "music":
+            continue
+        plan.append([by_class[c][int(rng.integers(len(by_class[c])))] for c in (a, b)])
+    for k, srcs in enumerate(plan):
+        mix = np.zeros(int(CLIP_S * SAMPLE_RATE), np.float32)
+        onsets = []
+        start = float(rng.uniform(0.0, 1.5))
+        for m, s in enumerate(srcs):
+            if m == 1:  # the second source starts clearly later (known order)
+                start = float(rng.uniform(onsets[0] + 2.0, 6.0))
+            track, onset = _place(rng, s, audio_of(s), start, CLIP_S)
+            gain = 10 ** (rng.uniform(-4.0, 4.0) / 20) if m else 1.0
+            mix += track * gain
+            onsets.append(round(onset, 2))
+        level = rng.uniform(-32.0, -16.0)  # sources come prepared at -20 dBFS active RMS
+        mix *= 10 ** ((level + 20.0) / 20)
+        if rng.random() < 0.5:  # a microphone / room noise floor
+            mix += _pink(rng, len(mix)).astype(np.float32) * 10 ** (rng.uniform(-62, -45) / 20)
+        peak = float(np.max(np.abs(mix)))
+        if peak > 0.99:
+            mix *= 0.99 / peak
+        x = soxr.resample(mix, SAMPLE_RATE, 44_100)
+        cid = f"{prefix}{k:04d}"
+        sf.write(out_dir / f"{cid}.{FORMATS[k % len(FORMATS)]}", np.stack([x, x], axis=1), 44_100)
+        truths.append(Truth(cid, tuple(s.cls for s in srcs), tuple(onsets),
+                            tuple(s.id for s in srcs)))
+    (out_dir.parent / f"{out_dir.name}.truth.jsonl").write_text(
+        "".join(json.dumps(asdict(t)) + "\n" for t in truths))
+    return truths
+
+
+def clip_id_of(row_id: str) -> str:
+    """Pipeline ids are '<stem>_<start>_<end>': the benchmark clip is the stem."""
+    return row_id.rsplit("_", 2)[0]
+
+
+def recorded(pool: Iterable[Source]) -> list[Source]:
+    """Real recordings only: no rendered speech or music."""
+    return [s for s in pool if not s.generated]
