@@ -48,6 +48,7 @@ SCHEMA = pa.schema([
     ("check_rule", pa.string()),  # "label_score" or "threshold=<t>"
     ("accepted", pa.bool_()),
     ("attempts", pa.int32()),
+    ("dropped_sources", pa.string()),  # JSON: sources the check found unsupported, and why
     ("evidence", pa.string()),  # JSON: what the asker measured
     ("asker", pa.string()),
     ("writer", pa.string()),

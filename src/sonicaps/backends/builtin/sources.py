@@ -34,6 +34,7 @@ NOISE = {"Snake", "Hiss", "White noise", "Pink noise", "Static", "Noise", "Envir
          "Mains hum", "Hum", "Silence", "Field recording", "Inside, small room",
          "Inside, large room or hall", "Inside, public space", "Outside, urban or manmade",
          "Outside, rural or natural", "Reverberation", "Echo", "Sound effect", "Distortion"}
+BROADBAND = {"White noise", "Pink noise", "Noise", "Static", "Hiss"}
 GENERIC = {"something", "a device", "objects", "a machine", "an animal", "a vehicle"}
 CREATURES = {
     "a dog", "a cat", "a horse", "a cow", "a pig", "a goat", "a sheep", "a rooster",
@@ -91,6 +92,8 @@ def candidates(probs: np.ndarray, names: list[str], phrases: list[Phrase],
         elif subject in (SPEECH, SINGING):
             continue  # voices are the voice analysis' job
         by_subject.setdefault(subject, set()).add(int(i))
+    noise_idx = [i for i, n in enumerate(names) if n in BROADBAND]
+    noise = probs[:, noise_idx].max(axis=1) if noise_idx else np.zeros(len(probs))
     music = by_subject.pop(MUSIC, None)
     groups = _union(list(by_subject.values()), names)
     if music:
@@ -104,8 +107,8 @@ def candidates(probs: np.ndarray, names: list[str], phrases: list[Phrase],
                      and phrases[i].subject not in (IGNORE, *GENERIC)] or [max(idx, key=lambda i: peak[i])]
         best = max(confident, key=lambda i: (len(ontology.ancestors(names[i])), peak[i]))
         subject = MUSIC if g is music else phrases[best].subject
-        if subject == IGNORE:
-            continue
+        if subject == IGNORE or (track.max() < noise.max() and track.mean() < noise.mean()):
+            continue  # nothing to name, or weaker than broadband noise: its echo ("a spray")
         out.append(Candidate(subject, names[best], idx, track, {}))
     out.sort(key=lambda c: -float(c.track.max()))
     _features(out, names, phrases)

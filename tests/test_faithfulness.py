@@ -1,0 +1,116 @@
+"""Captions name what is heard, once, and nothing else (issue: faithfulness on real recordings)."""
+
+import json
+
+import numpy as np
+from conftest import SR
+
+from sonicaps.backends.builtin.asker import BuiltinAsker
+from sonicaps.backends.builtin.lexicon import phrase_for
+from sonicaps.backends.builtin.sources import candidates
+from sonicaps.backends.builtin.yamnet import class_names
+from sonicaps.clip import Answers, Clip
+from sonicaps.examples import Placed, animal, mix
+from sonicaps.faithfulness import Truth, judge, mentions
+from sonicaps.pipeline.config import PipelineConfig
+from sonicaps.pipeline.prompts import QUESTIONS
+from sonicaps.pipeline.stages import write_batch
+from sonicaps.scenes.catalog import sources
+from sonicaps.scenes.prepare import load_prepared
+
+
+def ask(backends, audio: np.ndarray) -> Answers:
+    clip = Clip("x", "x", 0.0, len(audio) / SR, audio)
+    return backends.asker.ask([clip], QUESTIONS)[0]
+
+
+def recording(cls: str, split: str = "test") -> np.ndarray:
+    src = next(s for s in sources() if s.cls == cls and s.split == split and not s.generated)
+    return load_prepared(src)
+
+
+def sound_subjects(a: Answers) -> list[str]:
+    return [e["subject"] for e in a.evidence["events"] if e["kind"] == "sound"]
+
+
+def test_related_classes_merge_into_one_source_named_by_the_most_specific():
+    names = class_names()
+    phrases = [phrase_for(n) for n in names]
+    probs = np.zeros((20, len(names)), np.float32)
+    for name, p in (("Vehicle", 0.9), ("Aircraft", 0.8), ("Aircraft engine", 0.7),
+                    ("Cattle, bovinae", 0.3)):
+        probs[5:15, names.index(name)] = p
+    in_music = np.zeros(len(names), bool)
+    cands = candidates(probs, names, phrases, in_music)
+    assert [c.label for c in cands] == ["Aircraft engine", "Cattle, bovinae"]
+    assert sorted(names[i] for i in cands[0].classes) == ["Aircraft", "Aircraft engine", "Vehicle"]
+
+
+def test_one_airplane_recording_gives_one_source(backends):
+    a = ask(backends, mix([Placed("jet", 0.5, recording("jet_flyby"))]))
+    subjects = sound_subjects(a)
+    assert len(subjects) == 1, a.evidence["events"]
+    caption = backends.writer.write([None], [a], 0)[0]
+    assert len(mentions(caption)) == 1, caption
+
+
+def test_white_noise_is_no_hiss_and_no_source(backends):
+    noise = (np.random.default_rng(3).standard_normal(10 * SR) * 0.05).astype(np.float32)
+    a = ask(backends, noise)
+    assert sound_subjects(a) == [], a.evidence["events"]
+    caption = backends.writer.write([None], [a], 0)[0]
+    assert "hiss" not in caption.lower() and "snake" not in caption.lower()
+
+
+def test_barking_dog_has_no_speech(backends):
+    a = ask(backends, mix([Placed("dog", 0.5, animal("dog")), Placed("dog", 5.0, animal("dog"))]))
+    assert not a.evidence["speech"]["present"]
+    assert a.texts[1] == "There is no speech in this audio."
+    assert "a dog" in sound_subjects(a)
+
+
+# Two known events keeping their order (a dog, then a man, and the reverse):
+# test_builtin.py::test_event_order_follows_onsets.
+
+
+def test_check_drops_an_invented_source(backends):
+    audio = mix([Placed("cow", 0.5, animal("cow"))])
+    clip = Clip("cow", "cow.wav", 0.0, 10.0, audio)
+    a = ask(backends, audio)
+    assert sound_subjects(a) == ["a cow"]
+    horn = dict(a.evidence["events"][0], subject="a car horn", verb="honks", gerund="honking",
+                label="Vehicle horn, car horn, honking", onset=4.0, offset=6.0)
+    a.evidence["events"].append(horn)
+    rows, failures = write_batch([clip], [a], "test", backends.writer, backends.scorer,
+                                 PipelineConfig())
+    assert not failures
+    dropped = json.loads(rows[0]["dropped_sources"])
+    assert [d["source"] for d in dropped] == ["a car horn"], dropped
+    assert "horn" not in rows[0]["caption"].lower() and "cow" in rows[0]["caption"].lower()
+    assert "score" in dropped[0]["reason"]
+
+
+def test_judge_reads_sources_from_text():
+    cow = Truth("c", ("cow_moo",), (0.5,), ("x",))
+    bad = judge(cow, "A cow moos as a lion roars twice while a car drives by loudly")
+    assert bad.named == (True,) and bad.other == ["lion", "car"] and not bad.fully_right
+    assert judge(cow, "A cow moos").fully_right
+    assert judge(cow, "A cow moos while a man speaks").speech_hallucinated
+    assert judge(cow, "A cow moos", answer_2="Speech is present for about 2 seconds").speech_hallucinated
+    assert not judge(cow, "A cow moos", answer_2="There is no speech in this audio.").speech_hallucinated
+    plane = Truth("p", ("jet_flyby",), (0.5,), ("x",))
+    said_thrice = judge(plane, "A vehicle passes by as an aircraft flies overhead "
+                               "while an aircraft engine roars")
+    assert said_thrice.repeated and not said_thrice.fully_right
+    mix2 = Truth("m", ("dog_bark", "speech_male"), (0.5, 5.0), ("x", "y"))
+    assert judge(mix2, "A dog barks, followed by a man speaking").fully_right
+    assert not judge(mix2, "A man speaks, followed by a dog barking").ordered
+    assert judge(mix2, "An explosion booms as gunshots fire").other == ["explosion", "gunshot"]
+
+
+def test_asker_records_every_candidate_with_its_probability(backends):
+    a = ask(backends, mix([Placed("cow", 0.5, animal("cow"))]))
+    cands = a.evidence["candidates"]
+    assert cands and all(0.0 <= c[2] <= 1.0 for c in cands)
+    assert [c[0] for c in cands if c[3]] == sound_subjects(a)
+    assert isinstance(backends.asker, BuiltinAsker)
