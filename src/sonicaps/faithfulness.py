@@ -103,7 +103,7 @@ def class_words(cls: str) -> set[tuple[str, ...]]:
 
 # Words after which a noun phrase starts: a subject is only a subject there ("gunshots
 # fire", "an explosion booms": the verbs are not sources).
-LEADS = {"a", "an", "the", "some", "as", "while", "and", "then", "by", "with", "of", "x",
+LEADS = {"a", "an", "the", "some", "as", "while", "and", "then", "by", "of", "x",
          "followed", "two", "several", "many", "distant", "loud", "faint", "small", "large"}
 
 

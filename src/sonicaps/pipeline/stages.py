@@ -163,6 +163,7 @@ def write_batch(clips: Sequence[Clip], answers: Sequence[Answers], asker_id: str
             len(ix))), lid, "check")
         idx = [i for i in idx if i not in label_text or i in label_scores]
 
+    dropped = _check_sources(clips, answers, idx, scorer, safe)
     best: dict[int, tuple[float, str, int]] = {}  # i -> (score, caption, attempts used)
     pending = list(idx)
     for attempt in range(cfg.max_attempts):
@@ -183,8 +184,6 @@ def write_batch(clips: Sequence[Clip], answers: Sequence[Answers], asker_id: str
             else:
                 best[i] = (prev[0], prev[1], attempt + 1)
         pending = [i for i in ok if i in scores and not _accepted(best[i][0], i, label_scores, threshold)]
-
-    dropped = _check_sources(clips, answers, best, writer, scorer, SOURCE_THRESHOLD, safe)
 
     rows = []
     now = datetime.now(UTC).replace(microsecond=0)
@@ -226,62 +225,41 @@ def write_batch(clips: Sequence[Clip], answers: Sequence[Answers], asker_id: str
 SOURCE_THRESHOLD = 0.1
 
 
-def _check_sources(clips: Sequence[Clip], answers: Sequence[Answers],
-                   best: dict[int, tuple[float, str, int]], writer: Writer, scorer: Scorer,
-                   threshold: float, safe) -> dict[int, list[dict]]:
-    """Check each source a caption names, not only the whole sentence.
+def _check_sources(clips: Sequence[Clip], answers: Sequence[Answers], idx: list[int],
+                   scorer: Scorer, safe) -> dict[int, list[dict]]:
+    """Check each source the caption would name, not only the whole sentence.
 
     A sentence holding the true source and an invented one still scores well as a whole.
-    So every timed source of the asker's evidence that the caption names is scored on its
-    own ("a lion roars") against the clip; when a clip names several, those whose own
-    score is below the check's threshold are dropped from the evidence and the caption is
-    written again without them. A clip's only source is never dropped: with nothing left
-    there is no caption.
-    Returns, per clip, the dropped sources with their reasons; `best` is updated in place.
+    So, before writing, every timed sound source of the asker's evidence is scored on its
+    own ("a lion roars") against the clip; in clips with more than one source, those below
+    SOURCE_THRESHOLD are taken out of the evidence, so no writer names them. A clip keeps
+    at least one source. Returns, per clip, the dropped sources with their reasons.
     """
-    asks: list[tuple[int, dict]] = []
-    for i, (_, caption, _) in best.items():
-        events = answers[i].evidence.get("events") or []
-        named = [e for e in events if e.get("kind") == "sound"
-                 and e["subject"].lower() in caption.lower()]
-        if len(named) > 1 or (named and len(events) > len(named)):
-            asks += [(i, e) for e in named]
+    asks = [(i, e) for i in idx for e in answers[i].evidence.get("events") or []
+            if e.get("kind") == "sound" and len(answers[i].evidence["events"]) > 1]
     if not asks:
         return {}
-    order = list(range(len(asks)))
     scores = safe(lambda ix: list(_check_scores(scorer.score(
         [clips[asks[k][0]] for k in ix], [answers[asks[k][0]] for k in ix],
-        [f"{asks[k][1]['subject']} {asks[k][1]['verb']}" for k in ix]), len(ix))), order, "check")
-    dropped: dict[int, list[dict]] = {}
+        [f"{asks[k][1]['subject']} {asks[k][1]['verb']}" for k in ix]), len(ix))),
+        list(range(len(asks))), "check")
+    low: dict[int, list[tuple[float, dict]]] = {}
     for k, (i, e) in enumerate(asks):
-        if k in scores and scores[k] < threshold:
-            dropped.setdefault(i, []).append(
-                {"source": e["subject"], "label": e.get("label"),
-                 "reason": f"own audio-text score {scores[k]:.3f} < {threshold}"})
-    for i in list(dropped):
-        events = answers[i].evidence.get("events") or []
-        gone = {d["source"] for d in dropped[i]}
-        left = [e for e in events if e["subject"] not in gone]
-        if not [e for e in left if e.get("kind") == "sound"] and not any(
-                e.get("kind") != "sound" for e in left):
-            keep = max((e for e in events if e["subject"] in gone), key=lambda e: e["score"])
-            dropped[i] = [d for d in dropped[i] if d["source"] != keep["subject"]]
-            left = [e for e in events if e["subject"] not in gone or e is keep]
-        if not dropped[i]:
-            del dropped[i]
+        if k in scores and scores[k] < SOURCE_THRESHOLD:
+            low.setdefault(i, []).append((scores[k], e))
+    dropped: dict[int, list[dict]] = {}
+    for i, found in low.items():
+        events = answers[i].evidence["events"]
+        if len(found) == len(events):  # nothing would be left: keep the best-supported one
+            found = sorted(found, key=lambda se: -se[0])[1:]
+        gone = [e for _, e in found]
+        if not gone:
             continue
-        answers[i].evidence["events"] = left
+        answers[i].evidence["events"] = [e for e in events if all(e is not g for g in gone)]
+        dropped[i] = [{"source": e["subject"], "label": e.get("label"),
+                       "reason": f"own audio-text score {sc:.3f} < {SOURCE_THRESHOLD}"}
+                      for sc, e in found]
         answers[i].evidence["dropped_sources"] = dropped[i]
-    redo = sorted(dropped)
-    texts = safe(lambda ix: _check_texts(writer.write(
-        [clips[i] for i in ix], [answers[i] for i in ix], 0), len(ix)), redo, "write")
-    ok = [i for i in redo if i in texts]
-    new = safe(lambda ix: list(_check_scores(scorer.score(
-        [clips[i] for i in ix], [answers[i] for i in ix], [texts[i] for i in ix]), len(ix))),
-        ok, "check")
-    for i in ok:
-        if i in new:
-            best[i] = (new[i], texts[i], best[i][2] + 1)
     return dropped
 
 
