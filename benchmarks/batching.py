@@ -26,7 +26,7 @@ import tiny_models  # noqa: E402
 
 from sonicaps.backends import create  # noqa: E402
 from sonicaps.clip import Answers, Clip  # noqa: E402
-from sonicaps.pipeline.prompts import QUESTIONS  # noqa: E402
+from sonicaps.prompts import QUESTIONS  # noqa: E402
 
 SR = 16_000
 BATCHES = (1, 8, 32)

@@ -30,9 +30,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 
 from sonicaps.audio import load_audio
 from sonicaps.backends.builtin.asker import BuiltinAsker
-from sonicaps.backends.builtin.lexicon import MUSIC
 from sonicaps.backends.builtin.sources import FEATURES, boosted_probability, candidates, subject_prior
-from sonicaps.faithfulness import _norm, class_words, make_clips, recorded
+from sonicaps.faithfulness import make_clips, names_class, recorded
 from sonicaps.scenes.catalog import classes, sources
 from sonicaps.scenes.fetch import fetch
 
@@ -50,10 +49,8 @@ def labelled(asker: BuiltinAsker, folder: Path, truths) -> tuple[np.ndarray, ...
         for j, (t, probs) in enumerate(zip(batch, asker.yamnet.predict(audios), strict=True)):
             for r, c in enumerate(candidates(probs, asker.yamnet.classes, asker._phrases,
                                              asker._in_music)):
-                named = frozenset(
-                    n for n, cls in enumerate(t.classes)
-                    if (classes()[cls].group == "music" if c.subject == MUSIC
-                        else _norm(c.subject) in class_words(cls)))
+                named = frozenset(n for n, cls in enumerate(t.classes)
+                                  if names_class(c.subject, cls))
                 X.append([c.features[f] for f in FEATURES])
                 y.append(bool(named))
                 names.append(named)

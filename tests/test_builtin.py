@@ -11,7 +11,7 @@ from sonicaps.backends.builtin.writer import _from_text, sentence
 from sonicaps.backends.builtin.yamnet import class_names
 from sonicaps.clip import Clip
 from sonicaps.examples import SENTENCES, Placed, animal, mix, speak
-from sonicaps.pipeline.prompts import QUESTIONS
+from sonicaps.prompts import QUESTIONS
 
 
 def ask(backends, audio: np.ndarray):

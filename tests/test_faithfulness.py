@@ -5,7 +5,6 @@ import json
 import numpy as np
 from conftest import SR
 
-from sonicaps.backends.builtin.asker import BuiltinAsker
 from sonicaps.backends.builtin.lexicon import phrase_for
 from sonicaps.backends.builtin.sources import candidates
 from sonicaps.backends.builtin.yamnet import class_names
@@ -13,8 +12,8 @@ from sonicaps.clip import Answers, Clip
 from sonicaps.examples import Placed, animal, mix
 from sonicaps.faithfulness import Truth, judge, mentions
 from sonicaps.pipeline.config import PipelineConfig
-from sonicaps.pipeline.prompts import QUESTIONS
 from sonicaps.pipeline.stages import write_batch
+from sonicaps.prompts import QUESTIONS
 from sonicaps.scenes.catalog import sources
 from sonicaps.scenes.prepare import load_prepared
 
@@ -113,4 +112,3 @@ def test_asker_records_every_candidate_with_its_probability(backends):
     cands = a.evidence["candidates"]
     assert cands and all(0.0 <= c[2] <= 1.0 for c in cands)
     assert [c[0] for c in cands if c[3]] == sound_subjects(a)
-    assert isinstance(backends.asker, BuiltinAsker)

@@ -13,9 +13,9 @@ import pytest
 
 from sonicaps.backends.builtin.writer import BuiltinWriter
 from sonicaps.pipeline.config import BackendSpec, PipelineConfig
-from sonicaps.pipeline.prompts import QUESTIONS, writer_message
 from sonicaps.pipeline.runner import run
 from sonicaps.pipeline.store import Store
+from sonicaps.prompts import QUESTIONS, writer_message
 from sonicaps.serve import BackgroundServer, Faults, Service, create_app
 
 CLIPS = ("cow.mp3", "dog_then_man.wav", "woman_speaking.flac")

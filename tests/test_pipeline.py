@@ -22,9 +22,9 @@ from sonicaps.backends.builtin.writer import BuiltinWriter
 from sonicaps.export import export
 from sonicaps.pipeline.config import PipelineConfig, from_dict, load_config
 from sonicaps.pipeline.inputs import ManifestError, iter_sources
-from sonicaps.pipeline.prompts import QUESTIONS
 from sonicaps.pipeline.runner import run
 from sonicaps.pipeline.stages import Backends
+from sonicaps.prompts import QUESTIONS
 
 REQUIRED = ["id", "source", "start_s", "end_s", "caption", "question_1", "question_2",
             "question_3", "answer_1", "answer_2", "answer_3", "labels", "check_score",

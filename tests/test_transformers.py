@@ -17,8 +17,8 @@ from conftest import SR, sweep, tone
 
 from sonicaps.backends import create
 from sonicaps.clip import Answers, Clip
-from sonicaps.pipeline.prompts import QUESTIONS
 from sonicaps.pipeline.store import Store
+from sonicaps.prompts import QUESTIONS
 
 
 @pytest.fixture(scope="module")

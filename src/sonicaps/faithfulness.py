@@ -28,10 +28,8 @@ from sonicaps.scenes.prepare import load_prepared
 
 CLIP_S = 10.0
 FORMATS = ("wav", "flac", "ogg", "mp3")
-# Subjects that name a kind of source without naming the source: they are an invented
+# Subjects that name a kind of source without naming it ("an animal") are an invented
 # source unless the true class's group allows them.
-GENERIC = {"something", "a device", "objects", "a machine", "an animal", "a vehicle",
-           "an engine", "a person", "people"}
 GROUP_GENERIC = {"animals": {"an animal"}, "vehicles": {"a vehicle", "an engine"},
                  "people": {"a person", "people"}, "tools": {"a machine", "a device"},
                  "household": {"a device", "objects", "something"}}
@@ -43,12 +41,13 @@ MUSIC_INSTRUMENT_WORDS = ("piano", "guitar", "violin", "cello", "trumpet", "flut
                           "cymbal", "cymbals", "tabla", "bass", "keyboard", "synthesizer")
 
 
-def _music_phrases() -> set[tuple[str, ...]]:
+@cache
+def _music_phrases() -> frozenset[tuple[str, ...]]:
     """'music', an instrument, or 'X music' (one mention, not two)."""
     out = {("music",), ("percussion", "music")}
     for w in MUSIC_INSTRUMENT_WORDS:
-        out |= {_norm(w), _norm(w) + ("music",)}
-    return out
+        out |= {subject_key(w), subject_key(w) + ("music",)}
+    return frozenset(out)
 
 
 @dataclass(frozen=True)
@@ -70,7 +69,8 @@ class Truth:
 
 
 # -- words -----------------------------------------------------------------------------
-def _norm(phrase: str) -> tuple[str, ...]:
+def subject_key(phrase: str) -> tuple[str, ...]:
+    """'A Dogs' -> ('dog',): the form subjects are compared in."""
     words = re.findall(r"[a-z]+", phrase.lower())
     if words and words[0] in ("a", "an", "the", "some"):
         words = words[1:]
@@ -87,7 +87,7 @@ def _phrases() -> dict[tuple[str, ...], str]:
     subjects |= {"a man", "a woman", "a person", "people", "a child", "children", "music"}
     subjects |= {s for c in classes().values() for s in c.detect if not s.startswith("@")}
     for s in subjects:
-        out[_norm(s)] = s
+        out[subject_key(s)] = s
     return out
 
 
@@ -95,7 +95,7 @@ def class_words(cls: str) -> set[tuple[str, ...]]:
     """Normalised subjects that name this class."""
     c = classes()[cls]
     said = {s for s in c.detect if not s.startswith("@")} | GROUP_GENERIC.get(c.group, set())
-    words = {_norm(s) for s in said}
+    words = {subject_key(s) for s in said}
     if c.group == "music":
         words |= _music_phrases()
     return words
@@ -107,12 +107,19 @@ LEADS = {"a", "an", "the", "some", "as", "while", "and", "then", "by", "of", "x"
          "followed", "two", "several", "many", "distant", "loud", "faint", "small", "large"}
 
 
+def names_class(subject: str, cls: str) -> bool:
+    """Whether a writer's subject ("a goose", or "@music") names this class."""
+    if subject == "@music":
+        return classes()[cls].group == "music"
+    return subject_key(subject) in class_words(cls)
+
+
 def mentions(caption: str) -> list[tuple[int, tuple[str, ...]]]:
     """(word position, normalised subject) of each source the caption names, in order.
 
     Longest subjects first, so "a car horn" is one mention, not a car and a horn; "X music"
     and "a X sound" name X."""
-    words = list(_norm("x " + caption))  # "x": _norm drops a leading article only
+    words = list(subject_key("x " + caption))  # "x": _norm drops a leading article only
     found: list[tuple[int, tuple[str, ...]]] = []
     used = [False] * len(words)
     extra = _music_phrases()

@@ -35,7 +35,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from sonicaps.audio import load_audio
 from sonicaps.clip import Answers, Clip
-from sonicaps.pipeline.prompts import QUESTIONS, answers_in
+from sonicaps.prompts import QUESTIONS, answers_in
 
 SR = 16_000
 CACHE_CLIPS = 256  # answered clips kept for the later turns of their conversations
@@ -128,7 +128,7 @@ class Service:
     def _ask(self, part: dict[str, Any], question: str) -> str:
         if question not in QUESTIONS:
             raise RequestError(f"model {self.model_name} answers only the three sonicaps questions "
-                               "(sonicaps.pipeline.prompts.QUESTIONS)")
+                               "(sonicaps.prompts.QUESTIONS)")
         raw, fmt = decode_audio_part(part)
         key = hashlib.sha256(raw).hexdigest()
         answers = self._cached(key)
@@ -165,7 +165,7 @@ class Service:
         answers = answers_in(message)
         if answers is None:
             raise RequestError(f"model {self.model_name} writes captions from the sonicaps writer prompt "
-                               "(sonicaps.pipeline.prompts.writer_message); no 'Answer 1:' line found")
+                               "(sonicaps.prompts.writer_message); no 'Answer 1:' line found")
         clip = Clip("request", "request", 0.0, 0.0, np.zeros(0, np.float32))
         with self._lock:
             return self.writer.write([clip], [Answers(answers)], 0)[0]

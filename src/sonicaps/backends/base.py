@@ -16,6 +16,10 @@ import numpy as np
 from sonicaps.clip import Answers, Clip
 
 
+class BadOutput(ValueError):
+    """A backend returned something unusable (wrong count, empty text, NaN score)."""
+
+
 @runtime_checkable
 class Asker(Protocol):
     model_id: str  # recorded with every row

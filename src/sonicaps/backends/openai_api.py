@@ -23,9 +23,9 @@ from typing import Any, TypeVar
 
 import soundfile as sf
 
+from sonicaps.backends.base import BadOutput
 from sonicaps.clip import Answers, Clip
-from sonicaps.pipeline.prompts import WRITER_SYSTEM, clean_caption, writer_message
-from sonicaps.pipeline.stages import BadOutput
+from sonicaps.prompts import WRITER_SYSTEM, clean_caption, writer_message
 
 T = TypeVar("T")
 SR = 16_000

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import cache
 
-from sonicaps.pipeline.prompts import says_absent
+from sonicaps.prompts import says_absent
 
 # Whole numbers and decimals ("1,000" included); times (3:15) and codes (A4, 3rd) stay.
 _NUMBER = re.compile(r"(?<![\w.:,])(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?![\w:]|\.\d|,\d)")

@@ -21,10 +21,10 @@ import numpy as np
 
 from sonicaps import __version__
 from sonicaps.backends import create
-from sonicaps.backends.base import Asker, Scorer, Writer
+from sonicaps.backends.base import Asker, BadOutput, Scorer, Writer
 from sonicaps.clip import Answers, Clip
 from sonicaps.pipeline.config import PipelineConfig
-from sonicaps.pipeline.prompts import PROMPT_VERSION, QUESTIONS
+from sonicaps.prompts import PROMPT_VERSION, QUESTIONS
 
 T = TypeVar("T")
 
@@ -50,10 +50,6 @@ def failure(clip_or_source: Clip | str, stage: str, exc: BaseException,
         source, cid, last = clip_or_source, None, True
     return {"source": source, "id": cid, "stage": stage, "error": type(exc).__name__,
             "message": str(exc)[:2000], "last_in_source": last or last_in_source}
-
-
-class BadOutput(ValueError):
-    """A backend returned something unusable (wrong count, empty text, NaN score)."""
 
 
 def _check_answers(out: list[Answers], n: int) -> list[Answers]:

@@ -164,7 +164,7 @@ class BuiltinAsker:
             if level < INAUDIBLE_DB:
                 continue
             lengths = [(b - a) for a, b in runs]
-            p = self._phrases[self.yamnet.classes.index(c.label)]
+            p = self._phrases[c.index]
             events.append(Event(
                 "sound", c.label, c.subject, p.verb, p.gerund, c.probability,
                 round(onset, 2), round(offset, 2), len(runs),

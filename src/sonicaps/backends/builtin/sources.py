@@ -58,6 +58,7 @@ FEATURES = ("peak", "top3", "mean", "active", "rank", "ratio", "wins", "exclusiv
 class Candidate:
     subject: str  # the writer's subject, or "@music"
     label: str  # the most specific confident class: names the source
+    index: int  # its column in YAMNet's output
     classes: list[int]
     track: np.ndarray  # per patch, the max over its classes
     features: dict[str, float]
@@ -67,6 +68,11 @@ class Candidate:
 @cache
 def verifier() -> dict:
     return json.loads(files("sonicaps").joinpath("data/source_verifier.json").read_text())
+
+
+@cache
+def _broadband(names: tuple[str, ...]) -> list[int]:
+    return [i for i, n in enumerate(names) if n in BROADBAND]
 
 
 def _union(groups: list[set[int]], names: list[str], probs: np.ndarray) -> list[set[int]]:
@@ -113,7 +119,7 @@ def candidates(probs: np.ndarray, names: list[str], phrases: list[Phrase],
         elif subject in (SPEECH, SINGING):
             continue  # voices are the voice analysis' job
         by_subject.setdefault(subject, set()).add(int(i))
-    noise_idx = [i for i, n in enumerate(names) if n in BROADBAND]
+    noise_idx = _broadband(tuple(names))
     noise = probs[:, noise_idx].max(axis=1) if noise_idx else np.zeros(len(probs))
     music = by_subject.pop(MUSIC, None)
     groups = _union(list(by_subject.values()), names, probs)
@@ -130,7 +136,7 @@ def candidates(probs: np.ndarray, names: list[str], phrases: list[Phrase],
         subject = MUSIC if g is music else phrases[best].subject
         if subject == IGNORE or (track.max() < noise.max() and track.mean() < noise.mean()):
             continue  # nothing to name, or weaker than broadband noise: its echo ("a spray")
-        out.append(Candidate(subject, names[best], idx, track, {}))
+        out.append(Candidate(subject, names[best], best, idx, track, {}))
     out.sort(key=lambda c: -float(c.track.max()))
     _features(out, names, phrases)
     return out

@@ -7,7 +7,7 @@ from typing import Any
 
 from sonicaps.backends.hf.common import load_options, model_device, place
 from sonicaps.clip import Answers, Clip
-from sonicaps.pipeline.prompts import WRITER_SYSTEM, clean_caption, writer_message
+from sonicaps.prompts import WRITER_SYSTEM, clean_caption, writer_message
 
 
 class ChatWriter:
