@@ -41,15 +41,20 @@ class SileroVad:
 
     def speech_seconds(self, audio: np.ndarray, spans: list[tuple[float, float]],
                        threshold: float = 0.5) -> float:
-        """Seconds inside `spans` that Silero also calls speech."""
-        n = len(audio) // SILERO_CHUNK
+        """Seconds inside `spans` that Silero also calls speech (only the stretch from the
+        first span's start to the last one's end is run)."""
+        if not spans:
+            return 0.0
+        first = int(spans[0][0] * SAMPLE_RATE) // SILERO_CHUNK * SILERO_CHUNK
+        part = audio[first:int(spans[-1][1] * SAMPLE_RATE)]
+        n = len(part) // SILERO_CHUNK
         if n < 2:
             return 0.0
-        x = np.asarray(audio[: n * SILERO_CHUNK], np.float32).reshape(n, SILERO_CHUNK)
+        x = np.asarray(part[: n * SILERO_CHUNK], np.float32).reshape(n, SILERO_CHUNK)
         ctx = np.vstack([np.zeros((1, SILERO_CONTEXT), np.float32), x[:-1, -SILERO_CONTEXT:]])
         zeros = np.zeros((1, 1, 128), np.float32)
         probs = self._session.run(None, {"input": np.hstack([ctx, x]), "h": zeros, "c": zeros})[0]
-        starts = np.arange(n) * SILERO_CHUNK / SAMPLE_RATE
+        starts = (first + np.arange(n) * SILERO_CHUNK) / SAMPLE_RATE
         inside = np.zeros(n, bool)
         for s, e in spans:
             inside |= (starts >= s) & (starts < e)
