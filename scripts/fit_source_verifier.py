@@ -139,6 +139,25 @@ def operating_points(held, rank, clip, named, truths, weights) -> tuple[float, f
     return best
 
 
+def trade_off(held, rank, clip, named, truths, t_top: float) -> None:
+    """What the secondary threshold trades: invented sources in single-source clips
+    against mixes with both sources named (held-out classes)."""
+    print("secondary threshold: single-source clips naming another source / mixes both named")
+    for t_sec in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95):
+        other, both, n1, n2 = 0, 0, 0, 0
+        for c, t in enumerate(truths):
+            ks = [int(k) for k in np.flatnonzero(clip == c)]
+            ks.sort(key=lambda k: rank[k])
+            kept = [k for k in ks if held[k] >= (t_top if rank[k] == 0 else t_sec)][:MAX_SOURCES]
+            if len(t.classes) == 1:
+                n1 += 1
+                other += not all(named[k] for k in kept) or len(kept) > 1
+            elif all(classes()[x].group != "speech" for x in t.classes):
+                n2 += 1
+                both += {0, 1} <= set().union(*(named[k] for k in kept))
+        print(f"  {t_sec:.2f}  {other / n1:6.1%}  {both / max(1, n2):6.1%}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--single", type=int, default=600)
@@ -177,6 +196,7 @@ def main() -> None:
     weights = [(94 if len(t.classes) == 1 else 20) / (len(t1) if len(t.classes) == 1 else len(t2))
                for t in truths]
     score, t_top, t_sec = operating_points(held, rank, clip, named, truths, weights)
+    trade_off(held, rank, clip, named, truths, t_top)
     for name, sel, t in (("top", rank == 0, t_top), ("secondary", rank > 0, t_sec)):
         got = sel & (held >= t)
         out[name].update(accept=t, held_out_precision=round(float(y[got].mean()), 4),
