@@ -80,10 +80,3 @@ def related(a: str, b: str) -> bool:
     """One class is a kind of the other (Aircraft engine / Aircraft / Vehicle)."""
     return a == b or a in ancestors(b) or b in ancestors(a)
 
-
-def siblings(a: str, b: str) -> bool:
-    """Two classes under one parent that is not a top-level category (Duck and Goose under
-    Fowl; not Dog and Car under nothing but "Sounds of things")."""
-    parents = parents_by_name()
-    shared = parents.get(a, frozenset()) & parents.get(b, frozenset())
-    return a != b and any(parents.get(p) for p in shared)
