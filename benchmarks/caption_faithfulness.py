@@ -17,7 +17,9 @@ starts at least 2 s after the first, at random levels, half with a noise floor,
 - mixes: both sources named, and named in their order;
 - fully right: all of the above right at once.
 
-Two sets, each printed: recordings from packages sonicaps uses nowhere else
+Then SceneCaps' test split (built with `--scenecaps N` scenes, seed `--seed`): scenes of
+several sources, judged the same way where the measures apply. Two sets of clips first,
+each printed: recordings from packages sonicaps uses nowhere else
 (`faithfulness_sources.csv` beside this script: tuxpaint-stamps, wesnoth, colobot,
 stormbaancoureur, tuxtype), and SceneCaps' *test* recordings. Mixes may add SceneCaps'
 synthetic test voices. The built-in source verifier is fitted on SceneCaps'
@@ -31,9 +33,11 @@ import json
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from sonicaps.faithfulness import (
+    Truth,
     clip_id_of,
     judge,
     make_clips,
@@ -45,6 +49,7 @@ from sonicaps.pipeline.config import load_config
 from sonicaps.pipeline.runner import run
 from sonicaps.scenes.catalog import classes, read_sources, sources
 from sonicaps.scenes.fetch import fetch
+from sonicaps.scenes.make import make
 
 ROWS = [("recall", "caption names the true source(s) (word recall)", "{:.2f}"),
         ("other_class", "single-source clips whose caption names another source class", "{:.1%}"),
@@ -98,6 +103,41 @@ def evaluate(pool, speech_pool, out: Path, n_single: int, n_mixes: int, seed: in
     return s
 
 
+def evaluate_scenecaps(out: Path, n: int, seed: int, cfg) -> None:
+    """The same judge on SceneCaps' test split: scenes of 1-5 sources (background, events,
+    speech, music), their classes from the timelines. Measures that need single-source
+    clips or two-source mixes do not apply; 'names another source' counts every scene."""
+    make(out / "scenecaps", n, seed=seed, progress=False)
+    splits = pd.read_csv(out / "scenecaps" / "splits.csv")
+    test = set(splits.loc[splits["split"] == "test", "id"])
+    truths = []
+    with open(out / "scenecaps" / "events.jsonl") as f:
+        for line in f:
+            rec = json.loads(line)
+            if rec["id"] in test:
+                first: dict[str, float] = {}
+                for e in sorted(rec["events"], key=lambda e: e["onset"]):
+                    first.setdefault(e["class"], e["onset"])
+                truths.append(Truth(rec["id"], tuple(first), tuple(first.values()), ()))
+    files = sorted(p for p in (out / "scenecaps" / "audio").iterdir() if p.stem in test)
+    run(files, out / "captions", cfg, progress=False)
+    rows = {clip_id_of(r.id): r for r in pd.read_parquet(out / "captions").itertuples()}
+    judged = [judge(t, rows[t.id].caption, rows[t.id].answer_2, rows[t.id].answer_3)
+              for t in truths]
+    no_speech = [j for t, j in zip(truths, judged, strict=True) if not t.speech]
+    no_music = [j for t, j in zip(truths, judged, strict=True) if not t.music]
+    n_true = sum(len(t.classes) for t in truths)
+    print(f"\n## SceneCaps test split (seed {seed}): {len(truths)} scenes, "
+          f"{n_true / len(truths):.1f} sources each")
+    print(f"{'sources named (word recall)':<68} {sum(sum(j.named) for j in judged) / n_true:.2f}")
+    print(f"{'scenes whose caption names a source they do not hold':<68} "
+          f"{np.mean([bool(j.other) for j in judged]):.1%}")
+    print(f"{'speech-free scenes said to have speech':<68} "
+          f"{np.mean([j.speech_hallucinated for j in no_speech]):.1%}")
+    print(f"{'music-free scenes said to have music':<68} "
+          f"{np.mean([j.music_hallucinated for j in no_music]):.1%}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--config", help="pipeline config (default: the built-in backends)")
@@ -107,6 +147,8 @@ def main() -> None:
     ap.add_argument("--new-sources", default=str(Path(__file__).with_name("faithfulness_sources.csv")),
                     help="a manifest of recordings used nowhere else ('' to skip; default: 46 "
                          "recordings of 38 classes from five Debian packages, ~380 MB once)")
+    ap.add_argument("--scenecaps", type=int, default=2000,
+                    help="build SceneCaps with this many scenes and judge its test split (0: skip)")
     ap.add_argument("--per-class", action="store_true")
     ap.add_argument("--keep", help="keep clips and captions in this folder")
     args = ap.parse_args()
@@ -123,6 +165,8 @@ def main() -> None:
         for k, (name, pool, speech) in enumerate(sets):
             evaluate(pool, speech, root / f"set{k}", args.single, args.mixes, args.seed, cfg,
                      name, args.per_class)
+        if args.scenecaps:
+            evaluate_scenecaps(root / "scenecaps", args.scenecaps, args.seed, cfg)
 
 
 if __name__ == "__main__":
