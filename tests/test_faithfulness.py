@@ -112,3 +112,37 @@ def test_asker_records_every_candidate_with_its_probability(backends):
     cands = a.evidence["candidates"]
     assert cands and all(0.0 <= c[2] <= 1.0 for c in cands)
     assert [c[0] for c in cands if c[3]] == sound_subjects(a)
+
+
+def test_exported_trees_reproduce_scikit_learn():
+    import importlib.util
+    from pathlib import Path
+
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from sonicaps.backends.builtin.sources import boosted_probability
+
+    path = Path(__file__).parents[1] / "scripts" / "fit_source_verifier.py"
+    spec = importlib.util.spec_from_file_location("fit_source_verifier", path)
+    fit = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fit)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 5))
+    y = X[:, 0] + 0.5 * X[:, 3] * X[:, 1] + rng.normal(scale=0.3, size=400) > 0
+    m = HistGradientBoostingClassifier(max_depth=3, max_iter=40).fit(X, y)
+    exported = fit.export(m)
+    mine = [boosted_probability(x, exported) for x in X[:50]]
+    assert np.allclose(mine, m.predict_proba(X[:50])[:, 1], atol=1e-9)
+
+
+def test_shipped_verifier_matches_the_features():
+    from sonicaps.backends.builtin.sources import FEATURES, verifier
+
+    v = verifier()
+    assert v["features"] == [*FEATURES, "subject_prior"]
+    n = len(v["features"])
+    for part in ("top", "secondary"):
+        used = {f for t in v[part]["trees"] for f, leaf in zip(t["feature"], t["leaf"], strict=True)
+                if not leaf}
+        assert used and max(used) < n
+        assert 0.0 < v[part]["accept"] <= 1.0
