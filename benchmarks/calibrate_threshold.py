@@ -83,6 +83,13 @@ def main() -> None:
           f"foreign caption median {np.median(foreign):.3f}")
     print(f"equal-error threshold {t:.3f}: rejects {frr:.1%} of own captions, "
           f"accepts {far:.1%} of foreign captions")
+    shipped = getattr(Backends.from_config(cfg).scorer, "accept_threshold", None)
+    if shipped is not None:
+        print(f"the shipped threshold {shipped}: rejects {(own < shipped).mean():.1%} of own "
+              f"captions, accepts {(foreign >= shipped).mean():.1%} of foreign captions")
+        no_source = df["caption"].str.startswith(("Faint background noise", "Silence")).to_numpy()
+        print(f"  of the own captions it rejects, {(no_source & (own < shipped)).sum()} of "
+              f"{(own < shipped).sum()} name no source at all")
     print(f"the label rule accepts {rule.mean():.1%} of own captions; the threshold agrees "
           f"with it on {np.mean((own >= t) == rule):.1%} of clips")
 
