@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from sonicaps.metrics import meteor as m
 from sonicaps.metrics import meteor_data
 
-TOL = 1e-6
+TOL = 1e-12  # the README claims agreement with the jar to below 1e-15 on these corpora
 _SCORER: list = []
 
 

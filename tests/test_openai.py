@@ -35,8 +35,9 @@ def collection(examples, tmp_path):
     return d
 
 
-def served(service: Service, *faults: str) -> BackgroundServer:
-    return BackgroundServer(create_app(service, Faults(list(faults))))
+def served(service: Service, *faults: str | Faults) -> BackgroundServer:
+    script = faults[0] if len(faults) == 1 and isinstance(faults[0], Faults) else Faults(list(faults))
+    return BackgroundServer(create_app(service, script))
 
 
 def openai_config(url: str, **client) -> PipelineConfig:
@@ -66,24 +67,29 @@ def test_pipeline_through_the_server_matches_the_models_behind_it(service, colle
 
 
 def test_5xx_429_and_timeouts_are_retried_and_nothing_is_lost(service, collection, tmp_path):
-    faults = ("503", "429", "sleep:3", "500")
-    with served(service, *faults) as server:
+    faults = Faults(["503", "429", "sleep:3", "500"])
+    with served(service, faults) as server:
         cfg = openai_config(server.url, timeout_s=1.0, max_retries=5)
         summary = run([collection], tmp_path / "out", cfg, progress=False)
     rows, fails = rows_and_failures(tmp_path / "out")
+    assert faults.script == []  # every fault was served, and still nothing was lost
     assert fails == [] and summary.clips == len(rows) == len(CLIPS)
 
 
 def test_garbage_is_retried_and_empty_answers_become_failures(service, collection, tmp_path):
-    with served(service, "garbage") as server:
+    garbage = Faults(["garbage"])
+    with served(service, garbage) as server:
         run([collection], tmp_path / "garbage", openai_config(server.url), progress=False)
     rows, fails = rows_and_failures(tmp_path / "garbage")
+    assert garbage.script == []
     assert fails == [] and len(rows) == len(CLIPS)
 
     # A server that only ever answers with nothing: every clip is recorded, none is lost.
-    with served(service, *["empty"] * 1000) as server:
+    empty = Faults(["empty"] * 1000)
+    with served(service, empty) as server:
         summary = run([collection], tmp_path / "empty", openai_config(server.url, answer_retries=1),
                       progress=False)
+    assert len(empty.script) < 1000
     assert summary.clips == 0 and summary.failures == len(CLIPS)
     fails = Store(tmp_path / "empty").read_failures()
     assert sorted(f["id"] for f in fails) == sorted(f"{n.split('.')[0]}_0_10" for n in CLIPS)

@@ -218,7 +218,7 @@ def test_concurrent_reviewers_lose_nothing(captioned, tmp_path):
 
 
 def test_export_and_statistics(captioned, tmp_path):
-    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    import sklearn.metrics as sklearn_metrics  # a declared dev dependency: missing must fail
     col = open_collection(captioned, tmp_path)
     items = [col.item(p) for p in range(1, 8)]
     plan = {
