@@ -119,7 +119,7 @@ def mentions(caption: str) -> list[tuple[int, tuple[str, ...]]]:
 
     Longest subjects first, so "a car horn" is one mention, not a car and a horn; "X music"
     and "a X sound" name X."""
-    words = list(subject_key("x " + caption))  # "x": _norm drops a leading article only
+    words = list(subject_key("x " + caption))  # "x": subject_key drops only a leading article
     found: list[tuple[int, tuple[str, ...]]] = []
     used = [False] * len(words)
     extra = _music_phrases()
