@@ -18,7 +18,7 @@ from sonicaps.captioning.data import Clip, class_words, collate, nearest, pooled
 from sonicaps.captioning.features import MFCC_HOP, clip_features
 from sonicaps.captioning.models import NEURAL, ModelConfig, build
 from sonicaps.captioning.train import TrainConfig, evaluate, load, predict, train
-from sonicaps.captioning.vocab import BOS, EOS, Vocabulary, glove_vectors
+from sonicaps.captioning.vocab import BOS, EOS, SPECIALS, Vocabulary, glove_vectors
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +115,45 @@ def test_teacher_forcing_and_decoding_agree(name):
     assert decode.beam(model, batch, 8, size=1) == decode.greedy(model, batch, 8)
 
 
+def _exhaustive_best(model, batch, n_words: int, max_len: int) -> list[list[int]]:
+    """Every caption of at most max_len words, ranked as beam search ranks finished ones."""
+    best = []
+    enc_all = model.encode(batch)
+    for clip in range(enc_all[0].shape[0]):
+        enc = tuple(t[clip : clip + 1] for t in enc_all)
+        options: list[tuple[float, list[int]]] = []
+
+        def walk(prefix: list[int], state, total: float, enc=enc, options=options) -> None:
+            logits, state = model.step(enc, state, torch.tensor([prefix[-1] if prefix else BOS]))
+            logp = logits.log_softmax(dim=1)[0]
+            t = len(prefix)
+            options.append(((total + float(logp[EOS])) / (t + 1), prefix))  # ends here
+            for w in (w for w in range(n_words) if w != EOS):
+                if t + 1 == max_len:  # cut at max_len without an end token
+                    options.append(((total + float(logp[w])) / max_len, [*prefix, w]))
+                else:
+                    walk([*prefix, w], state, total + float(logp[w]))
+
+        walk([], model.init_state(enc), 0.0)
+        best.append(max(options, key=lambda o: o[0])[1])
+    return best
+
+
+@pytest.mark.parametrize("name", ["lstm", "tempatt"])
+@torch.no_grad()
+def test_beam_search_finds_the_exhaustive_best(name):
+    """With a beam wider than every prefix, beam search must return the caption that an
+    exhaustive search over a tiny vocabulary finds under the same ranking (mean
+    log-probability per word, the end token counted as a word)."""
+    batch, vocab = _toy_batch(name)
+    max_len = 3
+    for seed in range(6):  # random models whose best captions have different lengths
+        torch.manual_seed(seed)
+        model = build(ModelConfig(name, len(vocab), 16, 0, embed=12, hidden=24)).eval()
+        expected = _exhaustive_best(model, batch, len(vocab), max_len)
+        assert decode.beam(model, batch, max_len, size=len(vocab) ** max_len) == expected, seed
+
+
 def test_nearest_neighbour_and_attribute_words():
     keys = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
     assert nearest(np.array([[9.0, 1.0], [1.0, 1.0]]), keys).tolist() == [1, 0]
@@ -144,16 +183,57 @@ def test_training_runs_are_repeatable_and_reload(scenes, tmp_path):
     assert predict(reloaded, audio) == predict(first, audio)
     result = evaluate(reloaded, scenes, "val", metrics=["cider_d"])
     assert result["scores"]["cider_d"] == pytest.approx(best["val_cider_d"])  # the kept weights are the best
-    assert result["human"]["cider_d"] > result["scores"]["cider_d"]
+
+
+@pytest.fixture(scope="module")
+def more_scenes(scenes, tmp_path_factory) -> Path:
+    """150 scenes (102 train, 24 val): enough for a small model to learn something."""
+    from sonicaps.scenes.make import make
+
+    data = tmp_path_factory.mktemp("captioning") / "scenes150"
+    make(data, 150, seed=5, progress=False)
+    return data
+
+
+def _words_in_vocabulary(captions: list[str], vocab: Vocabulary) -> bool:
+    return all(c.split() and all(w in vocab.stoi and w not in SPECIALS for w in c.split()) for c in captions)
+
+
+def test_tempatt_learns_more_than_a_constant_caption(more_scenes, tmp_path):
+    """The best constant caption (the training caption that scores highest against the
+    training references, what a model that ignores the audio would learn) against a
+    trained temporal-attention model, on the validation clips."""
+    from sonicaps.metrics import score
+    from sonicaps.retrieval.data import read_dataset
+
+    items = read_dataset(more_scenes)
+    train_refs = [list(it.captions) for it in items if it.split == "train"]
+    val_refs = [list(it.captions) for it in items if it.split == "val"]
+    pool = [c for refs in train_refs for c in refs][:300]
+    on_train = [score([c] * len(train_refs), train_refs, metrics=["cider_d"])["cider_d"] for c in pool]
+    constant = pool[int(np.argmax(on_train))]
+    baseline = score([constant] * len(val_refs), val_refs, metrics=["cider_d"])["cider_d"]
+    cfg = TrainConfig(model="tempatt", hidden=64, embed=16, max_epochs=15, batch_size=8, patience=40)
+    run = train(more_scenes, tmp_path / "run", cfg, progress=False)
+    result = evaluate(run, more_scenes, "val", metrics=["cider_d"])
+    captions = [p["caption"] for p in result["predictions"]]
+    assert _words_in_vocabulary(captions, run.vocab)
+    assert len(set(captions)) > len(captions) // 2  # it listens: captions differ between clips
+    assert result["scores"]["cider_d"] > 1.5 * baseline, (result["scores"]["cider_d"], baseline)
 
 
 @pytest.mark.parametrize("name", ["topdown", "alignedatt", "transformer"])
 def test_other_models_train_and_caption(scenes, tmp_path, name):
-    cfg = TrainConfig(model=name, hidden=32, embed=16, max_epochs=1, batch_size=32)
+    cfg = TrainConfig(model=name, hidden=32, embed=16, max_epochs=2, batch_size=8, patience=10)
     run = train(scenes, tmp_path / name, cfg, progress=False)
-    captions = predict(load(tmp_path / name), sorted((scenes / "audio").iterdir())[:2])
-    assert len(captions) == 2 and all(isinstance(c, str) for c in captions)
-    assert run.history[0]["train_loss"] > 0
+    assert run.history[1]["train_loss"] < run.history[0]["train_loss"]
+    audio = sorted((scenes / "audio").iterdir())[:3]
+    loaded = load(tmp_path / name)
+    saved = loaded.model.state_dict()
+    assert all(torch.equal(v, saved[k]) for k, v in run.model.state_dict().items())  # lossless
+    captions = predict(loaded, audio)
+    assert captions == predict(run, audio)
+    assert _words_in_vocabulary(captions, run.vocab)
 
 
 def test_one_nn_returns_the_nearest_training_caption(scenes, tmp_path):
@@ -210,7 +290,11 @@ def test_cli_train_predict_evaluate(scenes, tmp_path):
         cli("evaluate", str(run), "--split", "test", "--json", "--predictions", str(tmp_path / "pred.csv"))
     )
     assert {"bleu_4", "meteor", "rouge_l", "cider_d", "sbert_sim"} <= set(result["scores"])
-    assert result["human"]["cider_d"] > 0 and result["clips"] == 6
+    direct = evaluate(load(run), scenes, "test", metrics=["cider_d", "bleu"])
+    for key in ("cider_d", "bleu_4"):
+        assert result["scores"][key] == pytest.approx(direct["scores"][key], abs=1e-9)
+        assert result["human"][key] == pytest.approx(direct["human"][key], abs=1e-9)
+    assert result["clips"] == 6
     assert (tmp_path / "pred.csv").read_text().startswith("id,caption")
 
 
