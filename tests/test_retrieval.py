@@ -41,11 +41,18 @@ def _tones(folder: Path, freqs: list[int]) -> list[Path]:
 
 
 def test_checkpoint_round_trip_and_errors(tmp_path):
-    run = _random_run(tmp_path)
+    torch.manual_seed(0)
+    before = DualEncoder(RetrievalConfig(dim=32, hidden=32, heads=2))
+    run = tmp_path / "run"
+    before.save(run)
     model = DualEncoder.load(run)
-    again = DualEncoder.load(run)
+    saved = model.state_dict()
+    assert set(saved) == set(before.state_dict())
+    assert all(torch.equal(v, saved[k]) for k, v in before.state_dict().items())  # lossless
     patches = [np.random.default_rng(1).random((7, 1024), dtype=np.float32)]
-    assert np.array_equal(model.audio_vectors(patches), again.audio_vectors(patches))
+    assert np.array_equal(model.audio_vectors(patches), before.audio_vectors(patches))
+    texts = np.random.default_rng(2).standard_normal((3, 384)).astype(np.float32)
+    assert np.array_equal(model.text_vectors(texts), before.text_vectors(texts))
     assert json.loads((run / "config.json").read_text())["dim"] == 32
     with pytest.raises(FileNotFoundError, match="train-retrieval"):
         DualEncoder.load(tmp_path / "nothing")
@@ -159,7 +166,12 @@ def test_train_index_and_search_a_real_scenecaps_folder(tmp_path, monkeypatch, c
     assert cli(["train-retrieval", "--data", str(data), "--out", str(run), "--epochs", "40",
                 "--no-progress"]) == 0
     report = json.loads((run / "report.json").read_text())
-    assert {"audio_to_text", "text_to_audio", "zero_shot"} <= set(report["test"])
+    test = report["test"]
+    assert {"audio_to_text", "text_to_audio", "zero_shot"} <= set(test)
+    # Chance R@1 both ways is one over the number of test clips.
+    n_test = sum(1 for line in (data / "splits.csv").read_text().splitlines() if line.endswith(",test"))
+    for way in ("audio_to_text", "text_to_audio"):
+        assert test[way]["R@1"] > 3 / n_test, (way, test[way]["R@1"], n_test)
     assert (run / "model.safetensors").is_file()
     index = tmp_path / "index"
     assert cli(["index", str(data), "-o", str(index), "--model", str(run), "--no-progress"]) == 0

@@ -89,6 +89,34 @@ def test_sbert_sim_orders_paraphrase_above_unrelated_and_names_its_model():
     assert "MiniLM" in res["models"]["sbert_sim"]
 
 
+def test_sbert_sim_equals_mean_pooled_transformer_cosines():
+    """The reference, without sentence-transformers: the checkpoint through transformers'
+    AutoModel, token embeddings mean-pooled over the attention mask, unit-normalised;
+    per item, the mean cosine with its references; the corpus score, the mean of items."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from sonicaps.weights import MINILM, locate
+
+    cands = ["a dog barks loudly", "A puppy yaps twice.", "an orchestra plays", "rain"]
+    refs = [["a dog barks", "a dog is barking nearby"], ["a small dog yaps"],
+            ["music plays", "violins play", "a band plays loudly"], ["rain falls on a roof", "thunder"]]
+    res = score(cands, refs, metrics="sbert_sim")
+    folder = locate(MINILM).parent
+    tok, model = AutoTokenizer.from_pretrained(folder), AutoModel.from_pretrained(folder).eval()
+
+    def embed(texts: list[str]) -> torch.Tensor:
+        batch = tok(texts, padding=True, truncation=True, return_tensors="pt")
+        with torch.no_grad():
+            hidden = model(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).float()
+        return torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=-1)
+
+    per_item = [float((embed(r) @ embed([c])[0]).mean()) for c, r in zip(cands, refs, strict=True)]
+    np.testing.assert_allclose(res["per_item"]["sbert_sim"], per_item, rtol=0, atol=1e-5)
+    assert res["sbert_sim"] == pytest.approx(np.mean(per_item), abs=1e-5)
+
+
 # --- the command line ------------------------------------------------------------------
 
 def _audiocaps_csv(path, ids, refs):
