@@ -51,7 +51,9 @@ def messy(tmp_path, examples):
     write(d / "eight.wav", tone(300, 10.0, channels=8))
     write(d / "low.wav", tone(300, 10.0, sr=8000), sr=8000)
     full = d / "dog_then_man.wav"
-    (d / "cut.mp3").write_bytes(b"ID3" + os.urandom(3000))
+    (d / "garbage.mp3").write_bytes(b"ID3" + os.urandom(3000))
+    whole = write(tmp_path / "whole.mp3", tone(440, 30.0))  # cut in half: 14.7 s decode
+    (d / "cut.mp3").write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
     (d / "folder.wav").mkdir()
     shutil.copy(full, d / "folder.wav" / "inside.wav")
     return d
@@ -65,7 +67,7 @@ def test_folder_with_bad_files(messy, tmp_path, backends):
     assert df["id"].is_unique
     fails = failures(out)
     failed_sources = {os.path.basename(f["source"]) for f in fails}
-    assert {"empty.wav", "text.wav", "zero.wav", "cut.mp3"} <= failed_sources
+    assert failed_sources == {"empty.wav", "text.wav", "zero.wav", "garbage.mp3", "nan.wav", "cut.mp3"}
     for f in fails:
         assert {"source", "id", "stage", "error", "message"} <= set(f) and f["message"]
     ids = set(df["id"])
@@ -73,9 +75,13 @@ def test_folder_with_bad_files(messy, tmp_path, backends):
     assert {"short_0_0.3", "eight_0_10", "low_0_10", "folder.wav__inside_0_10"} <= ids
     assert {"frogs_and_woman_long_0_10", "frogs_and_woman_long_10_20",
             "frogs_and_woman_long_20_25"} <= ids
-    nan_rows = df[df["source"].str.endswith("nan.wav")]
-    nan_fails = [f for f in fails if f["source"].endswith("nan.wav")]
-    assert len(nan_rows) + len(nan_fails) == 1
+    by_source = {os.path.basename(f["source"]): f for f in fails}
+    assert not df["source"].str.endswith("nan.wav").any()  # NaN samples: a failure, no row
+    assert by_source["nan.wav"]["id"] == "nan_0_10" and "non-finite" in by_source["nan.wav"]["message"]
+    # A truncated mp3: what decodes is captioned, and the loss is recorded.
+    cut_ids = sorted(df.loc[df["source"].str.endswith("cut.mp3"), "id"])
+    assert cut_ids[0] == "cut_0_10" and cut_ids[1].startswith("cut_10_14.") and len(cut_ids) == 2
+    assert "truncated" in by_source["cut.mp3"]["message"]
     assert (df["question_1"] == QUESTIONS[0]).all()
     assert df["caption"].str.len().gt(0).all()
     assert s.clips == len(df) and s.failures == len(fails)
@@ -247,7 +253,13 @@ def _row(cid: str, source: str, last: bool) -> dict:
                   "last_in_source": last}
 
 
-@pytest.mark.parametrize("crash_at", ["_write_shard", "_append_failures"])
+# What survives each crash point: failures that do not finish a source are written first,
+# then the rows, then the failures that finish a source.
+SURVIVES = {"_write_shard": (set(), {"b_0_10"}),
+            "_append_failures": ({"b.wav"}, {"b_0_10", "a_0_10", "b_10_20"})}
+
+
+@pytest.mark.parametrize("crash_at", sorted(SURVIVES))
 def test_a_crash_mid_commit_never_marks_a_source_finished_early(tmp_path, monkeypatch, crash_at):
     """Each source's finishing record must be durable only after the rest of its batch."""
     from sonicaps.pipeline.store import Store
@@ -271,9 +283,12 @@ def test_a_crash_mid_commit_never_marks_a_source_finished_early(tmp_path, monkey
     with pytest.raises(KeyboardInterrupt):
         store.commit(rows, fails)
     prog = Store(tmp_path).load_progress()
-    for source, ids in (("a.wav", {"a_0_10", "a_10_20"}), ("b.wav", {"b_0_10", "b_10_20"})):
-        if source in prog.done_sources:  # finished: every record of it must be there
-            assert ids <= prog.done_ids, (crash_at, source, prog)
+    assert (set(prog.done_sources), set(prog.done_ids)) == SURVIVES[crash_at]
+    monkeypatch.undo()
+    Store(tmp_path / "clean").commit(rows, fails)  # without the crash: both finished
+    prog = Store(tmp_path / "clean").load_progress()
+    assert set(prog.done_sources) == {"a.wav", "b.wav"}
+    assert set(prog.done_ids) == {"a_0_10", "a_10_20", "b_0_10", "b_10_20"}
 
 
 @pytest.fixture

@@ -60,12 +60,18 @@ def _to_mono_16k(block: np.ndarray, sr: int) -> np.ndarray:
     return mono
 
 
+# A declared length this much longer than what decodes is a truncated file: mp3 encoder
+# delay and padding account for a few hundredths of a second, never this much.
+TRUNCATED_S = 0.5
+MPEG = ("MP3", "MPEG")  # soundfile's names for an mp3 (libsndfile >= 1.1)
+
+
 def _blocks_soundfile(path: Path, start_s: float, end_s: float | None, seg_s: float):
     import soundfile as sf
 
     with sf.SoundFile(str(path)) as f:
         sr = f.samplerate
-        if f.frames == 0 and f.format != "MPEG":
+        if f.frames == 0 and f.format not in MPEG:
             raise AudioError(f"{path}: contains no audio samples")
         first = int(round(start_s * sr))
         if first:
@@ -84,6 +90,12 @@ def _blocks_soundfile(path: Path, start_s: float, end_s: float | None, seg_s: fl
             pos += len(data)
             if len(data) < n:
                 break
+        # An mp3 cut short (an interrupted download) decodes without error up to the cut;
+        # its Xing/Info header still declares the full length, so the loss is reported.
+        wanted = f.frames if last is None else min(last, f.frames)
+        if f.format in MPEG and wanted - pos > TRUNCATED_S * sr:
+            raise AudioError(f"{path}: truncated: the audio stops at {pos / sr:.1f} s of the "
+                             f"{wanted / sr:.1f} s its header declares (the part before is kept)")
 
 
 def _blocks_pyav(path: Path, start_s: float, end_s: float | None, seg_s: float):
@@ -178,16 +190,20 @@ def stream_segments(
     yielded = 0
     pending = first
     while pending is not None:
+        error = None
         try:
             nxt = next(blocks, None)
-        except AudioError:
-            raise
+        except AudioError as e:
+            nxt, error = None, e
         except Exception as e:
-            raise AudioError(f"{path}: decoding failed after {pending[0]:.1f} s ({e})") from e
+            nxt, error = None, AudioError(f"{path}: decoding failed after {pending[0]:.1f} s ({e})")
+            error.__cause__ = e
         t, audio = pending
         if len(audio) and (nxt is not None or yielded == 0 or len(audio) >= min_tail_s * SAMPLE_RATE):
-            yield Segment(round(t, 3), audio)
+            yield Segment(round(t, 3), audio)  # what decoded before an error is kept
             yielded += 1
+        if error is not None:
+            raise error
         pending = nxt
     if yielded == 0:
         raise AudioError(f"{path}: contains no audio samples")

@@ -194,17 +194,23 @@ def decode_source(src: Source, segment_s: float, min_tail_s: float) -> Iterator[
     if src.error:
         raise ValueError(src.error)
     prev = None
-    for n, seg in enumerate(stream_segments(src.path, segment_s, start_s=src.start_s,
-                                            end_s=src.end_s, min_tail_s=min_tail_s)):
-        if prev is not None:
+    segments = stream_segments(src.path, segment_s, start_s=src.start_s, end_s=src.end_s,
+                               min_tail_s=min_tail_s)
+    try:
+        for n, seg in enumerate(segments):
+            if prev is not None:
+                yield prev
+            start, end = round(seg.start_s, 3), round(seg.end_s, 3)
+            # A manifest id names the row's clip; further pieces of a long file extend it.
+            if src.clip_id:
+                cid = src.clip_id if n == 0 else clip_id(src.clip_id, start, end)
+            else:
+                cid = clip_id(src.key, start, end)
+            prev = Clip(cid, src.path, start, end, seg.audio, src.labels)
+    except Exception:
+        if prev is not None:  # decoded before the error: kept; the error finishes the source
             yield prev
-        start, end = round(seg.start_s, 3), round(seg.end_s, 3)
-        # A manifest id names the row's clip; further pieces of a long file extend it.
-        if src.clip_id:
-            cid = src.clip_id if n == 0 else clip_id(src.clip_id, start, end)
-        else:
-            cid = clip_id(src.key, start, end)
-        prev = Clip(cid, src.path, start, end, seg.audio, src.labels)
+        raise
     if prev is not None:
         prev.last_in_source = True
         yield prev
