@@ -1,4 +1,6 @@
 import os
+from contextlib import contextmanager
+from pathlib import Path
 
 import av
 import numpy as np
@@ -82,12 +84,35 @@ def test_bad_files_raise_clear_errors(tmp_path, make, expect):
         list(stream_segments(path))
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
-def test_unreadable_file(tmp_path):
-    path = write(tmp_path / "locked.wav", tone())
-    path.chmod(0)
-    with pytest.raises(AudioError, match="permission denied"):
-        list(stream_segments(path))
+@contextmanager
+def unprivileged():
+    """Root reads files whatever their mode (CI runs as root): act as `nobody` meanwhile."""
+    if os.geteuid() != 0:
+        yield
+        return
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    os.setegid(nobody.pw_gid)
+    os.seteuid(nobody.pw_uid)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+
+
+def test_unreadable_file():
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:  # in /tmp: other users may enter it
+        os.chmod(tmp, 0o755)
+        path = write(Path(tmp) / "locked.wav", tone())
+        path.chmod(0)
+        with unprivileged(), pytest.raises(AudioError, match="locked.wav: permission denied"):
+            list(stream_segments(path))
+        if os.geteuid() == 0:  # root again: only the mode stopped `nobody`
+            assert len(list(stream_segments(path))) == 1
 
 
 def test_truncated_mp3_keeps_what_decodes_then_says_so(tmp_path):

@@ -46,8 +46,10 @@ def _check_readable(path: Path) -> None:
         raise AudioError(f"{path}: no such file")
     if path.is_dir():
         raise AudioError(f"{path}: is a directory, not an audio file")
-    if not os.access(path, os.R_OK):
-        raise AudioError(f"{path}: permission denied")
+    try:  # opening is the true test: os.access answers for the real, not the effective, user
+        path.open("rb").close()
+    except PermissionError:
+        raise AudioError(f"{path}: permission denied") from None
     if path.stat().st_size == 0:
         raise AudioError(f"{path}: empty file (0 bytes)")
 
