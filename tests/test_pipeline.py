@@ -104,6 +104,48 @@ def test_demo_captions_are_sensible(examples, tmp_path, backends):
         assert c[0].isupper() and "." not in c[:-1]
 
 
+def readme_demo_captions() -> dict[str, str]:
+    """The captions the README shows for `sonicaps demo`."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = text.split("The demo prints one caption per clip", 1)[1].split("```")[1]
+    return dict(line.split(None, 1) for line in block.strip().splitlines())
+
+
+def test_demo_prints_the_readme_captions(examples, tmp_path, capsys):
+    from sonicaps.cli import main
+
+    shutil.copytree(examples, tmp_path / "demo" / "audio")
+    assert main(["demo", str(tmp_path / "demo"), "--no-progress"]) == 0
+    lines = capsys.readouterr().out.strip().split("\n\n")[0].splitlines()
+    assert dict(line.split(None, 1) for line in lines) == readme_demo_captions()
+
+
+def test_the_default_check_prefers_own_captions_and_applies_its_rules(examples, backends):
+    """The shipped check on the demo clips: each clip's own caption (the README's) scores
+    above every other clip's; own captions pass the shipped threshold and foreign ones do
+    not; with given labels, a foreign caption scores below the label string (rejected)."""
+    from sonicaps.clip import Answers
+    from sonicaps.pipeline.inputs import decode_source
+    from sonicaps.pipeline.stages import accept_threshold
+
+    captions = {k: v for k, v in readme_demo_captions().items()
+                if k.endswith("_0_10")}  # one clip per recording
+    clips = {c.id: c for src in iter_sources([examples]) for c in decode_source(src, 10.0, 1.0)}
+    ids = sorted(captions)
+    scorer, none = backends.scorer, Answers(("", "", ""))
+    scores = np.array([scorer.score([clips[i]] * len(ids), [none] * len(ids), [captions[j] for j in ids])
+                       for i in ids])
+    assert (scores.argmax(axis=1) == np.arange(len(ids))).all(), scores
+    threshold = accept_threshold(scorer, PipelineConfig())
+    own = np.eye(len(ids), dtype=bool)
+    assert (scores[own] >= threshold).all() and (scores[~own] < threshold).all(), (scores, threshold)
+    cow = ids.index("cow_0_10")
+    label = scorer.score([clips["cow_0_10"]], [none], ["Cattle, bovinae, Moo"])[0]
+    assert (scores[cow, ~own[cow]] < label).all()
+    elsewhere = [scorer.score([clips[i]], [none], ["Cattle, bovinae, Moo"])[0] for i in ids if i != ids[cow]]
+    assert label > max(elsewhere)
+
+
 def test_manifest_labels_use_the_label_rule(examples, tmp_path, backends):
     man = tmp_path / "m.csv"
     with open(man, "w", newline="") as f:
@@ -123,6 +165,42 @@ def test_manifest_labels_use_the_label_rule(examples, tmp_path, backends):
     other = df.loc["woman_speaking_0_10"]
     assert other["check_rule"].startswith("threshold=") and pd.isna(other["label_score"])
     assert any("empty 'path'" in f["message"] for f in failures(out))
+
+
+def test_parquet_manifest_segments_and_accepted_only_export(examples, tmp_path, capsys):
+    """From the command line: a Parquet manifest (list labels, spans, ids), --segment-s,
+    and `export --accepted-only` keeping exactly the rows the check accepted."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from sonicaps.cli import main
+
+    shutil.copytree(examples, tmp_path / "audio")
+    pq.write_table(pa.table({
+        "path": ["audio/cow.mp3", "audio/frogs_and_woman_long.wav", "audio/dog_then_man.wav"],
+        "id": ["moo", None, None],
+        "start_s": [None, 10.0, None],
+        "end_s": [None, 25.0, None],
+        "labels": [["Cattle, bovinae", "Moo"], None, None],
+    }), tmp_path / "manifest.parquet")
+    # A threshold between the clips' scores, so that some captions pass and some do not.
+    (tmp_path / "c.toml").write_text("[pipeline]\naccept_threshold = 0.5\n")
+    out = tmp_path / "out"
+    assert main(["caption", str(tmp_path / "manifest.parquet"), "-o", str(out), "--segment-s", "5",
+                 "--config", str(tmp_path / "c.toml"), "--no-progress"]) == 0
+    df = pd.read_parquet(out).set_index("id")
+    frogs = "audio__frogs_and_woman_long"
+    assert sorted(df.index) == ["audio__dog_then_man_0_5", "audio__dog_then_man_5_10", f"{frogs}_10_15",
+                                f"{frogs}_15_20", f"{frogs}_20_25", "moo", "moo_5_10"]
+    assert list(df.loc["moo", "labels"]) == ["Cattle, bovinae", "Moo"]
+    assert df.loc["moo", "check_rule"] == "label_score"
+    assert (df.loc[f"{frogs}_10_15", "start_s"], df.loc[f"{frogs}_10_15", "end_s"]) == (10, 15)
+    accepted = set(df.index[df["accepted"]])
+    assert 0 < len(accepted) < len(df)
+    assert main(["export", str(out), "--accepted-only", "--dest", str(tmp_path / "release")]) == 0
+    assert set(pd.read_csv(tmp_path / "release" / "captions.csv")["id"]) == accepted
+    assert set(pd.read_csv(tmp_path / "release" / "qa.csv")["id"]) == accepted
+    capsys.readouterr()
 
 
 def test_manifest_without_path_column_is_refused(tmp_path):
