@@ -7,7 +7,6 @@ files libsndfile rejects. Both paths stream, so a 2-hour file never sits in memo
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path

