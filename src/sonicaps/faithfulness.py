@@ -114,15 +114,15 @@ def names_class(subject: str, cls: str) -> bool:
     return subject_key(subject) in class_words(cls)
 
 
-def mentions(caption: str) -> list[tuple[int, tuple[str, ...]]]:
+def mentions(caption: str, vocabulary: Iterable[tuple[str, ...]] = ()) -> list[tuple[int, tuple[str, ...]]]:
     """(word position, normalised subject) of each source the caption names, in order.
 
     Longest subjects first, so "a car horn" is one mention, not a car and a horn; "X music"
-    and "a X sound" name X."""
+    and "a X sound" name X. `vocabulary` adds subjects to the project's own."""
     words = list(subject_key("x " + caption))  # "x": subject_key drops only a leading article
     found: list[tuple[int, tuple[str, ...]]] = []
     used = [False] * len(words)
-    extra = _music_phrases()
+    extra = _music_phrases() | set(vocabulary)
     for phrase in sorted(set(_phrases()) | extra, key=len, reverse=True):
         n = len(phrase)
         for i in range(len(words) - n + 1):

@@ -14,6 +14,7 @@ REGISTRY: dict[str, dict[str, str]] = {
             "transformers": "sonicaps.backends.hf.qwen2_audio:Qwen2AudioAsker",
             "none": "sonicaps.captioning.backend:SkipAsker"},
     "write": {"builtin": "sonicaps.backends.builtin.writer:BuiltinWriter",
+              "llamacpp": "sonicaps.backends.llamacpp:LlamaCppWriter",
               "openai": "sonicaps.backends.openai_api:OpenAIWriter",
               "transformers": "sonicaps.backends.hf.chat_writer:ChatWriter",
               "captioner": "sonicaps.captioning.backend:CaptionerWriter"},

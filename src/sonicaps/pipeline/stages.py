@@ -203,11 +203,16 @@ def write_batch(clips: Sequence[Clip], answers: Sequence[Answers], asker_id: str
             "attempts": attempts,
             "dropped_sources": json.dumps(dropped.get(i, [])),
             "evidence": json.dumps(ans.evidence, ensure_ascii=False, default=_json_default),
-            "asker": asker_id, "writer": writer.model_id,
+            "asker": asker_id, "writer": _written_by(writer, clip.id, caption),
             "scorer": scorer.model_id, "prompt_version": PROMPT_VERSION,
             "sonicaps_version": __version__, "last_in_source": clip.last_in_source,
             "created_at": now,
         })
+    fallbacks = getattr(writer, "fallbacks", None)
+    if fallbacks:  # forget this batch's clips: the notes were needed only for its rows
+        batch = {c.id for c in clips}
+        for key in [k for k in fallbacks if k[0] in batch]:
+            del fallbacks[key]
     # A clip whose retry failed still has its earlier caption: it is a row, not a failure.
     captioned = {r["id"] for r in rows}
     return rows, [f for f in failures if f["id"] not in captioned]
@@ -257,6 +262,13 @@ def _check_sources(clips: Sequence[Clip], answers: Sequence[Answers], idx: list[
                        "reason": f"own audio-text score {sc:.3f} < {SOURCE_THRESHOLD}"}
                       for sc, e in found]
     return dropped
+
+
+def _written_by(writer: Writer, clip_id: str, caption: str) -> str:
+    """The writer's model id; for a caption a writer handed to its fallback (the llama.cpp
+    writer, when every reply failed its guards), which one wrote it and why."""
+    why = getattr(writer, "fallbacks", {}).get((clip_id, caption))
+    return writer.model_id if why is None else f"{writer.model_id} -> fallback {why}"
 
 
 def accept_threshold(scorer: Scorer, cfg: PipelineConfig) -> float:

