@@ -32,6 +32,7 @@ def test_guards_name_each_problem():
         "The audio is nearly silent.": "opens with a phrase captions avoid",
         "A rooster crows over soft music.": "says there is music; the answers say there is none",
         "A rooster crows. A duck quacks.": "more than one sentence",
+        "A rooster crows while a rooster crows.": "names rooster more often than the answers do",
         "": "empty",
     }
     for caption, why in cases.items():

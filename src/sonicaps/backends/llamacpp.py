@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
@@ -103,10 +104,14 @@ def problems(caption: str, answers: Answers) -> list[str]:
     if len(words) > MAX_WORDS:
         out.append(f"longer than {MAX_WORDS} words")
     vocabulary = source_names()
-    told = {p for _, p in mentions(" ".join(answers.texts), vocabulary)}
-    invented = sorted({" ".join(p) for _, p in mentions(caption, vocabulary) if p not in told})
+    told = Counter(p for _, p in mentions(" ".join(answers.texts), vocabulary))
+    said = Counter(p for _, p in mentions(caption, vocabulary))
+    invented = sorted(" ".join(p) for p in said if p not in told)
     if invented:
         out.append(f"names {', '.join(invented)}, which the answers do not")
+    repeated = sorted(" ".join(p) for p, n in said.items() if p in told and n > told[p])
+    if repeated:  # "a cow moos while a cow moos": one source said as two
+        out.append(f"names {', '.join(repeated)} more often than the answers do")
     low = caption.lower()
     if SPEECH_WORDS.search(low) and (not answers.texts[1].strip() or says_absent(answers.texts[1], "speech")):
         out.append("says someone speaks; the answers say there is no speech")
