@@ -80,6 +80,7 @@ def test_check_drops_an_invented_source(backends):
     horn = dict(a.evidence["events"][0], subject="a car horn", verb="honks", gerund="honking",
                 label="Vehicle horn, car horn, honking", onset=4.0, offset=6.0)
     a.evidence["events"].append(horn)
+    a.texts = (f"{a.texts[0]} A car horn honks from 4.0 s to 6.0 s.", *a.texts[1:])
     rows, failures = write_batch([clip], [a], "test", backends.writer, backends.scorer,
                                  PipelineConfig())
     assert not failures
@@ -87,6 +88,8 @@ def test_check_drops_an_invented_source(backends):
     assert [d["source"] for d in dropped] == ["a car horn"], dropped
     assert "horn" not in rows[0]["caption"].lower() and "cow" in rows[0]["caption"].lower()
     assert "score" in dropped[0]["reason"]
+    # Writers that read only the text (LLMs) do not see it either.
+    assert "horn" not in rows[0]["answer_1"] and rows[0]["answer_1"].startswith("A cow moos")
 
 
 def test_judge_reads_sources_from_text():

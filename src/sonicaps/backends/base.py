@@ -31,6 +31,9 @@ class Asker(Protocol):
 
 @runtime_checkable
 class Writer(Protocol):
+    """A writer that hands some clips to another writer may also expose `fallbacks`, a dict
+    (clip id, caption) -> which writer wrote it and why; the row's `writer` column says so."""
+
     model_id: str
 
     def write(self, clips: Sequence[Clip], answers: Sequence[Answers], attempt: int) -> list[str]:

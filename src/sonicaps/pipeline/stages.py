@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -258,10 +259,19 @@ def _check_sources(clips: Sequence[Clip], answers: Sequence[Answers], idx: list[
         if not gone:
             continue
         answers[i].evidence["events"] = [e for e in events if all(e is not g for g in gone)]
+        answers[i].texts = (_without_sentences(answers[i].texts[0], gone), *answers[i].texts[1:])
         dropped[i] = [{"source": e["subject"], "label": e.get("label"),
                        "reason": f"own audio-text score {sc:.3f} < {SOURCE_THRESHOLD}"}
                       for sc, e in found]
     return dropped
+
+
+def _without_sentences(answer: str, events: list[dict]) -> str:
+    """Answer 1 without the sentences that describe these events ("A goose honks from ...").
+    Writers that read only the answers' text (LLMs) must not see a dropped source either."""
+    clauses = tuple(f"{e['subject']} {e['verb']}".lower() for e in events)
+    kept = [x for x in re.split(r"(?<=\.)\s+", answer.strip()) if not x.lower().startswith(clauses)]
+    return " ".join(kept) or answer
 
 
 def _written_by(writer: Writer, clip_id: str, caption: str) -> str:
