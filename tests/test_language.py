@@ -68,3 +68,14 @@ def test_no_language_without_speech(backends, what):
     a = backends.asker.ask([Clip(what, what, 0.0, 10.0, audio)], QUESTIONS)[0]
     assert not a.evidence["speech"]["present"] and a.evidence["speech"]["language"] is None
     assert a.texts[1] == "There is no speech in this audio."
+
+
+def test_language_identification_can_be_switched_off(tmp_path):
+    from sonicaps.backends import create
+
+    asker = create("ask", "builtin", language=False)
+    voice, text = SENTENCES["de"]
+    a = asker.ask([Clip("de", "de", 0.0, 10.0, _speech(tmp_path, voice, text)[: 10 * SR])], QUESTIONS)[0]
+    assert a.evidence["speech"]["present"] and a.evidence["speech"]["language"] is None
+    assert "emotion and language are not determined" in a.texts[1]
+    assert asker._language is None  # Whisper never loaded
