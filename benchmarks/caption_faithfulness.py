@@ -37,12 +37,12 @@ import numpy as np
 import pandas as pd
 
 from sonicaps.faithfulness import (
-    Truth,
     clip_id_of,
     judge,
     make_clips,
     per_class,
     recorded,
+    scenecaps_split,
     summarise,
 )
 from sonicaps.pipeline.config import load_config
@@ -108,18 +108,7 @@ def evaluate_scenecaps(out: Path, n: int, seed: int, cfg) -> None:
     speech, music), their classes from the timelines. Measures that need single-source
     clips or two-source mixes do not apply; 'names another source' counts every scene."""
     make(out / "scenecaps", n, seed=seed, progress=False)
-    splits = pd.read_csv(out / "scenecaps" / "splits.csv")
-    test = set(splits.loc[splits["split"] == "test", "id"])
-    truths = []
-    with open(out / "scenecaps" / "events.jsonl") as f:
-        for line in f:
-            rec = json.loads(line)
-            if rec["id"] in test:
-                first: dict[str, float] = {}
-                for e in sorted(rec["events"], key=lambda e: e["onset"]):
-                    first.setdefault(e["class"], e["onset"])
-                truths.append(Truth(rec["id"], tuple(first), tuple(first.values()), ()))
-    files = sorted(p for p in (out / "scenecaps" / "audio").iterdir() if p.stem in test)
+    files, truths = scenecaps_split(out / "scenecaps")
     run(files, out / "captions", cfg, progress=False)
     rows = {clip_id_of(r.id): r for r in pd.read_parquet(out / "captions").itertuples()}
     judged = [judge(t, rows[t.id].caption, rows[t.id].answer_2, rows[t.id].answer_3)

@@ -20,7 +20,6 @@ pipeline on this machine.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import tempfile
 from pathlib import Path
@@ -28,7 +27,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sonicaps.faithfulness import Truth, clip_id_of, judge, make_clips, recorded, summarise
+from sonicaps.faithfulness import (
+    Truth,
+    clip_id_of,
+    judge,
+    make_clips,
+    recorded,
+    scenecaps_split,
+    summarise,
+)
 from sonicaps.metrics import score
 from sonicaps.pipeline.config import BackendSpec, PipelineConfig
 from sonicaps.pipeline.runner import run
@@ -41,21 +48,12 @@ HERE = Path(__file__).parent
 
 def scenecaps_test(root: Path, n: int, seed: int) -> tuple[list[Path], dict[str, list[str]], list[Truth]]:
     make(root, n, seed=seed, progress=False)
-    splits = pd.read_csv(root / "splits.csv")
-    test = set(splits.loc[splits["split"] == "test", "id"])
+    files, truths = scenecaps_split(root)
+    test = {t.id for t in truths}
     refs: dict[str, list[str]] = {}
     for row in pd.read_csv(root / "captions.csv").itertuples():
         if row.id in test:
             refs.setdefault(row.id, []).append(row.caption)
-    truths = []
-    for line in (root / "events.jsonl").read_text().splitlines():
-        rec = json.loads(line)
-        if rec["id"] in test:
-            first: dict[str, float] = {}
-            for e in sorted(rec["events"], key=lambda e: e["onset"]):
-                first.setdefault(e["class"], e["onset"])
-            truths.append(Truth(rec["id"], tuple(first), tuple(first.values()), ()))
-    files = sorted(p for p in (root / "audio").iterdir() if p.stem in test)
     return files, refs, truths
 
 

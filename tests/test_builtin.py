@@ -78,6 +78,13 @@ def test_writer_never_uses_banned_openings():
     assert _from_text("There is a man speaking.") == "A man speaking"
 
 
+def test_writer_reads_the_built_in_answer_text_without_copying_times():
+    """Answers read back as text (a fallback, a server client): counts become words."""
+    assert _from_text("Something plops from 2.0 s to 3.0 s, twice.") == "Something plops twice"
+    assert _from_text("A cow moos from 1.0 s to 9.1 s, 5 times. A man speaks from 4.0 s to "
+                      "6.0 s.") == "A cow moos repeatedly while a man speaks"
+
+
 def test_gerunds():
     cases = {"barks": "barking", "passes by": "passing by", "idles": "idling", "cries": "crying",
              "buzzes": "buzzing", "is dialed": "being dialed", "sees": "seeing"}

@@ -17,7 +17,10 @@ CONFIG = Path(__file__).resolve().parents[1] / "configs" / "llamacpp.toml"
 
 @pytest.fixture(scope="module")
 def writer():
-    return create("write", "llamacpp", parallel=2, threads=2)
+    # One slot: llama.cpp's output is not batch-invariant, so a greedy reply decoded beside
+    # others may differ in a token from the same reply decoded alone (seen once in ~15 runs
+    # with two slots). The CLI test below runs the config's four slots.
+    return create("write", "llamacpp", parallel=1, threads=2)
 
 
 def test_guards_name_each_problem():

@@ -307,6 +307,26 @@ def make_clips(pool: Sequence[Source], out_dir: Path, n_single: int, n_mixes: in
     return truths
 
 
+def scenecaps_split(root: Path, split: str = "test") -> tuple[list[Path], list[Truth]]:
+    """A built SceneCaps folder's audio files of one split and their truths (each class
+    once, at its first onset, from the timelines)."""
+    import pandas as pd
+
+    splits = pd.read_csv(root / "splits.csv")
+    wanted = set(splits.loc[splits["split"] == split, "id"])
+    truths = []
+    with open(root / "events.jsonl") as f:
+        for line in f:
+            rec = json.loads(line)
+            if rec["id"] in wanted:
+                first: dict[str, float] = {}
+                for e in sorted(rec["events"], key=lambda e: e["onset"]):
+                    first.setdefault(e["class"], e["onset"])
+                truths.append(Truth(rec["id"], tuple(first), tuple(first.values()), ()))
+    files = sorted(p for p in (root / "audio").iterdir() if p.stem in wanted)
+    return files, truths
+
+
 def clip_id_of(row_id: str) -> str:
     """Pipeline ids are '<stem>_<start>_<end>': the benchmark clip is the stem."""
     return row_id.rsplit("_", 2)[0]

@@ -26,6 +26,7 @@ from typing import Any
 
 from sonicaps.backends.base import BadOutput
 from sonicaps.clip import Answers, Clip
+from sonicaps.faithfulness import MUSIC_WORDS, SPEECH_WORDS, mentions, subject_key
 from sonicaps.prompts import WRITER_SYSTEM, clean_caption, says_absent, writer_message
 from sonicaps.weights import SMOLLM2_GGUF, locate
 
@@ -77,7 +78,6 @@ def source_names() -> frozenset[tuple[str, ...]]:
     subject: a small model's "a storm" or "a band" is a source too, not only the words the
     project's own writers use."""
     from sonicaps.backends.builtin.yamnet import class_names
-    from sonicaps.faithfulness import subject_key
 
     people = ("human", "person", "people", "man", "woman", "child", "children", "baby", "boy",
               "girl", "crowd", "audience", "speaker", "singer", "band", "orchestra")
@@ -87,8 +87,6 @@ def source_names() -> frozenset[tuple[str, ...]]:
 
 def problems(caption: str, answers: Answers) -> list[str]:
     """Why a reply cannot be a caption for these answers (empty: it can)."""
-    from sonicaps.faithfulness import MUSIC_WORDS, SPEECH_WORDS, mentions
-
     out = []
     words = caption.split()
     if not words:

@@ -69,13 +69,21 @@ def sentence(events: Sequence[dict], attempt: int = 0) -> str:
 
 
 # "A dog barks from 0.0 s to 4.3 s." : the built-in asker's first answer, one per event.
-_TIMED = re.compile(r"([^.]+?) from (\d+(?:\.\d+)?) s to (\d+(?:\.\d+)?) s\.")
+# "A dog barks from 0.5 s to 3.0 s, twice." (the built-in asker's answer 1 sentences)
+_TIMED = re.compile(r"([^.]+?) from (\d+(?:\.\d+)?) s to (\d+(?:\.\d+)?) s(?:, ([a-z0-9 ]+))?\.")
+
+
+def _repetition(times: str) -> str:
+    """The answer's count as the evidence path words it: "twice", else "repeatedly"."""
+    times = times.strip()
+    return "" if times in ("", "once") else " twice" if times == "twice" else " repeatedly"
 
 
 def _from_text(answer: str) -> str:
     """A caption from the sound answer's text alone (answers of other askers, or the
     built-in asker's answers read back through a server)."""
-    timed = [(float(a), float(b), clause.strip()) for clause, a, b in _TIMED.findall(answer)]
+    timed = [(float(a), float(b), clause.strip() + _repetition(times))
+             for clause, a, b, times in _TIMED.findall(answer)]
     if timed:
         timed = sorted(timed, key=lambda t: t[0])[:MAX_SOURCES]
         text = timed[0][2]
