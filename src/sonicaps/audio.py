@@ -34,10 +34,11 @@ class Segment:
 
     start_s: float
     audio: np.ndarray
+    sample_rate: int = SAMPLE_RATE
 
     @property
     def end_s(self) -> float:
-        return self.start_s + len(self.audio) / SAMPLE_RATE
+        return self.start_s + len(self.audio) / self.sample_rate
 
 
 def _check_readable(path: Path) -> None:
@@ -53,11 +54,11 @@ def _check_readable(path: Path) -> None:
         raise AudioError(f"{path}: empty file (0 bytes)")
 
 
-def _to_mono_16k(block: np.ndarray, sr: int) -> np.ndarray:
+def _to_mono(block: np.ndarray, sr: int, rate: int) -> np.ndarray:
     mono = block.mean(axis=1) if block.ndim == 2 else block
     mono = np.ascontiguousarray(mono, dtype=np.float32)
-    if sr != SAMPLE_RATE and len(mono):
-        mono = soxr.resample(mono, sr, SAMPLE_RATE, quality="HQ").astype(np.float32, copy=False)
+    if sr != rate and len(mono):
+        mono = soxr.resample(mono, sr, rate, quality="HQ").astype(np.float32, copy=False)
     return mono
 
 
@@ -67,7 +68,7 @@ TRUNCATED_S = 0.5
 MPEG = ("MP3", "MPEG")  # soundfile's names for an mp3 (libsndfile >= 1.1)
 
 
-def _blocks_soundfile(path: Path, start_s: float, end_s: float | None, seg_s: float):
+def _blocks_soundfile(path: Path, start_s: float, end_s: float | None, seg_s: float, rate: int):
     import soundfile as sf
 
     with sf.SoundFile(str(path)) as f:
@@ -87,7 +88,7 @@ def _blocks_soundfile(path: Path, start_s: float, end_s: float | None, seg_s: fl
             data = f.read(n, dtype="float32", always_2d=True)
             if len(data) == 0:
                 break
-            yield pos / sr, _to_mono_16k(data, sr)
+            yield pos / sr, _to_mono(data, sr, rate)
             pos += len(data)
             if len(data) < n:
                 break
@@ -99,7 +100,7 @@ def _blocks_soundfile(path: Path, start_s: float, end_s: float | None, seg_s: fl
                              f"{wanted / sr:.1f} s its header declares (the part before is kept)")
 
 
-def _blocks_pyav(path: Path, start_s: float, end_s: float | None, seg_s: float):
+def _blocks_pyav(path: Path, start_s: float, end_s: float | None, seg_s: float, rate: int):
     import av
 
     try:
@@ -110,14 +111,14 @@ def _blocks_pyav(path: Path, start_s: float, end_s: float | None, seg_s: float):
         if not container.streams.audio:
             raise AudioError(f"{path}: has no audio stream")
         stream = container.streams.audio[0]
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
         if start_s > 0:
             container.seek(int(start_s / stream.time_base), stream=stream)
-        want = int(round(seg_s * SAMPLE_RATE))
+        want = int(round(seg_s * rate))
         buf: list[np.ndarray] = []
         have = 0
         pos = None  # time of the first buffered sample, in seconds
-        stop = None if end_s is None else int(round(end_s * SAMPLE_RATE))
+        stop = None if end_s is None else int(round(end_s * rate))
 
         def chunks():
             for frame in container.decode(stream):
@@ -128,12 +129,12 @@ def _blocks_pyav(path: Path, start_s: float, end_s: float | None, seg_s: float):
             for out in resampler.resample(None):
                 yield None, out.to_ndarray().reshape(-1)
 
-        cursor = None  # sample index (16 kHz) of the next sample from the decoder
+        cursor = None  # sample index (at `rate`) of the next sample from the decoder
         for t, x in chunks():
             if cursor is None:
-                cursor = int(round((t or 0.0) * SAMPLE_RATE))
+                cursor = int(round((t or 0.0) * rate))
             # Drop samples before the requested start (seek lands on a keyframe).
-            skip = int(round(start_s * SAMPLE_RATE)) - cursor
+            skip = int(round(start_s * rate)) - cursor
             if skip > 0:
                 x = x[skip:]
                 cursor += skip
@@ -144,7 +145,7 @@ def _blocks_pyav(path: Path, start_s: float, end_s: float | None, seg_s: float):
                     break
                 continue
             if pos is None:
-                pos = cursor / SAMPLE_RATE
+                pos = cursor / rate
             buf.append(x)
             have += len(x)
             cursor += len(x)
@@ -153,7 +154,7 @@ def _blocks_pyav(path: Path, start_s: float, end_s: float | None, seg_s: float):
                 yield pos, joined[:want].astype(np.float32)
                 rest = joined[want:]
                 buf, have = ([rest] if len(rest) else []), len(rest)
-                pos += want / SAMPLE_RATE
+                pos += want / rate
         if have:
             yield pos, np.concatenate(buf).astype(np.float32)
 
@@ -165,8 +166,10 @@ def stream_segments(
     start_s: float = 0.0,
     end_s: float | None = None,
     min_tail_s: float = 1.0,
+    sample_rate: int = SAMPLE_RATE,
 ) -> Iterator[Segment]:
-    """Yield consecutive `segment_s`-long 16 kHz mono segments of [start_s, end_s).
+    """Yield consecutive `segment_s`-long mono segments of [start_s, end_s) at
+    `sample_rate` (16 kHz, the default backend's rate; the AudioSetCaps models take 32 kHz).
 
     A final piece shorter than `min_tail_s` is dropped, unless it is the only piece
     (a 0.3-s file still yields one 0.3-s segment). Raises AudioError when the file
@@ -178,12 +181,12 @@ def stream_segments(
     if segment_s <= 0:
         raise ValueError(f"segment_s must be positive, got {segment_s}")
     try:
-        blocks = _blocks_soundfile(path, start_s, end_s, segment_s)
+        blocks = _blocks_soundfile(path, start_s, end_s, segment_s, sample_rate)
         first = next(blocks, None)
     except AudioError:
         raise
     except Exception:  # libsndfile refuses the format: let ffmpeg try
-        blocks = _blocks_pyav(path, start_s, end_s, segment_s)
+        blocks = _blocks_pyav(path, start_s, end_s, segment_s, sample_rate)
         first = next(blocks, None)
     if first is None:
         raise AudioError(f"{path}: contains no audio samples")
@@ -200,8 +203,8 @@ def stream_segments(
             nxt, error = None, AudioError(f"{path}: decoding failed after {pending[0]:.1f} s ({e})")
             error.__cause__ = e
         t, audio = pending
-        if len(audio) and (nxt is not None or yielded == 0 or len(audio) >= min_tail_s * SAMPLE_RATE):
-            yield Segment(round(t, 3), audio)  # what decoded before an error is kept
+        if len(audio) and (nxt is not None or yielded == 0 or len(audio) >= min_tail_s * sample_rate):
+            yield Segment(round(t, 3), audio, sample_rate)  # what decoded before an error is kept
             yielded += 1
         if error is not None:
             raise error
@@ -210,8 +213,9 @@ def stream_segments(
         raise AudioError(f"{path}: contains no audio samples")
 
 
-def load_audio(path: str | Path, *, start_s: float = 0.0, end_s: float | None = None) -> np.ndarray:
-    """Decode a whole file (or a span of it) to one 16 kHz mono array."""
+def load_audio(path: str | Path, *, start_s: float = 0.0, end_s: float | None = None,
+               sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    """Decode a whole file (or a span of it) to one mono array (16 kHz unless asked)."""
     parts = [s.audio for s in stream_segments(path, 60.0, start_s=start_s, end_s=end_s,
-                                              min_tail_s=0.0)]
+                                              min_tail_s=0.0, sample_rate=sample_rate)]
     return np.concatenate(parts)
