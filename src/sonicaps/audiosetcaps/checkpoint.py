@@ -39,6 +39,11 @@ DERIVED = re.compile(r"(tscam_conv|\.head\.|attn_mask$|relative_position_index$|
                      r"embeddings\.position_ids$|\.pooler\.)")
 
 
+# BART's token embeddings and output layer are one matrix under these names.
+TIED = ("model.shared.weight", "model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight",
+        "lm_head.weight")
+
+
 def resolve(spec: str | Path) -> Path:
     """A local file, or a published name (see PUBLISHED / ALIASES) fetched into the
     Hugging Face cache on first use."""
@@ -145,7 +150,7 @@ def load_weights(module: torch.nn.Module, weights: dict[str, torch.Tensor], sour
     own = module.state_dict()
     missing = [k for k in own if k not in weights and not DERIVED.search("." + k)]
     unexpected = [k for k in weights if k not in own and not DERIVED.search("." + k)]
-    tied = {k for k in missing if k.endswith(("embed_tokens.weight", "lm_head.weight"))}
+    tied = {k for k in missing if k.endswith(TIED[1:])}
     missing = [k for k in missing if k not in tied]
     wrong = [f"{k} {tuple(weights[k].shape)} vs {tuple(own[k].shape)}" for k in own
              if k in weights and weights[k].shape != own[k].shape]
