@@ -52,7 +52,8 @@ def fake_state_dict(shapes: dict[str, list[int]]) -> dict[str, torch.Tensor]:
 def reference_audio() -> list[np.ndarray]:
     rng = np.random.default_rng(7)
     t = np.arange(10 * SR) / SR
-    a = 0.3 * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * 3100 * t) + 0.05 * rng.standard_normal(len(t))
+    a = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * 3100 * t)
+         + 0.05 * rng.standard_normal(len(t)))
     t6 = np.arange(6 * SR) / SR
     b = 0.4 * np.sin(2 * np.pi * (200 + 900 * t6) * t6) * np.exp(-0.2 * t6)
     return [a.astype(np.float32), b.astype(np.float32)]

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from asc_reference import TEXTS, fake_state_dict, reference_audio
+
 from sonicaps.audiosetcaps import checkpoint
 from sonicaps.audiosetcaps.frontend import log_mel
 from sonicaps.audiosetcaps.models import HtsatBart, HtsatRoberta, fine_grained
@@ -77,7 +77,8 @@ def test_missing_unknown_and_unreadable_checkpoints(tmp_path, monkeypatch):
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # fail fast, as with no network
-    with pytest.raises(FileNotFoundError, match=r"AAC_HTSAT\+BART_ASC_PT\.pt: could not fetch it .*baijs/AudioSetCaps"):
+    with pytest.raises(FileNotFoundError,
+                       match=r"AAC_HTSAT\+BART_ASC_PT\.pt: could not fetch it .*baijs/AudioSetCaps"):
         checkpoint.read("AAC_HTSAT+BART_ASC_PT")
     (tmp_path / "text.pt").write_text("not a checkpoint")
     with pytest.raises(ValueError, match="not a readable torch checkpoint"):

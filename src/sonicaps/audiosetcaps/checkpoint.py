@@ -22,7 +22,7 @@ PUBLISHED = {
     "AAC_HTSAT+BART_ASC+AC+Clotho_PT_AC_FT_CR84.8_SR51.6": "captioner fine-tuned on AudioCaps (CIDEr 84.8)",
     "ATR_HTSAT+RoBERTa_ASC_PT_mask25_T2AR1_32.8_A2TR1_44.5": "retrieval pre-trained on AudioSetCaps",
     "ATR_HTSAT+RoBERTa_ASC_PT_mask25_AC_FT_T2AR1_46.3_A2TR1_59.3": "retrieval fine-tuned on AudioCaps",
-    "ZSC_HTSAT+RoBERTa_ASC+AC+Clotho_PT_mask25_T2AR1_41.0_A2TR1_55.6": "retrieval for zero-shot classification",
+    "ZSC_HTSAT+RoBERTa_ASC+AC+Clotho_PT_mask25_T2AR1_41.0_A2TR1_55.6": "retrieval for zero-shot use",
 }
 ALIASES = {
     "audiosetcaps-captioner": "AAC_HTSAT+BART_ASC+AC+Clotho_PT_AC_FT_CR84.8_SR51.6",
@@ -78,9 +78,10 @@ def read(spec: str | Path) -> dict:
 
 
 def kind(state: dict) -> str:
-    if any(k.startswith("encoder.audio_enc.") for k in state) and any(k.startswith("decoder.") for k in state):
+    has = lambda prefix: any(k.startswith(prefix) for k in state)  # noqa: E731
+    if has("encoder.audio_enc.") and has("decoder."):
         return CAPTIONER
-    if any(k.startswith("audio_encoder.audio_enc.") for k in state) and "temp" in state:
+    if has("audio_encoder.audio_enc.") and "temp" in state:
         return RETRIEVAL
     raise ValueError("not an HTSAT-BART captioner or HTSAT-RoBERTa retrieval checkpoint "
                      f"(first keys: {', '.join(list(state)[:3])})")

@@ -15,8 +15,14 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoTokenizer, BartForConditionalGeneration, ClapAudioConfig, ClapAudioModel
-from transformers import RobertaModel
+from transformers import (
+    AutoConfig,
+    AutoTokenizer,
+    BartForConditionalGeneration,
+    ClapAudioConfig,
+    ClapAudioModel,
+    RobertaModel,
+)
 
 from sonicaps.audiosetcaps import checkpoint
 from sonicaps.audiosetcaps.frontend import log_mel
@@ -72,7 +78,8 @@ class HtsatBart(nn.Module):
         htsat, rest = _split(state, "encoder.audio_enc.")
         weights = {f"audio.{k}": v for k, v in checkpoint.htsat_to_clap(htsat).items()} | rest
         checkpoint.load_weights(model, weights, ckpt["path"])
-        model.extra = {f"encoder.audio_enc.{k}": v for k, v in htsat.items() if checkpoint.DERIVED.search("." + k)}
+        model.extra = {f"encoder.audio_enc.{k}": v for k, v in htsat.items()
+                       if checkpoint.DERIVED.search("." + k)}
         model.beam_size = int(ckpt.get("beam_size") or 3)
         model.epoch = int(ckpt.get("epoch") or 0)
         return model.eval()
@@ -135,7 +142,8 @@ class HtsatRoberta(nn.Module):
         self.audio = _htsat()
         self.text = RobertaModel(config, add_pooling_layer=False)
         self.audio_proj = nn.Sequential(nn.Linear(768, embed), nn.ReLU(), nn.Linear(embed, embed))
-        self.text_proj = nn.Sequential(nn.Linear(config.hidden_size, embed), nn.ReLU(), nn.Linear(embed, embed))
+        self.text_proj = nn.Sequential(nn.Linear(config.hidden_size, embed), nn.ReLU(),
+                                       nn.Linear(embed, embed))
         self.temp = nn.Parameter(torch.tensor(0.07))
 
     @classmethod
