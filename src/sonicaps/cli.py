@@ -82,6 +82,8 @@ def _train_captioner(args: argparse.Namespace) -> int:
     from sonicaps.captioning.train import TrainConfig, train
     from sonicaps.pipeline.config import read_config_file
 
+    if args.model == "htsat-bart":
+        return _finetune_audiosetcaps(args)
     settings = read_config_file(args.config) if args.config else {}
     for key in ("model", "features", "seed", "max_epochs", "max_minutes", "beam", "attributes"):
         if getattr(args, key) is not None:
@@ -95,11 +97,32 @@ def _train_captioner(args: argparse.Namespace) -> int:
     return 0
 
 
-def _predict_captions(args: argparse.Namespace) -> int:
-    from sonicaps.captioning.train import load, predict
+def _finetune_audiosetcaps(args: argparse.Namespace) -> int:
+    from sonicaps.audiosetcaps.tasks import finetune
 
-    run = load(args.run_dir)
-    for path, caption in zip(args.audio, predict(run, args.audio, args.beam), strict=True):
+    if not args.init:
+        raise ValueError("--model htsat-bart fine-tunes a released captioner: give --init CHECKPOINT")
+    rep = finetune(args.init, args.data, args.out, epochs=args.max_epochs or 10, seed=args.seed or 0,
+                   max_minutes=args.max_minutes or 60.0, text_model=args.text_model or "facebook/bart-base",
+                   progress=not args.no_progress)
+    print(f"fine-tuned {args.init} on {args.data}: best val CIDEr-D {rep['best_val_cider_d']:.3f}; "
+          f"saved to {Path(args.out) / 'model.pt'} (the released layout)")
+    return 0
+
+
+def _predict_captions(args: argparse.Namespace) -> int:
+    from sonicaps.audiosetcaps.tasks import is_checkpoint
+
+    if is_checkpoint(args.run_dir):
+        from sonicaps.audiosetcaps.tasks import predict as predict_released
+
+        captions = predict_released(args.run_dir, args.audio, args.beam or None,
+                                    args.text_model or "facebook/bart-base")
+    else:
+        from sonicaps.captioning.train import load, predict
+
+        captions = predict(load(args.run_dir), args.audio, args.beam)
+    for path, caption in zip(args.audio, captions, strict=True):
         print(f"{path}\t{caption if caption is not None else '(audio could not be decoded)'}")
     return 0
 
@@ -107,8 +130,11 @@ def _predict_captions(args: argparse.Namespace) -> int:
 def _evaluate_captioner(args: argparse.Namespace) -> int:
     import json
 
+    from sonicaps.audiosetcaps.tasks import is_checkpoint
     from sonicaps.captioning.train import evaluate, load
 
+    if is_checkpoint(args.run_dir):
+        return _evaluate_released(args)
     run = load(args.run_dir)
     data = args.data or run.data
     if data is None:
@@ -128,6 +154,33 @@ def _evaluate_captioner(args: argparse.Namespace) -> int:
         if isinstance(value, float):
             human = result["human"].get(name) if result["human"] else None
             print(f"{name:<10} {value:>8.3f} {human if human is None else f'{human:.3f}':>8}")
+    return 0
+
+
+def _evaluate_released(args: argparse.Namespace) -> int:
+    import json
+
+    from sonicaps.audiosetcaps.tasks import evaluate
+
+    if args.data is None:
+        print("no dataset: pass --data", file=sys.stderr)
+        return 2
+    result = evaluate(args.run_dir, args.data, args.split, args.beam or None, args.text_model)
+    if args.predictions and "predictions" in result:
+        import pandas as pd
+
+        pd.DataFrame(result["predictions"]).to_csv(args.predictions, index=False)
+    if args.json:
+        print(json.dumps({k: v for k, v in result.items() if k != "predictions"}, indent=2))
+        return 0
+    print(f"{result['model']} on the {result['split']} split of {args.data} ({result['clips']} clips)")
+    if result["kind"] == "retrieval":
+        _print_retrieval(result)
+        return 0
+    for name, value in result["scores"].items():
+        print(f"{name:<10} {value:>8.3f}")
+    for name, why in result["unavailable"].items():
+        print(f"{name:<10} not computed: {why}")
     return 0
 
 
@@ -381,7 +434,7 @@ def _index(args: argparse.Namespace) -> int:
     from sonicaps.retrieval.scorer import PACKAGED
 
     added, skipped, failed = build_index(args.collection, args.output, args.model or PACKAGED,
-                                         progress=not args.no_progress)
+                                         progress=not args.no_progress, text_model=args.text_model)
     print(f"indexed {added} clips into {args.output} ({skipped} already there, {failed} unreadable)")
     return 0
 
@@ -458,7 +511,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser("train", help="train a captioning model (the AudioCaps family or a transformer)")
     tr.add_argument("--model", help="1nn-mfcc, 1nn-yamnet, lstm, tempatt, topdown, semtempatt, alignedatt, "
-                    "transformer")
+                    "transformer, or htsat-bart (fine-tunes a released AudioSetCaps captioner, --init)")
     tr.add_argument("--data", required=True, help="a SceneCaps build, an AudioCaps-layout folder "
                     "(captions.csv + audio/), or pipeline output")
     tr.add_argument("--features", help="mfcc, logmel, yamnet (default), yamnet-mid, or npy:DIR")
@@ -470,22 +523,32 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--attributes", choices=["nn", "gt"], help="semantic models' attribute words")
     tr.add_argument("--beam", type=int, help="beam size for validation and later use (0: greedy)")
     tr.add_argument("--glove", action="store_true", help="start word embeddings from GloVe 6B 50-d")
+    tr.add_argument("--init", help="with --model htsat-bart: the released captioner to fine-tune "
+                    "(a .pt file or a published name)")
+    tr.add_argument("--text-model", help="with --model htsat-bart: BART's config and tokenizer "
+                    "(default facebook/bart-base)")
     tr.add_argument("--no-progress", action="store_true")
     tr.set_defaults(fn=_train_captioner)
 
     pr = sub.add_parser("predict", help="caption audio files with a trained model")
-    pr.add_argument("run_dir")
+    pr.add_argument("run_dir", help="a `sonicaps train` run, or an AudioSetCaps/WavCaps captioner "
+                    "checkpoint (.pt file or published name, e.g. audiosetcaps-captioner)")
     pr.add_argument("audio", nargs="+")
     pr.add_argument("--beam", type=int, help="beam size (default: the run's; 0: greedy)")
+    pr.add_argument("--text-model", help="for a released checkpoint: its text model's config and "
+                    "tokenizer (default facebook/bart-base)")
     pr.set_defaults(fn=_predict_captions)
 
     ev = sub.add_parser("evaluate", help="caption metrics of a trained model, with the human upper bound")
-    ev.add_argument("run_dir")
+    ev.add_argument("run_dir", help="a `sonicaps train` run, or an AudioSetCaps/WavCaps captioning or "
+                    "retrieval checkpoint (.pt file or published name)")
     ev.add_argument("--data", help="the dataset (default: the one it was trained on)")
     ev.add_argument("--split", default="test")
     ev.add_argument("--beam", type=int, help="beam size (default: the run's; 0: greedy)")
     ev.add_argument("--predictions", help="write the captions to this CSV")
     ev.add_argument("--json", action="store_true")
+    ev.add_argument("--text-model", help="for a released checkpoint: its text model's config and "
+                    "tokenizer (default facebook/bart-base or roberta-base)")
     ev.set_defaults(fn=_evaluate_captioner)
 
     rs = sub.add_parser("review-stats", help="acceptance rate, edit distance and reviewer agreement")
@@ -602,7 +665,9 @@ def build_parser() -> argparse.ArgumentParser:
     ix = sub.add_parser("index", help="embed a collection for search (incremental, resumable)")
     ix.add_argument("collection", help="a captioned dataset, pipeline output, or audio folder")
     ix.add_argument("-o", "--output", required=True, help="index directory")
-    ix.add_argument("--model", help="a train-retrieval run directory (default: the shipped model)")
+    ix.add_argument("--model", help="a train-retrieval run directory or an AudioSetCaps/WavCaps retrieval "
+                    "checkpoint (.pt or published name; default: the shipped model)")
+    ix.add_argument("--text-model", help="with a released checkpoint: its text model (default roberta-base)")
     ix.add_argument("--no-progress", action="store_true")
     ix.set_defaults(fn=_index)
 

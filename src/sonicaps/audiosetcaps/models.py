@@ -69,8 +69,9 @@ class HtsatBart(nn.Module):
         self.epoch = 0
 
     @classmethod
-    def from_checkpoint(cls, spec: str, text_model: str = "facebook/bart-base") -> HtsatBart:
-        ckpt = checkpoint.read(spec)
+    def from_checkpoint(cls, spec: str | dict, text_model: str = "facebook/bart-base") -> HtsatBart:
+        """spec: a file, a published name, or a dict checkpoint.read returned."""
+        ckpt = spec if isinstance(spec, dict) else checkpoint.read(spec)
         state = ckpt["model"]
         if checkpoint.kind(state) != checkpoint.CAPTIONER:
             raise ValueError(f"{ckpt['path']}: a retrieval checkpoint, not a captioner")
@@ -147,8 +148,8 @@ class HtsatRoberta(nn.Module):
         self.temp = nn.Parameter(torch.tensor(0.07))
 
     @classmethod
-    def from_checkpoint(cls, spec: str, text_model: str = "roberta-base") -> HtsatRoberta:
-        ckpt = checkpoint.read(spec)
+    def from_checkpoint(cls, spec: str | dict, text_model: str = "roberta-base") -> HtsatRoberta:
+        ckpt = spec if isinstance(spec, dict) else checkpoint.read(spec)
         state = ckpt["model"]
         if checkpoint.kind(state) != checkpoint.RETRIEVAL:
             raise ValueError(f"{ckpt['path']}: a captioning checkpoint, not a retrieval model")

@@ -17,10 +17,12 @@ REGISTRY: dict[str, dict[str, str]] = {
               "llamacpp": "sonicaps.backends.llamacpp:LlamaCppWriter",
               "openai": "sonicaps.backends.openai_api:OpenAIWriter",
               "transformers": "sonicaps.backends.hf.chat_writer:ChatWriter",
-              "captioner": "sonicaps.captioning.backend:CaptionerWriter"},
+              "captioner": "sonicaps.captioning.backend:CaptionerWriter",
+              "audiosetcaps": "sonicaps.audiosetcaps.backends:AudioSetCapsWriter"},
     "check": {"textsim": "sonicaps.backends.builtin.textsim:TextSimScorer",
               "retrieval": "sonicaps.retrieval.scorer:RetrievalScorer",
-              "clap": "sonicaps.backends.hf.clap:ClapScorer"},
+              "clap": "sonicaps.backends.hf.clap:ClapScorer",
+              "audiosetcaps": "sonicaps.audiosetcaps.backends:AudioSetCapsScorer"},
 }
 
 

@@ -16,6 +16,7 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from tqdm import tqdm
@@ -51,7 +52,8 @@ def _new_index(dim: int):
 class VectorIndex:
     """Vectors in faiss, their rows in SQLite; vector k is row k."""
 
-    def __init__(self, root: str | Path, dim: int | None = None, model_run: str | None = None):
+    def __init__(self, root: str | Path, dim: int | None = None, model_run: str | None = None,
+                 text_model: str | None = None):
         import faiss
 
         self.root = Path(root)
@@ -59,13 +61,14 @@ class VectorIndex:
         meta_path = self.root / META
         if meta_path.is_file():
             self.meta = json.loads(meta_path.read_text())
-            if model_run and Path(model_run).resolve() != Path(self.meta["run"]):
+            if model_run and _run_key(model_run) != self.meta["run"]:
                 raise ValueError(f"{self.root} was built with {self.meta['run']}, not {model_run}: "
                                  "vectors of different models cannot share an index")
         elif dim is None:
             raise FileNotFoundError(f"{self.root}: no index here (build one with `sonicaps index`)")
         else:
-            self.meta = {"run": str(Path(model_run).resolve()) if model_run else None, "dim": dim}
+            self.meta = {"run": _run_key(model_run) if model_run else None, "dim": dim,
+                         "text_model": text_model}
             meta_path.write_text(json.dumps(self.meta))
         self.db = sqlite3.connect(self.root / ROWS)
         self.db.execute("CREATE TABLE IF NOT EXISTS items (k INTEGER PRIMARY KEY, id TEXT, path TEXT,"
@@ -120,23 +123,60 @@ class VectorIndex:
         return hits
 
 
-def _vectors(model: DualEncoder, items: Sequence[Item], progress: bool) -> tuple[list[Item], np.ndarray]:
-    feats = audio_features([(i.audio, i.start_s, i.end_s) for i in items], progress=progress)
-    kept = [(i, f) for i, f in zip(items, feats, strict=True) if f is not None]
-    if not kept:
-        return [], np.zeros((0, model.cfg.dim), np.float32)
-    return [i for i, _ in kept], model.audio_vectors([f.patches for _, f in kept])
+def _run_key(run: str | Path) -> str:
+    """A run folder or checkpoint file by its absolute path; a published name as given."""
+    return str(Path(run).resolve()) if Path(run).exists() else str(run)
+
+
+class Tower(Protocol):
+    """What index and search need from a retrieval model."""
+
+    dim: int
+
+    def embed_items(self, items: Sequence[Item]) -> tuple[list[Item], np.ndarray]: ...
+    def embed_text(self, text: str) -> np.ndarray: ...
+    def embed_file(self, path: str | Path) -> np.ndarray: ...
+
+
+class SceneCapsTower:
+    """sonicaps' own retrieval runs (YAMNet patches + sentence vectors)."""
+
+    def __init__(self, run_dir: str | Path) -> None:
+        self.model = DualEncoder.load(run_dir)
+        self.dim = self.model.cfg.dim
+
+    def embed_items(self, items: Sequence[Item]) -> tuple[list[Item], np.ndarray]:
+        feats = audio_features([(i.audio, i.start_s, i.end_s) for i in items], progress=False)
+        kept = [(i, f) for i, f in zip(items, feats, strict=True) if f is not None]
+        if not kept:
+            return [], np.zeros((0, self.dim), np.float32)
+        return [i for i, _ in kept], self.model.audio_vectors([f.patches for _, f in kept])
+
+    def embed_text(self, text: str) -> np.ndarray:
+        return self.model.text_vectors(embed_texts([text]))[0]
+
+    def embed_file(self, path: str | Path) -> np.ndarray:
+        from sonicaps.audio import load_audio
+
+        return self.model.audio_vectors([embed_audio([load_audio(path)])[0].patches])[0]
+
+
+def open_tower(run: str | Path, text_model: str | None = None) -> Tower:
+    """A train-retrieval run folder, or an AudioSetCaps/WavCaps retrieval checkpoint."""
+    from sonicaps.audiosetcaps.tasks import RetrievalTower, is_checkpoint
+
+    return RetrievalTower(str(run), text_model) if is_checkpoint(run) else SceneCapsTower(run)
 
 
 def build_index(collection: str | Path, index_dir: str | Path, run_dir: str | Path,
-                progress: bool = True) -> tuple[int, int, int]:
+                progress: bool = True, text_model: str | None = None) -> tuple[int, int, int]:
     """Embed every clip of a collection not yet in the index; (added, skipped, failed)."""
-    model = DualEncoder.load(run_dir)
-    idx = VectorIndex(index_dir, dim=model.cfg.dim, model_run=str(run_dir))
+    model = open_tower(run_dir, text_model)
+    idx = VectorIndex(index_dir, dim=model.dim, model_run=str(run_dir), text_model=text_model)
     repair = idx.unvectored()
     if repair:  # rows committed by a build that died before writing its vectors
         items = [Item(str(k), Path(p), (), "", s, e) for k, p, s, e in repair]
-        kept, vecs = _vectors(model, items, progress=False)
+        kept, vecs = model.embed_items(items)
         if len(kept) != len(items):
             raise RuntimeError(f"{index_dir}: {len(items) - len(kept)} indexed files are gone; "
                                "rebuild the index")
@@ -147,7 +187,7 @@ def build_index(collection: str | Path, index_dir: str | Path, run_dir: str | Pa
     for b in tqdm(range(0, len(todo), BATCH), desc="indexing", unit="batch",
                   disable=not progress or not todo):
         batch = todo[b:b + BATCH]
-        kept, vecs = _vectors(model, batch, progress=False)
+        kept, vecs = model.embed_items(batch)
         if kept:
             idx.add(kept, vecs)
         added += len(kept)
@@ -161,11 +201,6 @@ def search(index_dir: str | Path, text: str | None = None, audio: str | Path | N
     if (text is None) == (audio is None):
         raise ValueError("give either a text query or an audio file")
     idx = VectorIndex(index_dir)
-    model = DualEncoder.load(idx.meta["run"])
-    if text is not None:
-        query = model.text_vectors(embed_texts([text]))[0]
-    else:
-        from sonicaps.audio import load_audio
-
-        query = model.audio_vectors([embed_audio([load_audio(audio)])[0].patches])[0]
+    model = open_tower(idx.meta["run"], idx.meta.get("text_model"))
+    query = model.embed_text(text) if text is not None else model.embed_file(audio)
     return idx.search(query, k)
