@@ -131,3 +131,115 @@ def test_retrieval_reproduces_the_original(tmp_path):
     with torch.no_grad():
         pooled = model.audio(input_features=log_mel(reference_audio())).pooler_output.numpy()
     assert np.abs(pooled - ref["pooled"]).max() < 1e-4
+
+
+# --- end to end: a random-weight checkpoint in the released layout through every command ---
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory):
+    """Captioner and retrieval files (tiny text side, seeded weights) and a captioned folder:
+    AudioCaps layout, five 44.1-kHz clips (wav, flac, mp3) with two captions each."""
+    import pandas as pd
+    import soundfile as sf
+
+    root = tmp_path_factory.mktemp("asc")
+    cap, ret = root / "cap.pt", root / "ret.pt"
+    torch.save({"model": fake_state_dict(keys("htsat_bart_tiny_keys")), "epoch": 1, "beam_size": 2}, cap)
+    torch.save({"model": fake_state_dict(keys("htsat_roberta_tiny_keys")), "epoch": 1}, ret)
+    data = root / "data"
+    (data / "audio").mkdir(parents=True)
+    sr, rows, splits = 44_100, [], []
+    t = np.arange(3 * sr) / sr
+    for k, (fmt, split) in enumerate([("wav", "train"), ("flac", "train"), ("wav", "val"), ("mp3", "test"),
+                                      ("flac", "test")]):
+        wave = 0.3 * np.sin(2 * np.pi * (300 + 700 * k) * t) * (1 + np.sin(2 * np.pi * (k + 1) * t)) / 2
+        sf.write(data / "audio" / f"c{k}.{fmt}", wave.astype(np.float32), sr)
+        rows += [(f"c{k}", f"a tone number {k} hums"), (f"c{k}", "something beeps steadily")]
+        splits.append((f"c{k}", split))
+    pd.DataFrame(rows, columns=["id", "caption"]).to_csv(data / "captions.csv", index=False)
+    pd.DataFrame(splits, columns=["id", "split"]).to_csv(data / "splits.csv", index=False)
+    return cap, ret, data
+
+
+def test_pipeline_reads_the_clip_again_at_32k(tmp_path):
+    import soundfile as sf
+
+    from sonicaps.audiosetcaps.backends import clip_audio
+    from sonicaps.clip import Clip
+
+    sr = 48_000
+    t = np.arange(4 * sr) / sr
+    sf.write(tmp_path / "hi.wav", (0.3 * np.sin(2 * np.pi * 12_000 * t)).astype(np.float32), sr)
+    clip = Clip("hi_1_3", str(tmp_path / "hi.wav"), 1.0, 3.0, np.zeros(32_000, np.float32))
+    wave = clip_audio(clip)
+    assert len(wave) == 2 * 32_000
+    spectrum = np.abs(np.fft.rfft(wave))
+    assert np.argmax(spectrum) * 32_000 / len(wave) == pytest.approx(12_000, abs=5)  # not cut at 8 kHz
+    gone = Clip("x", str(tmp_path / "gone.wav"), 0.0, 1.0, np.ones(16_000, np.float32))
+    assert len(clip_audio(gone)) == 32_000  # source gone: the decoded 16-kHz clip, upsampled
+
+
+def test_released_checkpoints_through_every_command(released, tmp_path, capsys):
+    import pandas as pd
+
+    from sonicaps.audiosetcaps.tasks import predict
+    from sonicaps.cli import main
+
+    cap, ret, data = released
+    config = tmp_path / "asc.toml"
+    config.write_text(f'[ask]\nbackend = "none"\n[write]\nbackend = "audiosetcaps"\ncheckpoint = "{cap}"\n'
+                      f'text_model = "{TINY_BART}"\n[check]\nbackend = "audiosetcaps"\ncheckpoint = "{ret}"\n'
+                      f'text_model = "{TINY_ROBERTA}"\n[pipeline]\nbatch_size = 3\naccept_threshold = -1.0\n')
+    assert main(["caption", str(data / "audio"), "-o", str(tmp_path / "out"), "--config", str(config),
+                 "--no-progress"]) == 0
+    rows = pd.concat(pd.read_parquet(p) for p in (tmp_path / "out").glob("*.parquet"))
+    assert len(rows) == 5 and rows["caption"].str.len().min() > 0
+    assert set(rows["writer"]) == {"audiosetcaps:cap.pt"}
+    # the pipeline's caption of a file is the one `predict` gives for it
+    files = sorted((data / "audio").iterdir())
+    by_source = dict(zip(rows["source"].map(lambda s: Path(s).name), rows["caption"], strict=True))
+    assert predict(str(cap), files, text_model=TINY_BART) == [by_source[f.name] for f in files]
+
+    capsys.readouterr()
+    not_audio = str(data / "captions.csv")
+    assert main(["predict", str(cap), str(files[0]), not_audio, "--text-model", TINY_BART]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"{files[0]}\t{by_source[files[0].name]}"
+    assert lines[1].endswith("(audio could not be decoded)")
+
+    assert main(["evaluate", str(cap), "--data", str(data), "--json", "--text-model", TINY_BART]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert scores["kind"] == "captioner" and scores["clips"] == 2
+    assert {"bleu_4", "meteor", "rouge_l", "cider_d"} <= set(scores["scores"])
+    assert main(["evaluate", str(ret), "--data", str(data), "--json", "--text-model", TINY_ROBERTA]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["kind"] == "retrieval" and (result["clips"], result["captions"]) == (2, 4)
+    assert set(result["audio_to_text"]) >= {"R@1", "R@5", "R@10", "mAP@10"}
+
+    index = tmp_path / "index"
+    assert main(["index", str(data), "-o", str(index), "--model", str(ret), "--text-model", TINY_ROBERTA,
+                 "--no-progress"]) == 0
+    assert "indexed 5 clips" in capsys.readouterr().out
+    assert main(["search", "--index", str(index), "--audio", str(files[3]), "-k", "2", "--json"]) == 0
+    hits = json.loads(capsys.readouterr().out)
+    assert Path(hits[0]["path"]).name == files[3].name and hits[0]["score"] == pytest.approx(1.0, abs=1e-4)
+    assert main(["search", "a tone hums", "--index", str(index), "-k", "5", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 5
+
+
+def test_finetuning_a_released_captioner(released, tmp_path, capsys):
+    from sonicaps.cli import main
+
+    cap, _, data = released
+    out = tmp_path / "ft"
+    assert main(["train", "--model", "htsat-bart", "--init", str(cap), "--data", str(data), "--out", str(out),
+                 "--max-epochs", "1", "--text-model", TINY_BART, "--no-progress"]) == 0
+    assert "best val CIDEr-D" in capsys.readouterr().out
+    report = json.loads((out / "config.json").read_text())
+    assert len(report["history"]) == 1 and report["train_captions"] == 4
+    before, after = torch.load(cap)["model"], torch.load(out / "model.pt")["model"]
+    assert set(after) == set(before)  # the released layout, loadable by the original code
+    changed = [k for k in before
+               if before[k].dtype.is_floating_point and not torch.equal(before[k], after[k])]
+    assert any(k.startswith("decoder.") for k in changed) and any(k.startswith("encoder.") for k in changed)
+    assert HtsatBart.from_checkpoint(str(out / "model.pt"), TINY_BART).epoch == 1
