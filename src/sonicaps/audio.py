@@ -1,4 +1,4 @@
-"""Decode any audio file to 16 kHz mono float32, streamed in fixed-length segments.
+"""Decode any audio file to mono float32 (16 kHz unless asked), streamed in fixed-length segments.
 
 soundfile (libsndfile) is tried first: it is the fastest here for wav/flac/ogg/mp3.
 PyAV (bundled ffmpeg) takes everything else (m4a, aac, opus, video containers) and
