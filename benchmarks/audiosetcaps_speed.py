@@ -7,7 +7,7 @@ may stop generation at a different length than the real captioner (max 30 tokens
 Prints clips/s for captioning (beam 3, the checkpoint default) and audio embedding at
 batch sizes 1 and 8.
 
-    .venv/bin/python benchmarks/audiosetcaps_speed.py [--clips 16] [--device cpu]
+    .venv/bin/python benchmarks/audiosetcaps_speed.py [--clips 8] [--device cpu]
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def text_model(tmp: Path, kind: str, tiny: str) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--clips", type=int, default=16)
+    ap.add_argument("--clips", type=int, default=8)
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
