@@ -158,6 +158,8 @@ def released(tmp_path_factory):
         splits.append((f"c{k}", split))
     pd.DataFrame(rows, columns=["id", "caption"]).to_csv(data / "captions.csv", index=False)
     pd.DataFrame(splits, columns=["id", "split"]).to_csv(data / "splits.csv", index=False)
+    events = [{"id": f"c{k}", "events": [{"class": ["siren", "dog_bark"][k % 2]}]} for k in range(5)]
+    (data / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
     return cap, ret, data
 
 
@@ -215,6 +217,8 @@ def test_released_checkpoints_through_every_command(released, tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["kind"] == "retrieval" and (result["clips"], result["captions"]) == (2, 4)
     assert set(result["audio_to_text"]) >= {"R@1", "R@5", "R@10", "mAP@10"}
+    assert (result["zero_shot"]["classes"], result["zero_shot"]["clips"]) == (2, 2)
+    assert result["zero_shot"]["top5"] == 1.0  # two classes: always in the top 5
 
     index = tmp_path / "index"
     assert main(["index", str(data), "-o", str(index), "--model", str(ret), "--text-model", TINY_ROBERTA,

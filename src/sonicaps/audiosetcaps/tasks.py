@@ -134,9 +134,31 @@ def evaluate_retrieval(model: HtsatRoberta, spec: str, data: str | Path, split: 
     texts = [normalize_caption(c) for it in kept for c in it.captions]
     owner = np.repeat(np.arange(len(kept)), [len(it.captions) for it in kept])
     text_vecs = np.concatenate([model.text_vectors(texts[b:b + 64]) for b in range(0, len(texts), 64)])
-    result = retrieval(np.concatenate(vecs) @ text_vecs.T, owner)
+    audio = np.concatenate(vecs)
+    result = retrieval(audio @ text_vecs.T, owner)
+    zero_shot = _zero_shot(model, kept, audio)
+    if zero_shot:
+        result["zero_shot"] = zero_shot
     return {"model": f"audiosetcaps:{Path(str(spec)).name}", "kind": "retrieval", "split": split,
             "clips": len(kept), "captions": len(texts), **result}
+
+
+def _zero_shot(model: HtsatRoberta, items: Sequence[Item], audio: np.ndarray) -> dict | None:
+    """Zero-shot classification where the dataset names its classes (events.jsonl): the
+    original's prompt "The clip showcases <class>", raw (its script does not clean it); a
+    hit when a class present in the clip ranks first."""
+    from sonicaps.metrics.ranking import zero_shot_accuracy
+    from sonicaps.retrieval.train import class_names, class_prompt
+
+    names = class_names(items)
+    rows = [k for k, it in enumerate(items) if it.classes]
+    if not names or not rows:
+        return None
+    index = {n: k for k, n in enumerate(names)}
+    sim = audio[rows] @ model.text_vectors([class_prompt(n) for n in names]).T
+    labels = [[index[c] for c in items[k].classes] for k in rows]
+    return {"top1": zero_shot_accuracy(sim, labels, 1), "top5": zero_shot_accuracy(sim, labels, 5),
+            "classes": len(names), "clips": len(rows)}
 
 
 def finetune(spec: str, data: str | Path, out_dir: str | Path, *, epochs: int = 10, lr: float = 1e-5,
