@@ -19,6 +19,7 @@ import torch
 from sonicaps.audiosetcaps.frontend import from_16k, read_32k
 from sonicaps.audiosetcaps.models import HtsatBart, HtsatRoberta
 from sonicaps.backends.base import BadOutput
+from sonicaps.backends.hf.common import place
 from sonicaps.clip import Answers, Clip
 
 CACHE_CLIPS = 4096  # audio vectors kept per clip: the check scores a clip several times
@@ -32,8 +33,7 @@ def clip_audio(clip: Clip) -> np.ndarray:
 
 
 def _place(model: torch.nn.Module, device: str | None, dtype: str) -> torch.nn.Module:
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return model.to(device=device, dtype=getattr(torch, dtype)).eval()
+    return place(model.to(dtype=getattr(torch, dtype)), device, None)
 
 
 def _name(spec: str) -> str:

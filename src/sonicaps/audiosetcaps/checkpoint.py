@@ -44,14 +44,20 @@ TIED = ("model.shared.weight", "model.encoder.embed_tokens.weight", "model.decod
         "lm_head.weight")
 
 
+def published_name(spec: str | Path) -> str | None:
+    """The released file's name for an alias or a name (with or without Model/, .pt)."""
+    name = ALIASES.get(str(spec), str(spec)).removeprefix("Model/").removesuffix(".pt")
+    return name if name in PUBLISHED else None
+
+
 def resolve(spec: str | Path) -> Path:
     """A local file, or a published name (see PUBLISHED / ALIASES) fetched into the
     Hugging Face cache on first use."""
     path = Path(spec).expanduser()
     if path.is_file():
         return path
-    name = ALIASES.get(str(spec), str(spec)).removeprefix("Model/").removesuffix(".pt")
-    if name not in PUBLISHED:
+    name = published_name(spec)
+    if name is None:
         known = ", ".join([*ALIASES, *PUBLISHED])
         raise FileNotFoundError(f"{spec}: no such checkpoint file, and not a published AudioSetCaps "
                                 f"checkpoint (known names: {known})")

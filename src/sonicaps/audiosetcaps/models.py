@@ -46,6 +46,16 @@ def fine_grained(last_hidden: torch.Tensor) -> torch.Tensor:
     return steps.repeat_interleave(32, dim=1)
 
 
+def _read(spec: str | dict, kind: str) -> dict:
+    """The checkpoint dict (spec: a file, a published name, or what checkpoint.read gave)."""
+    ckpt = spec if isinstance(spec, dict) else checkpoint.read(spec)
+    if checkpoint.kind(ckpt["model"]) != kind:
+        other = "a retrieval checkpoint, not a captioner" if kind == checkpoint.CAPTIONER else \
+            "a captioning checkpoint, not a retrieval model"
+        raise ValueError(f"{ckpt['path']}: {other}")
+    return ckpt
+
+
 def _split(state: dict, prefix: str) -> tuple[dict, dict]:
     inside = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
     outside = {k: v for k, v in state.items() if not k.startswith(prefix)}
@@ -70,11 +80,8 @@ class HtsatBart(nn.Module):
 
     @classmethod
     def from_checkpoint(cls, spec: str | dict, text_model: str = "facebook/bart-base") -> HtsatBart:
-        """spec: a file, a published name, or a dict checkpoint.read returned."""
-        ckpt = spec if isinstance(spec, dict) else checkpoint.read(spec)
+        ckpt = _read(spec, checkpoint.CAPTIONER)
         state = ckpt["model"]
-        if checkpoint.kind(state) != checkpoint.CAPTIONER:
-            raise ValueError(f"{ckpt['path']}: a retrieval checkpoint, not a captioner")
         model = cls(text_model)
         htsat, rest = _split(state, "encoder.audio_enc.")
         weights = {f"audio.{k}": v for k, v in checkpoint.htsat_to_clap(htsat).items()} | rest
@@ -149,10 +156,8 @@ class HtsatRoberta(nn.Module):
 
     @classmethod
     def from_checkpoint(cls, spec: str | dict, text_model: str = "roberta-base") -> HtsatRoberta:
-        ckpt = spec if isinstance(spec, dict) else checkpoint.read(spec)
+        ckpt = _read(spec, checkpoint.RETRIEVAL)
         state = ckpt["model"]
-        if checkpoint.kind(state) != checkpoint.RETRIEVAL:
-            raise ValueError(f"{ckpt['path']}: a captioning checkpoint, not a retrieval model")
         model = cls(text_model, embed=state["audio_proj.2.weight"].shape[0])
         htsat, rest = _split(state, "audio_encoder.audio_enc.")
         text, rest = _split(rest, "text_encoder.text_encoder.")

@@ -33,11 +33,9 @@ BATCH = 8
 
 def is_checkpoint(spec: str | Path) -> bool:
     """A released-layout .pt file or a published name, as opposed to a sonicaps run folder."""
-    s = str(spec)
-    if Path(s).is_file():
-        return Path(s).suffix in (".pt", ".pth", ".ckpt")
-    name = checkpoint.ALIASES.get(s, s).removeprefix("Model/").removesuffix(".pt")
-    return name in checkpoint.PUBLISHED
+    if Path(spec).is_file():
+        return Path(spec).suffix in (".pt", ".pth", ".ckpt")
+    return checkpoint.published_name(spec) is not None
 
 
 def normalize_caption(text: str) -> str:
