@@ -126,3 +126,24 @@ def test_server_backed_stages_run_as_task_pools(cluster, examples, tmp_path, bac
     assert set(rows["asker"]) == {"openai:sonicaps-builtin"}
     captions = dict(zip(rows["id"], rows["caption"], strict=True))
     assert captions["dog_then_man_0_10"] == "A dog barks, then a man speaks"
+
+
+def test_failure_records_before_clips_do_not_stop_the_run(cluster, examples, tmp_path):
+    """Ray turns a decode output of only failure records (dicts) into an Arrow struct
+    column; a file-level record (id null) and a clip-level one (id set) then a block of
+    clips could not be merged, and the whole run died (found by
+    benchmarks/crash_safety.py, on a folder whose bad files sort first)."""
+    import numpy as np
+    import soundfile as sf
+
+    d = tmp_path / "in"
+    d.mkdir()
+    (d / "a_empty.wav").write_bytes(b"")
+    sf.write(d / "b_nan.wav", np.full(16_000, np.nan, np.float32), 16_000, subtype="FLOAT")
+    shutil.copy(examples / "cow.mp3", d / "c_cow.mp3")
+    pools = RayConfig(ask=PoolSpec(pool="tasks", size=1), write=PoolSpec(pool="tasks", size=1))
+    summary = run_ray([d], tmp_path / "out", PipelineConfig(batch_size=4, ray=pools), progress=False)
+    rows, fails = _records(tmp_path / "out")
+    assert summary.clips == len(rows) == 1
+    assert [(f[0].rsplit("/", 1)[1], f[2]) for f in fails] == [("a_empty.wav", "decode"),
+                                                               ("b_nan.wav", "decode")]

@@ -7,7 +7,7 @@ commits each finished batch with the local runner's Store. So the schema, the fa
 records, resume and the exactly-once guarantee are the local runner's: the driver is the
 only writer, and with Ray's order preserved a source's finishing record never reaches the
 store before its other clips. Items travel between operators as Python objects (Clip,
-Answers, row dicts) in an object column, so the stages receive exactly what they receive
+Answers, row dicts) pickled in a bytes column, so the stages receive exactly what they receive
 locally.
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import pickle
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -38,16 +39,19 @@ class ClusterTooSmall(RuntimeError):
     """The cluster lacks the CPUs or GPUs a pool asks for (Ray would wait forever)."""
 
 
-def _objects(items: list) -> np.ndarray:
-    """An object array of the items (np.array would unpack tuples into a 2-d array)."""
+def _batch(kinds: list[str], items: list) -> dict[str, np.ndarray]:
+    """Items travel pickled, as bytes. Left as objects, Ray gives a block of only dicts
+    (failure records, rows) an Arrow struct type that it then cannot merge with a block
+    of pickled clips, and the run dies (tests/test_ray.py)."""
     arr = np.empty(len(items), dtype=object)
     for k, item in enumerate(items):
-        arr[k] = item
-    return arr
+        arr[k] = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
+    return {"kind": np.array(kinds, dtype=object), "item": arr}
 
 
-def _batch(kinds: list[str], items: list) -> dict[str, np.ndarray]:
-    return {"kind": np.array(kinds, dtype=object), "item": _objects(items)}
+def _items(batch: dict[str, np.ndarray]) -> list[tuple[str, Any]]:
+    """(kind, item) pairs of a batch made by `_batch`."""
+    return [(k, pickle.loads(x)) for k, x in zip(batch["kind"], batch["item"], strict=True)]
 
 
 def decode_sources(batch: dict[str, np.ndarray], cfg: PipelineConfig,
@@ -87,12 +91,13 @@ class AskStage:
         self.asker = create("ask", cfg.ask.backend, **cfg.ask.options)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        clips = [x for k, x in zip(batch["kind"], batch["item"], strict=True) if k == "clip"]
+        pairs = _items(batch)
+        clips = [x for k, x in pairs if k == "clip"]
         answers, fails = ask_batch(clips, self.asker)
         answered = {c.id: a for c, a in zip(clips, answers, strict=True) if a is not None}
         failed = {f["id"]: f for f in fails}
         kinds, items = [], []
-        for kind, item in zip(batch["kind"], batch["item"], strict=True):
+        for kind, item in pairs:
             if kind != "clip":
                 kinds.append(kind)
                 items.append(item)
@@ -114,7 +119,8 @@ class WriteStage:
         self.scorer = create("check", cfg.check.backend, **cfg.check.options)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        answered = [x for k, x in zip(batch["kind"], batch["item"], strict=True) if k == "answered"]
+        pairs = _items(batch)
+        answered = [x for k, x in pairs if k == "answered"]
         by_asker: dict[str, list[tuple[Clip, Any]]] = {}
         for clip, ans, asker_id, yamnet in answered:
             if yamnet is not None:
@@ -122,14 +128,14 @@ class WriteStage:
             by_asker.setdefault(asker_id, []).append((clip, ans))
         rows: dict[str, dict] = {}
         fails: dict[str, list[dict]] = {}
-        for asker_id, pairs in by_asker.items():
-            r, f = write_batch([c for c, _ in pairs], [a for _, a in pairs], asker_id,
+        for asker_id, done in by_asker.items():
+            r, f = write_batch([c for c, _ in done], [a for _, a in done], asker_id,
                                self.writer, self.scorer, self.cfg)
             rows.update((row["id"], row) for row in r)
             for rec in f:
                 fails.setdefault(rec["id"], []).append(rec)
         kinds, items = [], []
-        for kind, item in zip(batch["kind"], batch["item"], strict=True):
+        for kind, item in pairs:
             if kind != "answered":
                 kinds.append(kind)
                 items.append(item)
@@ -269,8 +275,9 @@ def run_ray(inputs: Iterable[str | Path], out_dir: str | Path, cfg: PipelineConf
                    desc="captioning (ray)")
         try:
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-                rows = [x for k, x in zip(batch["kind"], batch["item"], strict=True) if k == "row"]
-                fails = [x for k, x in zip(batch["kind"], batch["item"], strict=True) if k == "failure"]
+                pairs = _items(batch)
+                rows = [x for k, x in pairs if k == "row"]
+                fails = [x for k, x in pairs if k == "failure"]
                 commit(store, rows, fails, summary, bar, start)
         finally:
             bar.close()
