@@ -147,3 +147,63 @@ def test_two_hour_file_streams_in_flat_memory(tmp_path):
     tracemalloc.stop()
     assert n == 720
     assert peak < 20e6  # a whole decode would need 460 MB of float32
+
+
+@pytest.mark.parametrize("ext,expect", [
+    ("wav", r"cut\.wav: truncated: the audio stops at 15\.0 s of the 30\.0 s its header declares"),
+    ("ogg", r"cut\.ogg: truncated: the Ogg stream stops at \d+\.\d s without its end-of-stream page"),
+    ("flac", r"cut\.flac: decoding failed after 10\.0 s"),
+])
+def test_cut_wav_ogg_flac_keep_what_decodes_then_say_so(tmp_path, ext, expect):
+    """libsndfile reads a cut wav or ogg short without a word (it trusts the file's size):
+    the wav's data chunk and the Ogg end-of-stream page tell, and the loss is reported."""
+    full = write(tmp_path / f"full.{ext}", tone(440, 30.0))
+    assert sum(len(s.audio) for s in stream_segments(full)) / SR == pytest.approx(30.0, abs=0.05)
+    cut = tmp_path / f"cut.{ext}"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    segs = []
+    with pytest.raises(AudioError, match=expect):
+        for seg in stream_segments(cut, 10.0):
+            segs.append(seg)
+    assert segs and segs[0].start_s == 0.0  # what decoded before the cut is kept
+
+
+def test_header_without_its_samples_says_truncated(tmp_path):
+    import struct
+
+    path = tmp_path / "lies.wav"  # a 44-byte header declaring 10 s of 16-bit mono
+    path.write_bytes(b"RIFF" + struct.pack("<I", 36 + 320_000) + b"WAVEfmt "
+                     + struct.pack("<IHHIIHH", 16, 1, 1, SR, SR * 2, 2, 16) + b"data"
+                     + struct.pack("<I", 320_000))
+    with pytest.raises(AudioError, match=r"lies\.wav: truncated: no samples of the 10\.0 s"):
+        list(stream_segments(path))
+
+
+def test_broken_and_looping_symlinks_are_named(tmp_path):
+    (tmp_path / "loop.wav").symlink_to("loop.wav")
+    (tmp_path / "dangling.wav").symlink_to("gone.wav")
+    with pytest.raises(AudioError, match=r"loop\.wav: symlink loop"):
+        list(stream_segments(tmp_path / "loop.wav"))
+    with pytest.raises(AudioError, match=r"dangling\.wav: broken symlink \(its target gone\.wav"):
+        list(stream_segments(tmp_path / "dangling.wav"))
+
+
+@pytest.mark.parametrize("ext", ["wav", "mp3"])
+def test_spans_outside_the_file(tmp_path, ext):
+    """A span the file does not hold is an error naming it, not a silent other span."""
+    path = write(tmp_path / f"twelve.{ext}", tone(300, 12.0))
+    with pytest.raises(ValueError, match="start_s must be a time >= 0"):
+        list(stream_segments(path, start_s=-3.0, end_s=5.0))
+    with pytest.raises(ValueError, match="start_s must be a time >= 0"):
+        list(stream_segments(path, start_s=float("nan")))
+    with pytest.raises(ValueError, match="must be a time after start_s"):
+        list(stream_segments(path, start_s=8.0, end_s=3.0))
+    with pytest.raises(AudioError, match=r"twelve\.\w+: .*(past the end)"):
+        list(stream_segments(path, start_s=100.0, end_s=110.0))
+    segs = []
+    with pytest.raises(AudioError, match=r"ends at 60 s, past the end of the audio at 12\.\d s"):
+        for seg in stream_segments(path, start_s=5.0, end_s=60.0, check_end=True):
+            segs.append(seg)
+    assert segs and segs[0].start_s == pytest.approx(5.0, abs=0.1)
+    # without check_end (load_audio's callers), the part that exists is simply returned
+    assert len(load_audio(path, start_s=5.0, end_s=60.0)) / SR == pytest.approx(7.0, abs=0.1)

@@ -412,3 +412,150 @@ def test_output_to_an_object_store_resumes_like_a_folder(s3, examples, tmp_path,
     assert fails == [(str(src / "broken.wav"), "decode")]
     again = run([src], uri, PipelineConfig(batch_size=3), backends=backends, progress=False)
     assert again.clips == again.failures == 0 and again.skipped_sources == len(list(src.iterdir()))
+
+
+def test_same_stem_files_get_distinct_clip_ids(tmp_path):
+    """a.wav beside a.mp3, or x/a.wav and y/a.wav given as two inputs, once shared one id."""
+    for sub in ("x", "y"):
+        (tmp_path / sub).mkdir()
+        write(tmp_path / sub / "a.wav", tone(300, 1.0))
+    write(tmp_path / "x" / "a.mp3", tone(300, 1.0))
+    keys = [s.key for s in iter_sources([tmp_path / "x", tmp_path / "y"])]
+    assert keys == ["a", "a.wav", "a.wav~2"]
+    assert [s.key for s in iter_sources([tmp_path / "x"])] == ["a", "a.wav"]  # stable on re-run
+
+
+
+
+
+def test_manifest_rows_that_cannot_be_captioned_are_errors(tmp_path):
+    write(tmp_path / "a.wav", tone(300, 12.0))
+    rows = [["path", "id", "start_s", "end_s"],
+            ["a.wav", "ok", "2", "7"],           # row 2
+            ["a.wav", "", "-3", "5"],            # 3: negative start
+            ["a.wav", "", "nan", "5"],           # 4: not finite
+            ["a.wav", "", "1", "inf"],           # 5
+            ["a.wav", "ok", "0", "4"],           # 6: duplicate id
+            ["a.wav", "", "8", "11"],            # 7
+            ["a.wav", "", "8", "11"]]            # 8: same file and span, no id
+    with open(tmp_path / "m.csv", "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    got = {s.origin or s.path: s.error for s in iter_sources([tmp_path / "m.csv"])}
+    errors = {k.rsplit(" ", 1)[-1]: v for k, v in got.items() if v}
+    assert set(errors) == {"3", "4", "5", "6", "8"}
+    assert "start_s (-3.0) is negative" in errors["3"]
+    assert "not a finite number" in errors["4"] and "not a finite number" in errors["5"]
+    assert "duplicate id 'ok' (row 2 has it)" in errors["6"]
+    assert "same file and span as row 7" in errors["8"]
+    # a bad row is recorded under the row, so it never marks a.wav finished for its other rows
+    assert all(k.startswith(str(tmp_path / "m.csv") + ":row ") for k, v in got.items() if v)
+
+
+@pytest.mark.parametrize("content,expect", [
+    (b"", "empty file"),
+    ("path,labels\na.wav,Caf\xe9\n".encode("latin-1"), "not UTF-8 text"),
+])
+def test_manifests_unusable_as_a_whole_are_refused_clearly(tmp_path, content, expect):
+    (tmp_path / "m.csv").write_bytes(content)
+    with pytest.raises(ManifestError, match=rf"m\.csv: {expect}"):
+        list(iter_sources([tmp_path / "m.csv"]))
+
+
+def test_manifest_with_a_byte_order_mark_and_typed_parquet(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    write(tmp_path / "a.wav", tone(300, 2.0))
+    (tmp_path / "bom.csv").write_bytes("\ufeffpath,id\na.wav,x\n".encode())  # Excel's UTF-8 CSV
+    assert [s.clip_id for s in iter_sources([tmp_path / "bom.csv"])] == ["x"]
+    pq.write_table(pa.table({"path": pa.array([1, 2])}), tmp_path / "ints.parquet")
+    with pytest.raises(ManifestError, match=r"ints\.parquet: the 'path' column holds int64, not text"):
+        list(iter_sources([tmp_path / "ints.parquet"]))
+
+
+def test_audioset_inverted_span_is_an_error(tmp_path):
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    write(audio / "Yabc.wav", tone(300, 20.0))
+    (tmp_path / "seg.csv").write_text('# YTID, start_seconds, end_seconds, positive_labels\n'
+                                      'abc, 15.000, 5.000, "/m/09x0r"\nabc, 5.000, 15.000, "/m/09x0r"\n')
+    srcs = list(iter_sources([tmp_path / "seg.csv"], audio))
+    assert "line 2: end_seconds (5) must be after start_seconds (15)" in srcs[0].error
+    assert srcs[1].error is None and (srcs[1].start_s, srcs[1].end_s) == (5.0, 15.0)
+
+
+def test_output_that_cannot_be_written_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    """A full disk or a read-only folder: one `sonicaps: error:` line saying what to do, not
+    a traceback; what was committed stays."""
+    import errno
+
+    import pyarrow.parquet as pq
+
+    from sonicaps.cli import main
+    from sonicaps.pipeline.store import OutputError, Store
+
+    store = Store(tmp_path / "out")
+    store.commit([_row("a_0_1", "a.wav", True)], [])
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(pq, "write_table", full)
+    with pytest.raises(OutputError, match="No space left on device; what was committed before is kept"):
+        store.commit([_row("b_0_1", "b.wav", True)], [])
+    monkeypatch.undo()
+    assert Store(tmp_path / "out").load_progress().done_sources == {"a.wav"}
+
+    import tempfile
+
+    from test_audio import unprivileged
+
+    with tempfile.TemporaryDirectory() as tmp:  # in /tmp: `nobody` may enter it
+        os.chmod(tmp, 0o755)
+        ro = Path(tmp) / "ro"
+        ro.mkdir(mode=0o555)
+        with unprivileged():  # root would write anyway
+            code = main(["caption", str(Path(tmp) / "none.wav"), "-o", str(ro), "--no-progress"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("sonicaps: error: output ") and "is not writable" in err and "Traceback" not in err
+
+
+def test_bad_input_campaign_small(tmp_path, backends):
+    """A few kinds of benchmarks/bad_inputs.py through run(): a non-UTF-8 file name (its
+    surrogates crashed the Parquet and JSON writers), a.wav beside a.mp3 (one clip id), a
+    cut wav, a dangling link, bad manifest rows. Every good file once, every bad one recorded
+    with its reason, and a re-run adds nothing."""
+    d = tmp_path / "in"
+    d.mkdir()
+    goods = [write(d / "a.wav", tone(300, 3.0)), write(d / "a.mp3", tone(900, 3.0))]
+    raw = os.path.join(os.fsencode(d), b"caf\xe9.wav")  # Latin-1 bytes: not UTF-8
+    sf.write(raw, tone(500, 3.0), SR)
+    goods.append(Path(os.fsdecode(raw)))
+    whole = write(tmp_path / "whole.wav", tone(440, 30.0))
+    (d / "cut.wav").write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    (d / "dangling.wav").symlink_to("gone.wav")
+    m = tmp_path / "m"
+    m.mkdir()
+    goods.append(write(m / "long.wav", tone(200, 12.0)))
+    (m / "rows.csv").write_text("path,id,start_s,end_s\nlong.wav,span,2,7\nlong.wav,,-1,4\n"
+                                "long.wav,span,0,3\nlong.wav,,100,110\n")
+    out = tmp_path / "out"
+    run([d, m / "rows.csv"], out, backends=backends, progress=False)
+    df = pd.read_parquet(out)
+    assert df["id"].is_unique
+    ids = set(df["id"])  # a.mp3 sorts first and keeps the plain stem
+    assert {"a_0_3", "a.wav_0_3", "caf\\xe9_0_3", "cut_0_10", "span"} <= ids and len(ids) == 6
+    assert any(i.startswith("cut_10_1") for i in ids)
+    shown = {str(g).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace") for g in goods}
+    assert set(df["source"]) == shown | {str(d / "cut.wav")}
+    span = df.set_index("id").loc["span"]
+    assert (span["start_s"], span["end_s"]) == (2.0, 7.0)
+    msgs = sorted(f["message"].replace(str(tmp_path), "") for f in failures(out))
+    assert len(msgs) == 5
+    assert "/in/cut.wav: truncated: the audio stops at 15.0 s of the 30.0 s" in msgs[0]
+    assert msgs[1] == "/in/dangling.wav: broken symlink (its target gone.wav does not exist)"
+    assert msgs[2] == "row 3: start_s (-1.0) is negative (long.wav)"
+    assert msgs[3] == "row 4: duplicate id 'span' (row 2 has it) (long.wav)"
+    assert msgs[4] == "rows.csv row 5: /m/long.wav: start_s=100 is past the end of the audio (12.0 s)"
+    again = run([d, m / "rows.csv"], out, backends=backends, progress=False)
+    assert (again.clips, again.failures) == (0, 0) and len(pd.read_parquet(out)) == len(df)

@@ -7,6 +7,10 @@ files libsndfile rejects. Both paths stream, so a 2-hour file never sits in memo
 
 from __future__ import annotations
 
+import errno
+import math
+import os
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +47,15 @@ class Segment:
 
 def _check_readable(path: Path) -> None:
     if not path.exists():
+        if path.is_symlink():  # exists() follows links: say which link is broken, and how
+            try:
+                path.resolve(strict=True)
+            except RuntimeError:  # Python < 3.13 reports a loop this way
+                raise AudioError(f"{path}: symlink loop") from None
+            except OSError as e:
+                if e.errno == errno.ELOOP:
+                    raise AudioError(f"{path}: symlink loop") from None
+            raise AudioError(f"{path}: broken symlink (its target {os.readlink(path)} does not exist)")
         raise AudioError(f"{path}: no such file")
     if path.is_dir():
         raise AudioError(f"{path}: is a directory, not an audio file")
@@ -68,14 +81,59 @@ TRUNCATED_S = 0.5
 MPEG = ("MP3", "MPEG")  # soundfile's names for an mp3 (libsndfile >= 1.1)
 
 
+def _wav_declared_frames(path: Path) -> int | None:
+    """Frames the data chunk of a RIFF/WAVE header declares, or None where it does not say
+    (not a plain RIFF wav, or a streamed one: those write 0 or 0xFFFFFFFF as the size).
+    libsndfile trusts the file's real size, so a cut wav reads short without a word."""
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        align = 0
+        while len(chunk := fh.read(8)) == 8:
+            cid, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if cid == b"fmt " and size >= 16:
+                align = struct.unpack("<H", fh.read(16)[12:14])[0]
+                fh.seek(size - 16 + (size & 1), 1)
+            elif cid == b"data":
+                return size // align if align and size not in (0, 0xFFFFFFFF) else None
+            else:
+                fh.seek(size + (size & 1), 1)
+    return None
+
+
+def _ogg_cut_short(path: Path) -> bool:
+    """An Ogg stream that stops without its end-of-stream page, or inside its last page.
+    Ogg declares no length up front, so this is how a cut .ogg/.opus is told from a short one."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        if fh.read(4) != b"OggS":
+            return False
+        fh.seek(max(0, size - 70_000))  # a page is at most 65,307 bytes
+        tail = fh.read()
+    at = tail.rfind(b"OggS")
+    if at < 0 or len(tail) - at < 27:
+        return True
+    nseg = tail[at + 26]
+    end = at + 27 + nseg + sum(tail[at + 27: at + 27 + nseg])
+    return end > len(tail) or not tail[at + 5] & 0x04
+
+
 def _blocks_soundfile(path: Path, start_s: float, end_s: float | None, seg_s: float, rate: int):
     import soundfile as sf
 
     with sf.SoundFile(str(path)) as f:
         sr = f.samplerate
+        declared = _wav_declared_frames(path) if f.format == "WAV" else None
         if f.frames == 0 and f.format not in MPEG:
+            if declared:
+                raise AudioError(f"{path}: truncated: no samples of the {declared / sr:.1f} s "
+                                 "its header declares")
             raise AudioError(f"{path}: contains no audio samples")
         first = int(round(start_s * sr))
+        if first >= f.frames and f.format not in MPEG:  # (an mp3's length is an estimate)
+            raise AudioError(f"{path}: start_s={start_s:g} is past the end of the audio "
+                             f"({f.frames / sr:.1f} s)")
         if first:
             f.seek(first)
         last = None if end_s is None else int(round(end_s * sr))
@@ -92,12 +150,18 @@ def _blocks_soundfile(path: Path, start_s: float, end_s: float | None, seg_s: fl
             pos += len(data)
             if len(data) < n:
                 break
-        # An mp3 cut short (an interrupted download) decodes without error up to the cut;
-        # its Xing/Info header still declares the full length, so the loss is reported.
-        wanted = f.frames if last is None else min(last, f.frames)
-        if f.format in MPEG and wanted - pos > TRUNCATED_S * sr:
+        # A file cut short (an interrupted download or copy) decodes without error up to the
+        # cut. An mp3's Xing/Info header and a wav's data chunk still declare the full
+        # length, and an Ogg stream lacks its end page: the loss is reported.
+        if f.format in MPEG:
+            declared = f.frames
+        wanted = None if declared is None else declared if last is None else min(last, declared)
+        if wanted is not None and wanted - pos > TRUNCATED_S * sr:
             raise AudioError(f"{path}: truncated: the audio stops at {pos / sr:.1f} s of the "
                              f"{wanted / sr:.1f} s its header declares (the part before is kept)")
+        if f.format == "OGG" and (last is None or last >= f.frames) and _ogg_cut_short(path):
+            raise AudioError(f"{path}: truncated: the Ogg stream stops at {pos / sr:.1f} s without "
+                             "its end-of-stream page (the part before is kept)")
 
 
 def _blocks_pyav(path: Path, start_s: float, end_s: float | None, seg_s: float, rate: int):
@@ -167,6 +231,7 @@ def stream_segments(
     end_s: float | None = None,
     min_tail_s: float = 1.0,
     sample_rate: int = SAMPLE_RATE,
+    check_end: bool = False,
 ) -> Iterator[Segment]:
     """Yield consecutive `segment_s`-long mono segments of [start_s, end_s) at
     `sample_rate` (16 kHz, the default backend's rate; the AudioSetCaps models take 32 kHz).
@@ -174,12 +239,18 @@ def stream_segments(
     A final piece shorter than `min_tail_s` is dropped, unless it is the only piece
     (a 0.3-s file still yields one 0.3-s segment). Raises AudioError when the file
     cannot be decoded at all; an error after some segments were yielded is raised
-    then, so the caller keeps what came before.
+    then, so the caller keeps what came before. With `check_end`, audio that ends more
+    than TRUNCATED_S before `end_s` is such an error too (a span asked of a list or
+    manifest that the file does not hold).
     """
     path = Path(path)
-    _check_readable(path)
     if segment_s <= 0:
         raise ValueError(f"segment_s must be positive, got {segment_s}")
+    if not (math.isfinite(start_s) and start_s >= 0):
+        raise ValueError(f"{path}: start_s must be a time >= 0, got {start_s}")
+    if end_s is not None and not (math.isfinite(end_s) and end_s > start_s):
+        raise ValueError(f"{path}: end_s ({end_s}) must be a time after start_s ({start_s})")
+    _check_readable(path)
     try:
         blocks = _blocks_soundfile(path, start_s, end_s, segment_s, sample_rate)
         first = next(blocks, None)
@@ -189,9 +260,12 @@ def stream_segments(
         blocks = _blocks_pyav(path, start_s, end_s, segment_s, sample_rate)
         first = next(blocks, None)
     if first is None:
+        if start_s > 0:
+            raise AudioError(f"{path}: no audio at or after start_s={start_s:g} s (past the end)")
         raise AudioError(f"{path}: contains no audio samples")
 
     yielded = 0
+    decoded_to = start_s
     pending = first
     while pending is not None:
         error = None
@@ -200,9 +274,11 @@ def stream_segments(
         except AudioError as e:
             nxt, error = None, e
         except Exception as e:
-            nxt, error = None, AudioError(f"{path}: decoding failed after {pending[0]:.1f} s ({e})")
+            stop = pending[0] + len(pending[1]) / sample_rate
+            nxt, error = None, AudioError(f"{path}: decoding failed after {stop:.1f} s ({e})")
             error.__cause__ = e
         t, audio = pending
+        decoded_to = t + len(audio) / sample_rate
         if len(audio) and (nxt is not None or yielded == 0 or len(audio) >= min_tail_s * sample_rate):
             yield Segment(round(t, 3), audio, sample_rate)  # what decoded before an error is kept
             yielded += 1
@@ -211,6 +287,9 @@ def stream_segments(
         pending = nxt
     if yielded == 0:
         raise AudioError(f"{path}: contains no audio samples")
+    if check_end and end_s is not None and end_s - decoded_to > TRUNCATED_S:
+        raise AudioError(f"{path}: the span asked for ends at {end_s:g} s, past the end of the "
+                         f"audio at {decoded_to:.1f} s (the part before is kept)")
 
 
 def load_audio(path: str | Path, *, start_s: float = 0.0, end_s: float | None = None,

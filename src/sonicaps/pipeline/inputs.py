@@ -7,14 +7,18 @@ lazily; each source is decoded into `Clip`s only when a worker reaches it.
 from __future__ import annotations
 
 import csv
+import math
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+import pyarrow as pa
 
 from sonicaps.audio import AUDIO_EXTENSIONS, stream_segments
 from sonicaps.clip import Clip
+from sonicaps.pipeline.store import printable
 
 
 class ManifestError(ValueError):
@@ -30,6 +34,7 @@ class Source:
     labels: tuple[str, ...] | None = None
     clip_id: str | None = None  # a manifest may give the id of a single-clip source
     error: str | None = None  # a row that could not be turned into a source
+    origin: str | None = None  # "<manifest> row <n>": named in failure records
 
 
 def _fmt(t: float) -> str:
@@ -45,7 +50,7 @@ def _key(path: Path, root: Path) -> str:
         rel = path.relative_to(root)
     except ValueError:
         rel = Path(path.name)
-    return str(rel.with_suffix("")).replace(os.sep, "__")
+    return printable(str(rel.with_suffix("")).replace(os.sep, "__"))
 
 
 def iter_folder(root: Path) -> Iterator[Source]:
@@ -80,46 +85,76 @@ def _manifest_rows(path: Path) -> Iterator[dict]:
         if "path" not in pf.schema_arrow.names:
             raise ManifestError(f"{path}: manifest needs a 'path' column "
                                 f"(found: {', '.join(pf.schema_arrow.names)})")
+        kind = pf.schema_arrow.field("path").type
+        if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)):
+            raise ManifestError(f"{path}: the 'path' column holds {kind}, not text (file paths)")
         for batch in pf.iter_batches(batch_size=4096):
             yield from batch.to_pylist()
         return
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or "path" not in reader.fieldnames:
-            raise ManifestError(f"{path}: manifest needs a 'path' column "
-                                f"(found: {', '.join(reader.fieldnames or [])})")
-        yield from reader
+    # utf-8-sig: a spreadsheet's byte-order mark would otherwise become part of "path".
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        try:
+            reader = csv.DictReader(f)
+            if reader.fieldnames is None:
+                raise ManifestError(f"{path}: empty file: a manifest needs a header line with a "
+                                    "'path' column")
+            if "path" not in reader.fieldnames:
+                raise ManifestError(f"{path}: manifest needs a 'path' column "
+                                    f"(found: {', '.join(reader.fieldnames)})")
+            yield from reader
+        except UnicodeDecodeError as e:
+            raise ManifestError(f"{path}: not UTF-8 text ({e.reason}: byte "
+                                f"{e.object[e.start:e.start + 1]!r}); save it as UTF-8") from None
 
 
 def _float(value, name: str, row: int) -> float | None:
     if value is None or value == "" or value != value:
         return None
     try:
-        return float(value)
+        x = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"row {row}: {name}={value!r} is not a number") from None
+    if not math.isfinite(x):
+        raise ValueError(f"row {row}: {name}={value!r} is not a finite number")
+    return x
 
 
 def iter_manifest(path: Path) -> Iterator[Source]:
     """Rows of a CSV/Parquet manifest: path (relative to the manifest), optional id,
-    start_s, end_s and labels (';'-separated). A bad row becomes a Source with an error."""
+    start_s, end_s and labels (';'-separated). A bad row becomes a Source with an error;
+    its record's source is the row (`<manifest>:row <n>`), so it never marks the audio
+    file finished for the file's other rows."""
     base = path.parent
+    ids: dict[str, int] = {}  # id -> first row holding it
+    spans: dict[tuple[str, float, float | None], int] = {}  # rows without an id
     for n, row in enumerate(_manifest_rows(path), start=2 if path.suffix != ".parquet" else 1):
         raw = row.get("path")
+        here = f"{path}:row {n}"
         if not raw:
-            yield Source(f"{path}:row {n}", f"row{n}", error=f"row {n}: empty 'path'")
+            yield Source(here, f"row{n}", error=f"row {n}: empty 'path'")
             continue
         p = Path(raw) if os.path.isabs(raw) else base / raw
+        cid = str(row["id"]) if row.get("id") not in (None, "") else None
         try:
             start = _float(row.get("start_s"), "start_s", n) or 0.0
             end = _float(row.get("end_s"), "end_s", n)
+            if start < 0:
+                raise ValueError(f"row {n}: start_s ({start}) is negative")
             if end is not None and end <= start:
                 raise ValueError(f"row {n}: end_s ({end}) must be after start_s ({start})")
+            if cid is not None and cid in ids:  # two clips under one id: one would be lost
+                raise ValueError(f"row {n}: duplicate id {cid!r} (row {ids[cid]} has it)")
+            if cid is None and (str(p), start, end) in spans:
+                raise ValueError(f"row {n}: same file and span as row {spans[str(p), start, end]}")
         except ValueError as e:
-            yield Source(str(p), _key(p, base), error=str(e))
+            yield Source(here, f"row{n}", error=f"{e} ({raw})")
             continue
+        if cid is None:
+            spans[str(p), start, end] = n
+        else:
+            ids[cid] = n
         yield Source(str(p), _key(p, base), start, end, _split_labels(row.get("labels")),
-                     clip_id=(str(row["id"]) if row.get("id") else None))
+                     clip_id=cid, origin=f"{path.name} row {n}")
 
 
 _AUDIOSET_LINE = re.compile(r'^\s*([^,#\s]+)\s*,\s*([\d.]+)\s*,\s*([\d.]+)\s*(?:,\s*"?([^"]*)"?)?')
@@ -143,6 +178,11 @@ def iter_audioset(path: Path, audio_root: Path, mid_to_name: dict[str, str] | No
                              error=f"line {n}: not 'YTID, start_seconds, end_seconds': {line[:80]!r}")
                 continue
             ytid, start, end = m.group(1), float(m.group(2)), float(m.group(3))
+            if end <= start:
+                yield Source(f"{path}:line {n}", f"line{n}",
+                             error=f"line {n}: end_seconds ({end:g}) must be after start_seconds "
+                                   f"({start:g}) for {ytid}")
+                continue
             labels = None
             if m.group(4):
                 mids = [x.strip() for x in m.group(4).split(",") if x.strip()]
@@ -155,7 +195,8 @@ def iter_audioset(path: Path, audio_root: Path, mid_to_name: dict[str, str] | No
             if hit is not None:
                 yield Source(str(hit), ytid, labels=labels, clip_id=cid)
             elif (whole := index.get(ytid) or index.get("Y" + ytid)) is not None:
-                yield Source(str(whole), ytid, start, end, labels, clip_id=cid)
+                yield Source(str(whole), ytid, start, end, labels, clip_id=cid,
+                             origin=f"{path.name} line {n}")
             else:
                 yield Source(str(audio_root / ytid), ytid, labels=labels, clip_id=cid,
                              error=f"no audio file for {ytid} under {audio_root}")
@@ -163,7 +204,23 @@ def iter_audioset(path: Path, audio_root: Path, mid_to_name: dict[str, str] | No
 
 def iter_sources(inputs: list[str | Path], audio_root: str | Path | None = None) -> Iterator[Source]:
     """Sources from any mix of files, folders and manifests (.csv/.parquet with a path
-    column; AudioSet segment CSVs when audio_root is given)."""
+    column; AudioSet segment CSVs when audio_root is given).
+
+    Two files whose keys (hence clip ids) would be equal - `a.wav` beside `a.mp3`, or
+    `x/a.wav` and `y/a.wav` given as two inputs - keep them apart: the later one's key gets
+    its extension (then a number), in the stable order the inputs are listed in."""
+    owner: dict[str, str] = {}  # key -> the file holding it
+    for src in _sources(inputs, audio_root):
+        if src.clip_id is None and src.error is None and owner.setdefault(src.key, src.path) != src.path:
+            key, k = src.key + Path(src.path).suffix, 1
+            while owner.setdefault(key, src.path) != src.path:
+                k += 1
+                key = f"{src.key}{Path(src.path).suffix}~{k}"
+            src = replace(src, key=printable(key))
+        yield src
+
+
+def _sources(inputs: list[str | Path], audio_root: str | Path | None) -> Iterator[Source]:
     for item in inputs:
         p = Path(item)
         if p.is_dir():
@@ -195,7 +252,7 @@ def decode_source(src: Source, segment_s: float, min_tail_s: float) -> Iterator[
         raise ValueError(src.error)
     prev = None
     segments = stream_segments(src.path, segment_s, start_s=src.start_s, end_s=src.end_s,
-                               min_tail_s=min_tail_s)
+                               min_tail_s=min_tail_s, check_end=True)
     try:
         for n, seg in enumerate(segments):
             if prev is not None:

@@ -79,7 +79,7 @@ def decode_sources(batch: dict[str, np.ndarray], cfg: PipelineConfig,
                     kinds, items = [], []
         except Exception as e:  # the file (or the rest of it) is unreadable: record, go on
             kinds.append("failure")
-            items.append(failure(src.path, "decode", e))
+            items.append(failure(src.path, "decode", e, where=src.origin))
     if items:
         yield _batch(kinds, items)
 

@@ -24,7 +24,7 @@ from sonicaps.clip import Clip
 from sonicaps.pipeline.config import PipelineConfig
 from sonicaps.pipeline.inputs import Source, decode_source, iter_sources
 from sonicaps.pipeline.stages import Backends, caption_batch, failure
-from sonicaps.pipeline.store import Progress, Store
+from sonicaps.pipeline.store import Progress, Store, printable
 
 
 @dataclass
@@ -62,7 +62,7 @@ def _decoder(sources: Iterator[Source], lock: threading.Lock, out: Queue, cfg: P
                     return
                 t0 = time.perf_counter()
         except Exception as e:  # the file (or the rest of it) is unreadable: record, go on
-            out.put(failure(src.path, "decode", e))
+            out.put(failure(src.path, "decode", e, where=src.origin))
     out.put(_END)
 
 
@@ -72,7 +72,7 @@ def pending(inputs: Iterable[str | Path], audio_root: str | Path | None, prog: P
     todo: list[Source] = []
     skipped = 0
     for src in iter_sources(list(inputs), audio_root):
-        if src.path in prog.done_sources:
+        if printable(src.path) in prog.done_sources:
             skipped += 1
         else:
             todo.append(src)

@@ -25,6 +25,7 @@ from sonicaps.backends import create
 from sonicaps.backends.base import Asker, BadOutput, Scorer, Writer
 from sonicaps.clip import Answers, Clip
 from sonicaps.pipeline.config import PipelineConfig
+from sonicaps.pipeline.store import printable
 from sonicaps.prompts import PROMPT_VERSION, QUESTIONS
 
 T = TypeVar("T")
@@ -44,13 +45,15 @@ class Backends:
 
 
 def failure(clip_or_source: Clip | str, stage: str, exc: BaseException,
-            last_in_source: bool = False) -> dict[str, Any]:
+            last_in_source: bool = False, where: str | None = None) -> dict[str, Any]:
+    """A failure record; `where` (a manifest row) prefixes the message."""
     if isinstance(clip_or_source, Clip):
         source, cid, last = clip_or_source.source, clip_or_source.id, clip_or_source.last_in_source
     else:
         source, cid, last = clip_or_source, None, True
-    return {"source": source, "id": cid, "stage": stage, "error": type(exc).__name__,
-            "message": str(exc)[:2000], "last_in_source": last or last_in_source}
+    return {"source": printable(source), "id": cid, "stage": stage, "error": type(exc).__name__,
+            "message": printable(f"{where}: {exc}" if where else str(exc))[:2000],
+            "last_in_source": last or last_in_source}
 
 
 def _check_answers(out: list[Answers], n: int) -> list[Answers]:
@@ -192,7 +195,7 @@ def write_batch(clips: Sequence[Clip], answers: Sequence[Answers], asker_id: str
         given = clips[i].labels is not None
         labels = list(clip.labels) if given else [n for n, _ in ans.evidence.get("labels", [])[:5]]
         rows.append({
-            "id": clip.id, "source": clip.source, "start_s": clip.start_s, "end_s": clip.end_s,
+            "id": clip.id, "source": printable(clip.source), "start_s": clip.start_s, "end_s": clip.end_s,
             "caption": caption.strip(),
             **{f"question_{k + 1}": q for k, q in enumerate(QUESTIONS)},
             **{f"answer_{k + 1}": t for k, t in enumerate(ans.texts)},

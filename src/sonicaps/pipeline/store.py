@@ -60,6 +60,25 @@ SCHEMA = pa.schema([
 ])
 
 
+def printable(text: str) -> str:
+    """Text as the output can hold it: Parquet and JSON need valid UTF-8, but a Linux file
+    name may be any bytes (Python hands them over as lone surrogates). Those bytes become
+    `\\xNN` escapes; valid text is returned unchanged, so one function maps a path both when
+    it is recorded and when a re-run looks it up."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+class OutputError(OSError):
+    """The output directory cannot be written (full disk, read-only, no permission)."""
+
+
+_RESUME = "what was committed before is kept; fix that and run the same command again"
+
+
 @dataclass
 class Progress:
     """What an output directory already holds."""
@@ -87,7 +106,14 @@ class Store:
         info = self.fs.get_file_info(self.root)
         if info.type == pafs.FileType.File:
             raise NotADirectoryError(f"{out_dir} exists and is not a directory")
-        self.fs.create_dir(self.root, recursive=True)
+        try:
+            self.fs.create_dir(self.root, recursive=True)
+            if self.local:  # a read-only folder fails here, before any model is loaded
+                probe = self.dir / f".probe-{uuid.uuid4().hex}"
+                probe.touch()
+                probe.unlink()
+        except OSError as e:
+            raise OutputError(f"output {out_dir} is not writable: {e}") from e
         for stale in self._names(".part-", ".tmp"):  # shards a killed run never renamed
             self.fs.delete_file(f"{self.root}/{stale}")
         self._run = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
@@ -151,9 +177,12 @@ class Store:
             return f.read()
 
     def commit(self, rows: list[dict[str, Any]], failures: list[dict[str, Any]]) -> None:
-        self._append_failures([f for f in failures if not f["last_in_source"]])
-        self._write_shard(rows)
-        self._append_failures([f for f in failures if f["last_in_source"]])
+        try:
+            self._append_failures([f for f in failures if not f["last_in_source"]])
+            self._write_shard(rows)
+            self._append_failures([f for f in failures if f["last_in_source"]])
+        except OSError as e:  # a full disk, a folder made read-only mid-run
+            raise OutputError(f"cannot write to the output {self.root}: {e}; {_RESUME}") from e
 
     def _append_failures(self, failures: list[dict[str, Any]]) -> None:
         if not failures:
