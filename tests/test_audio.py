@@ -207,3 +207,20 @@ def test_spans_outside_the_file(tmp_path, ext):
     assert segs and segs[0].start_s == pytest.approx(5.0, abs=0.1)
     # without check_end (load_audio's callers), the part that exists is simply returned
     assert len(load_audio(path, start_s=5.0, end_s=60.0)) / SR == pytest.approx(7.0, abs=0.1)
+
+
+def test_flac_cut_in_its_leading_silence_says_truncated(tmp_path):
+    """libsndfile fails on a FLAC file cut 200 bytes in; ffmpeg, the fallback, decodes the
+    eight frames of leading silence those bytes hold and stops without a word: the clip
+    was captioned "Silence" with no record of the other 9.3 s (found by
+    benchmarks/crash_safety.py). The stream's declared length tells."""
+    x = np.zeros((441_000, 2), np.float32)  # 10 s, 44.1 kHz stereo, silent for 2 s
+    x[88_200:] = 0.3 * np.sin(np.arange(441_000 - 88_200) * 2 * np.pi * 440 / 44_100)[:, None]
+    sf.write(tmp_path / "full.flac", x, 44_100)
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes((tmp_path / "full.flac").read_bytes()[:200])
+    segs = []
+    with pytest.raises(AudioError, match=r"cut\.flac: truncated: the audio stops at 0\.\d s of the 10\.0 s"):
+        for seg in stream_segments(cut):
+            segs.append(seg)
+    assert segs and not np.any(segs[0].audio)  # the silence that is there is kept

@@ -221,6 +221,14 @@ def _blocks_pyav(path: Path, start_s: float, end_s: float | None, seg_s: float, 
                 pos += want / rate
         if have:
             yield pos, np.concatenate(buf).astype(np.float32)
+        # ffmpeg stops quietly at a cut inside a frame. Where the stream declares its
+        # length (FLAC's STREAMINFO, an mp4's track header), a shortfall is reported.
+        if stream.duration and stream.time_base and cursor is not None:
+            declared = float(stream.duration * stream.time_base)
+            wanted = declared if end_s is None else min(end_s, declared)
+            if wanted - cursor / rate > TRUNCATED_S:
+                raise AudioError(f"{path}: truncated: the audio stops at {cursor / rate:.1f} s of the "
+                                 f"{wanted:.1f} s its header declares (the part before is kept)")
 
 
 def stream_segments(
@@ -258,7 +266,12 @@ def stream_segments(
         raise
     except Exception:  # libsndfile refuses the format: let ffmpeg try
         blocks = _blocks_pyav(path, start_s, end_s, segment_s, sample_rate)
-        first = next(blocks, None)
+        try:
+            first = next(blocks, None)
+        except AudioError:
+            raise
+        except Exception as e:  # PyAV's many error types: undecodable from the start
+            raise AudioError(f"{path}: not a decodable audio file ({e})") from e
     if first is None:
         if start_s > 0:
             raise AudioError(f"{path}: no audio at or after start_s={start_s:g} s (past the end)")
