@@ -158,6 +158,11 @@ def test_caption_command_through_the_serve_command(examples, tmp_path):
                     server.kill()
                     pytest.fail(f"server did not start: {server.communicate()[0][-3000:]}")
                 time.sleep(0.2)
+        # No --host: loopback only.
+        listening = {".".join(str(b) for b in bytes.fromhex(f[1].split(":")[0])[::-1])
+                     for f in (line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:])
+                     if int(f[1].split(":")[1], 16) == port and f[3] == "0A"}
+        assert listening == {"127.0.0.1"}
         shipped = yaml.safe_load((Path(__file__).parents[1] / "configs" / "serve-client.yaml").read_text())
         for stage in ("ask", "write"):
             shipped[stage]["base_url"] = f"http://127.0.0.1:{port}/v1"
