@@ -370,3 +370,27 @@ def test_models_answers_while_every_worker_waits_on_the_model(service):
     with served(service) as server:
         waited, statuses = asyncio.run(scenario(server.url))
     assert waited < 1.0 and statuses == [200] * 60
+
+
+def test_long_audio_is_refused_without_decoding_it_all(backends):
+    """A small body can hold hours of audio (quiet FLAC compresses 300x): the server
+    refuses audio over its limit instead of holding the model for minutes."""
+    import io
+
+    import numpy as np
+    import soundfile as sf
+
+    service = Service(backends.asker, BuiltinWriter(), "sonicaps-builtin", max_audio_s=5.0)
+    question = {"type": "text", "text": QUESTIONS[0]}
+
+    def flac(seconds: float) -> dict:
+        buf = io.BytesIO()
+        sf.write(buf, np.zeros(int(seconds * 16000), np.int16), 16000, format="FLAC")
+        data = base64.b64encode(buf.getvalue()).decode()
+        return {"type": "input_audio", "input_audio": {"data": data, "format": "flac"}}
+
+    with served(service) as server:
+        client = openai.OpenAI(base_url=server.url, api_key="none", max_retries=0)
+        assert _chat(client, [flac(4.0), question])
+        with pytest.raises(openai.BadRequestError, match="longer than 5 s"):
+            _chat(client, [flac(3600.0), question])

@@ -44,6 +44,9 @@ CACHE_CLIPS = 256  # answered clips kept for the later turns of their conversati
 # Largest request body read: a 10 s clip is 0.4 MB of base64 WAV, so 32 MB leaves room for
 # long clips in any format while a client cannot make the server buffer gigabytes.
 MAX_BODY_BYTES = 32 * 2**20
+# Longest audio answered: compressed audio is small (30 min of quiet FLAC is 90 kB) but
+# the model's time grows with its length, and every other request waits for the model.
+MAX_AUDIO_S = 600.0
 FAULT_KINDS = ("ok", "empty", "garbage", "500", "503", "429", "sleep")
 
 
@@ -117,8 +120,9 @@ class Service:
     calls, and GPU backends batch inside one call.
     """
 
-    def __init__(self, asker: Any, writer: Any, model_name: str) -> None:
+    def __init__(self, asker: Any, writer: Any, model_name: str, max_audio_s: float = MAX_AUDIO_S) -> None:
         self.asker, self.writer, self.model_name = asker, writer, model_name
+        self.max_audio_s = max_audio_s
         self._lock = threading.Lock()
         self._answers: OrderedDict[str, Answers] = OrderedDict()
 
@@ -165,12 +169,15 @@ class Service:
             path = Path(tmp) / f"audio.{fmt}"
             path.write_bytes(raw)
             try:
-                audio = load_audio(path)
+                audio = load_audio(path, end_s=self.max_audio_s + 1.0)  # never decode it all
             except Exception as e:  # undecodable audio is the client's error, reported as such
                 detail = str(e).replace(f"{path}: ", "").replace(str(path), "the audio")  # not our temp path
                 raise RequestError(f"cannot decode the {fmt} audio: {detail}") from e
         if audio.size == 0:
             raise RequestError("the audio is empty")
+        if len(audio) > self.max_audio_s * SR:
+            raise RequestError(f"the audio is longer than {self.max_audio_s:g} s; send clips "
+                               "(sonicaps caption cuts files into segment_s pieces)")
         return Clip(key[:16], "request", 0.0, len(audio) / SR, audio.astype(np.float32))
 
     def _write(self, message: str) -> str:
