@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import shutil
+import time
 from pathlib import Path
 
 import openai
@@ -157,6 +158,11 @@ def test_caption_command_through_the_serve_command(examples, tmp_path):
                     server.kill()
                     pytest.fail(f"server did not start: {server.communicate()[0][-3000:]}")
                 time.sleep(0.2)
+        # No --host: loopback only.
+        listening = {".".join(str(b) for b in bytes.fromhex(f[1].split(":")[0])[::-1])
+                     for f in (line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:])
+                     if int(f[1].split(":")[1], 16) == port and f[3] == "0A"}
+        assert listening == {"127.0.0.1"}
         shipped = yaml.safe_load((Path(__file__).parents[1] / "configs" / "serve-client.yaml").read_text())
         for stage in ("ask", "write"):
             shipped[stage]["base_url"] = f"http://127.0.0.1:{port}/v1"
@@ -174,3 +180,217 @@ def test_caption_command_through_the_serve_command(examples, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+# --- the server under load and under bad requests (benchmarks/server_load.py, small) ---------
+
+
+def _raw(url: str, head: str, chunks=(), timeout: float = 10.0) -> tuple[int | None, bytes]:
+    """A request sent byte for byte, its answer read in a thread: an answer that comes
+    before the body is complete is still seen. (status or None, body)."""
+    import socket
+    import threading
+
+    host, port = url.split("//")[1].split("/")[0].split(":")
+    sock = socket.create_connection((host, int(port)), timeout=timeout)
+    got = bytearray()
+
+    def read() -> None:
+        try:
+            while chunk := sock.recv(65536):
+                got.extend(chunk)
+        except OSError:
+            pass
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        sock.sendall(head.encode())
+        for chunk in chunks:
+            if got:
+                break
+            sock.sendall(chunk)
+    except OSError:
+        pass  # the server closed on us after answering
+    reader.join(timeout)
+    sock.close()
+    if not got.startswith(b"HTTP/"):
+        return None, bytes(got)
+    return int(got.split(b" ", 2)[1]), bytes(got.partition(b"\r\n\r\n")[2])
+
+
+def _is_openai_error(status, body: bytes, want: int) -> bool:
+    import json
+
+    err = json.loads(body)["error"]
+    return status == want and isinstance(err["message"], str) and isinstance(err["type"], str)
+
+
+class _Crashing:
+    """An asker that fails as a real backend can (out of memory, a bug)."""
+
+    def ask(self, clips, questions):
+        raise RuntimeError("backend crashed")
+
+
+def test_every_error_is_openai_shaped(service):
+    """Unknown routes, wrong methods, malformed audio parts and a crashing backend all get
+    {"error": {"message", "type"}}, the body OpenAI clients read, never a bare 500."""
+    import httpx
+
+    wav = wav_b64(1)
+    question = {"type": "text", "text": QUESTIONS[0]}
+    with served(service) as server:
+        base = server.url.removesuffix("/v1")
+        cases = [
+            ("GET", "/v1/nope", None, 404),
+            ("POST", "/v1/completions", {"prompt": "x"}, 404),
+            ("GET", "/v1/chat/completions", None, 405),
+            ("DELETE", "/v1/models", None, 405),
+            ("POST", "/v1/chat/completions", {"messages": [{"role": "user", "content": [
+                {"type": "input_audio", "input_audio": "abc"}, question]}]}, 400),
+            ("POST", "/v1/chat/completions", {"messages": [{"role": "user", "content": [
+                {"type": "audio_url", "audio_url": "abc"}, question]}]}, 400),
+            ("POST", "/v1/chat/completions", {"messages": [{"role": "user", "content": [
+                {"type": "input_audio", "input_audio": {"data": wav, "format": ["wav"]}}, question]}]}, 400),
+        ]
+        for method, path, body, want in cases:
+            with httpx.Client() as client:  # a fresh connection: a crash closes it
+                r = client.request(method, base + path, json=body)
+            assert _is_openai_error(r.status_code, r.content, want), (method, path, r.status_code, r.text)
+        assert httpx.get(server.url + "/models").status_code == 200
+    with BackgroundServer(create_app(Service(_Crashing(), BuiltinWriter(), "m"))) as server:
+        r = httpx.post(server.url + "/chat/completions", json={"messages": [{"role": "user", "content": [
+            {"type": "input_audio", "input_audio": {"data": wav, "format": "wav"}}, question]}]})
+        assert _is_openai_error(r.status_code, r.content, 500) and "RuntimeError" in r.text
+
+
+def test_request_bodies_are_bounded(service):
+    """A client cannot make the server buffer more than the limit: too large announced is
+    refused before reading, too large sent is refused as it passes the limit."""
+    limit = 2**20
+    question = {"type": "text", "text": QUESTIONS[0]}
+    with BackgroundServer(create_app(service, max_body_bytes=limit)) as server:
+        head = ("POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                "Connection: close\r\n")
+        # Announced too large: refused at once, without waiting for (or reading) the body.
+        status, body = _raw(server.url, head + "Content-Length: 100000000\r\n\r\n", [b"{}"])
+        assert _is_openai_error(status, body, 413)
+        # Sent without a length, chunk after chunk, past the limit: refused when it passes it.
+        chunk = b"10000\r\n" + b"a" * 2**16 + b"\r\n"
+        status, body = _raw(server.url, head + "Transfer-Encoding: chunked\r\n\r\n", [chunk] * 40)
+        assert _is_openai_error(status, body, 413)
+        # Just under the limit is served.
+        client = openai.OpenAI(base_url=server.url, api_key="none", max_retries=0)
+        pad = {"type": "text", "text": " " * (limit - 200_000)}
+        assert _chat(client, [{"type": "input_audio", "input_audio": {"data": wav_b64(1), "format": "wav"}},
+                              question, pad])
+
+
+def wav_b64(k: int, seconds: float = 1.0) -> str:
+    """A distinct short WAV per k, base64-encoded as the openai backends send it."""
+    import io
+
+    import numpy as np
+    import soundfile as sf
+
+    t = np.arange(int(seconds * 16000)) / 16000
+    x = 0.25 * np.sin(2 * np.pi * (200 + 53 * k) * t)
+    x += 0.1 * np.sin(2 * np.pi * (1500 + 17 * k) * t) * (t > 0.5)
+    buf = io.BytesIO()
+    sf.write(buf, x.astype("float32"), 16000, format="WAV", subtype="PCM_16")
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+def test_50_concurrent_requests_all_answered_right(service):
+    """50 at once: first turns on distinct clips, later turns, writer prompts, model
+    lists; each reply equals what the service answers to that request alone."""
+    import asyncio
+
+    import httpx
+
+    bodies: list[dict | None] = []
+    for i in range(50):
+        first = [{"type": "input_audio", "input_audio": {"data": wav_b64(i % 20), "format": "wav"}},
+                 {"type": "text", "text": QUESTIONS[0]}]
+        kind = i % 4
+        if kind == 0:
+            bodies.append({"messages": [{"role": "user", "content": first}]})
+        elif kind == 1:
+            bodies.append({"messages": [
+                {"role": "user", "content": first},
+                {"role": "assistant", "content": "..."}, {"role": "user", "content": QUESTIONS[1 + i % 2]}]})
+        elif kind == 2:
+            answers = (f"A bell rings {i} times.", "There is no speech.", "There is no music.")
+            bodies.append({"messages": [{"role": "user", "content": writer_message(answers)}]})
+        else:
+            bodies.append(None)
+
+    async def send_all(url: str) -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=50)
+        async with httpx.AsyncClient(limits=limits, timeout=120) as client:
+            return await asyncio.gather(*(
+                client.get(f"{url}/models") if b is None else client.post(f"{url}/chat/completions", json=b)
+                for b in bodies))
+
+    with served(service) as server:
+        replies = asyncio.run(send_all(server.url))
+    assert [r.status_code for r in replies] == [200] * 50
+    for body, r in zip(bodies, replies, strict=True):
+        got = r.json()["data"][0]["id"] if body is None else r.json()["choices"][0]["message"]["content"]
+        assert got == ("sonicaps-builtin" if body is None else service.complete(body))
+
+
+def test_models_answers_while_every_worker_waits_on_the_model(service):
+    """/v1/models is a health check: it must not queue behind chat requests waiting for
+    the model (they hold the thread pool's 40 threads)."""
+    import asyncio
+
+    import httpx
+
+    body = {"messages": [{"role": "user", "content": [
+        {"type": "input_audio", "input_audio": {"data": wav_b64(99), "format": "wav"}},
+        {"type": "text", "text": QUESTIONS[0]}]}]}
+
+    async def scenario(url: str) -> tuple[float, list[int]]:
+        async with httpx.AsyncClient(limits=httpx.Limits(max_connections=100), timeout=60) as client:
+            service._lock.acquire()  # the model is busy
+            try:
+                chats = [asyncio.create_task(client.post(f"{url}/chat/completions", json=body))
+                         for _ in range(60)]
+                await asyncio.sleep(1.0)
+                t0 = time.perf_counter()
+                models = await client.get(f"{url}/models", timeout=5)
+                waited = time.perf_counter() - t0
+                assert models.status_code == 200
+            finally:
+                service._lock.release()
+            return waited, [r.status_code for r in await asyncio.gather(*chats)]
+
+    with served(service) as server:
+        waited, statuses = asyncio.run(scenario(server.url))
+    assert waited < 1.0 and statuses == [200] * 60
+
+
+def test_long_audio_is_refused_without_decoding_it_all(backends):
+    """A small body can hold hours of audio (quiet FLAC compresses 300x): the server
+    refuses audio over its limit instead of holding the model for minutes."""
+    import io
+
+    import numpy as np
+    import soundfile as sf
+
+    service = Service(backends.asker, BuiltinWriter(), "sonicaps-builtin", max_audio_s=5.0)
+    question = {"type": "text", "text": QUESTIONS[0]}
+
+    def flac(seconds: float) -> dict:
+        buf = io.BytesIO()
+        sf.write(buf, np.zeros(int(seconds * 16000), np.int16), 16000, format="FLAC")
+        data = base64.b64encode(buf.getvalue()).decode()
+        return {"type": "input_audio", "input_audio": {"data": data, "format": "flac"}}
+
+    with served(service) as server:
+        client = openai.OpenAI(base_url=server.url, api_key="none", max_retries=0)
+        assert _chat(client, [flac(4.0), question])
+        with pytest.raises(openai.BadRequestError, match="longer than 5 s"):
+            _chat(client, [flac(3600.0), question])

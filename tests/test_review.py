@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -363,6 +364,10 @@ def test_token_is_required_off_loopback(captioned, tmp_path):
         status, _, headers = c.request("/?token=s3cret")
         assert status == 200 and "HttpOnly" in headers["set-cookie"]
         assert c.request("/api/info", headers={"Cookie": "sonicaps_review_token=s3cret"})[0] == 200
+        # A token with non-ASCII characters is a wrong token (401), not a crash (500).
+        assert c.request("/api/info?token=%C3%A9t%C3%A9")[0] == 401
+        assert c.request("/api/info", headers={"Cookie": "sonicaps_review_token=\u00e9t\u00e9"})[0] == 401
+        assert c.request("/api/info", headers={"Authorization": "Bearer s3cr\u00e9t"})[0] == 401
     done = subprocess.run(
         [
             sys.executable,
@@ -497,3 +502,120 @@ def test_captions_are_shown_as_text_never_run(tmp_path, browser):
         page.wait_for_timeout(300)
         assert page.evaluate("window.pwned") is None
         assert page.locator("img[src=x], img[src=y], #list b b").count() == 0
+
+
+SQL = "'); DROP TABLE reviews;--"
+
+
+def test_markup_and_sql_in_every_text_field_are_stored_verbatim(tmp_path):
+    """Ids, captions, reviewer names, edits and reasons full of SQL and markup: stored and
+    returned as written, the tables intact, filters matching them literally; traversal
+    paths, raw or encoded once or twice, refused."""
+    write(tmp_path / "a.wav", tone(440, 1.0))
+    evil = '"><img src=x onerror=alert(1)>'
+    lines = [{"id": SQL, "captions": [evil], "audio": "a.wav", "labels": [SQL]},
+             {"id": evil, "captions": [SQL], "audio": "a.wav", "labels": ["100%_a"]}]
+    (tmp_path / "set.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    col = Collection(tmp_path / "set.jsonl")
+    col.index()
+    with serve(col) as server:
+        c = Client(server.url)
+        assert [it["clip"] for it in c.json("/api/items")[1]] == [SQL, evil]
+        sent = [(1, f"{SQL} ann", {"action": "edit", "caption": f"{SQL} {evil} 100% _"}),
+                (2, f"{evil} bob", {"action": "reject", "reason": f"{SQL} {evil}"})]
+        for pos, who, body in sent:
+            status, data, _ = c.request(f"/api/items/{pos}/review", body, headers={"X-Reviewer": who})
+            assert status == 200, data
+        rows = sqlite3.connect(col.db).execute(
+            "SELECT reviewer, action, caption, reason FROM reviews").fetchall()
+        assert rows == [(f"{SQL} ann", "edit", f"{SQL} {evil} 100% _", ""),
+                        (f"{evil} bob", "reject", SQL, f"{SQL} {evil}")]
+        for label, want in ((SQL, [SQL]), ("100%_a", [evil]), ("%", []), ("_", []), ("'", [])):
+            status, found = c.json("/api/items?label=" + urllib.parse.quote(label))
+            assert status == 200 and [it["clip"] for it in found] == want, label
+        assert c.json("/api/items?status=" + urllib.parse.quote(SQL))[0] == 400
+        for path in ("/static/%252e%252e%252fapp.py", "/static/..%252f..%252fetc%252fpasswd",
+                     "/static/%2e%2e/%2e%2e/etc/passwd", "/static/..\\app.py", "/%2e%2e/%2e%2e/etc/passwd",
+                     "/api/items/..%2f..%2fetc%2fpasswd/audio", "/api/items/%252e%252e/audio"):
+            status, body, _ = c.request(path)
+            assert 400 <= status < 500 and b"root:" not in body and b"import" not in body, path
+
+
+def test_reviewer_names_outside_latin1(captioned, tmp_path, browser):
+    """A header holds Latin-1 only and browsers refuse to send anything else: the page
+    sends the name percent-encoded, the server decodes it."""
+    col = open_collection(captioned, tmp_path)
+    name = "Zoë 王芳"
+    with serve(col) as server:
+        c = Client(server.url, reviewer=urllib.parse.quote(name))
+        assert c.json("/api/info")[1]["reviewer"] == name
+        assert Client(server.url, reviewer="%ff").request("/api/info")[0] == 400
+        page = browser.new_page(bypass_csp=True)
+        page.goto(server.url + "/?reviewer=" + urllib.parse.quote(name))
+        page.wait_for_function("document.getElementById('clip-id').textContent.length > 0")
+        page.keyboard.press("a")
+        page.wait_for_function("document.getElementById('progress').textContent.includes('reviewed 1 of')")
+    assert sqlite3.connect(col.db).execute("SELECT reviewer FROM reviews").fetchall() == [(name,)]
+
+
+def _listening(port: int) -> set[str]:
+    """IPv4 addresses listening on `port` (/proc/net/tcp)."""
+    found = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        f = line.split()
+        addr, p = f[1].split(":")
+        if int(p, 16) == port and f[3] == "0A":
+            found.add(".".join(str(b) for b in bytes.fromhex(addr)[::-1]))
+    return found
+
+
+def test_reviews_survive_kill_9_and_the_default_bind_is_loopback(captioned, tmp_path):
+    """`sonicaps review` with no --host listens on 127.0.0.1 only; every review it
+    acknowledged is there after a SIGKILL and a restart, the database intact."""
+    import signal
+    import socket
+    import time
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [sys.executable, "-m", "sonicaps.cli", "review", str(captioned), "--port", str(port),
+           "--review-db", str(tmp_path / "db")]
+
+    def start() -> subprocess.Popen:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/info", timeout=5) as resp:
+                    info = json.loads(resp.read())
+                if info["items"] == 7 and not info["indexing"]:  # indexed in the background
+                    return proc
+            except OSError:
+                pass
+            if time.time() > deadline or proc.poll() is not None:
+                proc.kill()
+                pytest.fail(f"review did not start: {proc.communicate()[0][-2000:]}")
+            time.sleep(0.2)
+
+    proc = start()
+    try:
+        assert _listening(port) == {"127.0.0.1"}
+        c = Client(f"http://127.0.0.1:{port}")
+        acked = []
+        for k in range(30):
+            c.reviewer = f"r{k}"
+            status, review = c.json(f"/api/items/{k % 7 + 1}/review", {"action": "accept"})
+            assert status == 200
+            acked.append(review["id"])
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc = start()
+        con = sqlite3.connect(tmp_path / "db" / "review.sqlite")
+        assert {r[0] for r in con.execute("SELECT id FROM reviews")} == set(acked)
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        c.reviewer = "r0"
+        assert c.json("/api/info")[1]["reviewed"] == 1
+    finally:
+        proc.kill()
+        proc.wait()

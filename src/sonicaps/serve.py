@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 import re
 import tempfile
 import threading
@@ -32,6 +33,7 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sonicaps.audio import load_audio
 from sonicaps.clip import Answers, Clip
@@ -39,6 +41,12 @@ from sonicaps.prompts import QUESTIONS, answers_in
 
 SR = 16_000
 CACHE_CLIPS = 256  # answered clips kept for the later turns of their conversations
+# Largest request body read: a 10 s clip is 0.4 MB of base64 WAV, so 32 MB leaves room for
+# long clips in any format while a client cannot make the server buffer gigabytes.
+MAX_BODY_BYTES = 32 * 2**20
+# Longest audio answered: compressed audio is small (30 min of quiet FLAC is 90 kB) but
+# the model's time grows with its length, and every other request waits for the model.
+MAX_AUDIO_S = 600.0
 FAULT_KINDS = ("ok", "empty", "garbage", "500", "503", "429", "sleep")
 
 
@@ -69,12 +77,18 @@ class Faults:
 
 def decode_audio_part(part: dict[str, Any]) -> tuple[bytes, str]:
     """(file bytes, format) of an `input_audio` or `audio_url` (data URL) content part."""
-    if part.get("type") == "input_audio":
-        spec = part.get("input_audio") or {}
+    kind = part.get("type")
+    spec = part.get(kind)
+    if not isinstance(spec, dict):
+        raise RequestError(f"'{kind}' must be an object")
+    if kind == "input_audio":
         data, fmt = spec.get("data"), spec.get("format", "wav")
+        if not isinstance(fmt, str):
+            raise RequestError("input_audio.format must be a string such as 'wav'")
     else:
-        url = (part.get("audio_url") or {}).get("url", "")
-        m = re.fullmatch(r"data:audio/([\w.+-]+);base64,(.*)", url, flags=re.DOTALL)
+        url = spec.get("url")
+        m = re.fullmatch(r"data:audio/([\w.+-]+);base64,(.*)", url, flags=re.DOTALL) \
+            if isinstance(url, str) else None
         if not m:
             raise RequestError("audio_url must be a base64 data URL (data:audio/<format>;base64,...)")
         fmt, data = m.group(1), m.group(2)
@@ -106,8 +120,9 @@ class Service:
     calls, and GPU backends batch inside one call.
     """
 
-    def __init__(self, asker: Any, writer: Any, model_name: str) -> None:
+    def __init__(self, asker: Any, writer: Any, model_name: str, max_audio_s: float = MAX_AUDIO_S) -> None:
         self.asker, self.writer, self.model_name = asker, writer, model_name
+        self.max_audio_s = max_audio_s
         self._lock = threading.Lock()
         self._answers: OrderedDict[str, Answers] = OrderedDict()
 
@@ -154,11 +169,15 @@ class Service:
             path = Path(tmp) / f"audio.{fmt}"
             path.write_bytes(raw)
             try:
-                audio = load_audio(path)
+                audio = load_audio(path, end_s=self.max_audio_s + 1.0)  # never decode it all
             except Exception as e:  # undecodable audio is the client's error, reported as such
-                raise RequestError(f"cannot decode the {fmt} audio: {e}") from e
+                detail = str(e).replace(f"{path}: ", "").replace(str(path), "the audio")  # not our temp path
+                raise RequestError(f"cannot decode the {fmt} audio: {detail}") from e
         if audio.size == 0:
             raise RequestError("the audio is empty")
+        if len(audio) > self.max_audio_s * SR:
+            raise RequestError(f"the audio is longer than {self.max_audio_s:g} s; send clips "
+                               "(sonicaps caption cuts files into segment_s pieces)")
         return Clip(key[:16], "request", 0.0, len(audio) / SR, audio.astype(np.float32))
 
     def _write(self, message: str) -> str:
@@ -171,16 +190,31 @@ class Service:
             return self.writer.write([clip], [Answers(answers)], 0)[0]
 
 
-def create_app(service: Service, faults: Faults | None = None) -> Any:
-    """The FastAPI application."""
+def create_app(service: Service, faults: Faults | None = None, *,
+               max_body_bytes: int = MAX_BODY_BYTES) -> Any:
+    """The FastAPI application. Every error, ours or the framework's (unknown route, wrong
+    method, a crash), has the OpenAI error body, which OpenAI clients read."""
     app = FastAPI(title="sonicaps serve")
     faults = faults or Faults()
 
     def error(status: int, message: str, kind: str) -> JSONResponse:
-        return JSONResponse({"error": {"message": message, "type": kind}}, status_code=status)
+        return JSONResponse({"error": {"message": message, "type": kind, "param": None, "code": None}},
+                            status_code=status)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
+        response = error(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}", kind)
+        response.headers.update(exc.headers or {})  # e.g. Allow on a 405
+        return response
+
+    @app.exception_handler(Exception)
+    async def crash(request: Request, exc: Exception) -> JSONResponse:
+        return error(500, f"internal error: {type(exc).__name__}", "server_error")
+
+    # Async: a health check must not wait for a thread behind requests queued on the model.
     @app.get("/v1/models")
-    def models() -> dict:
+    async def models() -> dict:
         return {"object": "list", "data": [{"id": service.model_name, "object": "model",
                                             "created": 0, "owned_by": "sonicaps"}]}
 
@@ -204,10 +238,31 @@ def create_app(service: Service, faults: Faults | None = None) -> Any:
                              "finish_reason": "stop"}],
                 "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}}
 
+    async def read_body(request: Request) -> bytes | None:
+        """The body, or None once it passes the limit (announced or really sent): the
+        server never buffers more than `max_body_bytes`."""
+        try:
+            if int(request.headers.get("content-length") or 0) > max_body_bytes:
+                return None
+        except ValueError:
+            return None
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_body_bytes:
+                return None
+        return bytes(body)
+
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Any:
+        raw = await read_body(request)
+        if raw is None:
+            response = error(413, f"the request body is larger than {max_body_bytes} bytes",
+                             "invalid_request_error")
+            response.headers["Connection"] = "close"  # the rest of the body is not read
+            return response
         try:
-            body = await request.json()
+            body = json.loads(raw)
         except ValueError:
             return error(400, "the request body is not JSON", "invalid_request_error")
         # Models block: run them in the thread pool, off the event loop.

@@ -15,6 +15,7 @@ import hmac
 import ipaddress
 from importlib import resources
 from typing import Any
+from urllib.parse import unquote
 
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -54,7 +55,7 @@ def is_loopback(host: str) -> bool:
 def create_app(collection: Collection, *, reviewer: str, token: str | None = None,
                loopback: bool = True) -> FastAPI:
     """The app over one collection. `reviewer` is the default name; a page can choose
-    another (several reviewers sharing one server), sent as the X-Reviewer header."""
+    another (several reviewers sharing one server), sent as the X-Reviewer header, percent-encoded UTF-8."""
     if not loopback and not token:
         raise ValueError("refusing to serve a non-loopback address without an access token")
     app = FastAPI(title="sonicaps review", docs_url=None, redoc_url=None, openapi_url=None)
@@ -68,7 +69,8 @@ def create_app(collection: Collection, *, reviewer: str, token: str | None = Non
         if token:
             given = (request.query_params.get("token") or request.cookies.get(COOKIE)
                      or request.headers.get("authorization", "").removeprefix("Bearer ").strip())
-            if not hmac.compare_digest(given or "", token):
+            # As bytes: compare_digest refuses str with non-ASCII characters (a 500).
+            if not hmac.compare_digest((given or "").encode(), token.encode()):
                 return JSONResponse({"detail": "access token required"}, status_code=401)
         response = await call_next(request)
         response.headers["X-Content-Type-Options"] = "nosniff"
@@ -80,7 +82,13 @@ def create_app(collection: Collection, *, reviewer: str, token: str | None = Non
         return response
 
     def who(request: Request) -> str:
-        name = (request.headers.get("x-reviewer") or reviewer).strip()
+        # Percent-encoded UTF-8: header values carry Latin-1 only, and browsers refuse
+        # to send anything else (a reviewer named Zoë 王 could not use the page).
+        given = request.headers.get("x-reviewer")
+        try:
+            name = (unquote(given, errors="strict") if given else reviewer).strip()
+        except UnicodeDecodeError as e:
+            raise HTTPException(400, "the X-Reviewer header must be percent-encoded UTF-8") from e
         if not name or len(name) > MAX_REVIEWER_CHARS:
             raise HTTPException(400, f"reviewer name must have 1 to {MAX_REVIEWER_CHARS} characters")
         return name

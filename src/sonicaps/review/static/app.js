@@ -4,7 +4,8 @@ const $ = (id) => document.getElementById(id);
 const state = { items: [], current: null, detail: null, reviewer: "", filters: {}, done: false };
 
 function headers(json) {
-  const h = { "X-Reviewer": state.reviewer };
+  // Percent-encoded: a header value can only hold Latin-1, names can hold anything.
+  const h = { "X-Reviewer": encodeURIComponent(state.reviewer) };
   if (json) h["Content-Type"] = "application/json";
   return h;
 }
