@@ -94,7 +94,9 @@ def _deadline_transport() -> type:
         (itself bounded by the timeout) after it."""
 
         def __init__(self, total_s: float) -> None:
-            self.inner, self.total_s = httpx.HTTPTransport(), total_s
+            # The openai client's own pool limits, which a transport of ours replaces.
+            limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+            self.inner, self.total_s = httpx.HTTPTransport(limits=limits), total_s
 
         def handle_request(self, request: Any) -> Any:
             deadline = time.monotonic() + self.total_s
