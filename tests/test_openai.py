@@ -8,15 +8,22 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import openai
 import pandas as pd
 import pytest
+import soundfile as sf
 
+from sonicaps.backends.base import BadOutput
 from sonicaps.backends.builtin.writer import BuiltinWriter
+from sonicaps.backends.openai_api import ChatClient, OpenAIAsker, OpenAIWriter
+from sonicaps.clip import Clip
+from sonicaps.fault_server import FaultServer, tone_answer, tone_caption
 from sonicaps.pipeline.config import BackendSpec, PipelineConfig
 from sonicaps.pipeline.runner import run
+from sonicaps.pipeline.stages import ask_batch
 from sonicaps.pipeline.store import Store
-from sonicaps.prompts import QUESTIONS, writer_message
+from sonicaps.prompts import QUESTIONS, caption_problem, clean_caption, writer_message
 from sonicaps.serve import BackgroundServer, Faults, Service, create_app
 
 CLIPS = ("cow.mp3", "dog_then_man.wav", "woman_speaking.flac")
@@ -394,3 +401,133 @@ def test_long_audio_is_refused_without_decoding_it_all(backends):
         assert _chat(client, [flac(4.0), question])
         with pytest.raises(openai.BadRequestError, match="longer than 5 s"):
             _chat(client, [flac(3600.0), question])
+
+
+# --- A misbehaving server below the HTTP layer (sonicaps.fault_server): dropped sockets,
+# trickled bodies, HTML pages, overlong replies. Its stand-in model answers at once and
+# names each clip's tone frequency, so a text stored under the wrong clip is seen.
+
+def _tone_clip(k: int, hz: int) -> Clip:
+    t = np.arange(16_000) / 16_000
+    audio = (0.3 * np.sin(2 * np.pi * hz * t)).astype(np.float32)
+    return Clip(f"tone{k}_0_1", f"tone{k}.wav", 0.0, 1.0, audio)
+
+
+def _client(url: str, **kw) -> dict:
+    return {"base_url": url, "model": "stand-in", "concurrency": 4, **kw}
+
+
+def test_a_trickled_body_cannot_outlast_the_timeout():
+    """A server that sends headers, then a few bytes at a time, each gap under the read
+    timeout: the timeout bounds the whole response, not each read."""
+    with FaultServer(script=["slow"], timeout_s=0.3) as server:
+        client = ChatClient(server.url, "stand-in", timeout_s=0.3, max_retries=0, answer_retries=0)
+        t0 = time.perf_counter()
+        with pytest.raises(openai.APITimeoutError):
+            client.chat([{"role": "user", "content": writer_message(("A steady 300 Hz tone hums.", "", ""))}])
+        assert time.perf_counter() - t0 < 1.0  # the trickle alone lasts ~10 s
+
+
+def test_unparseable_bodies_are_asked_again():
+    """A 200 whose body is cut mid-JSON, or is an HTML page, is not an answer: asked again
+    (then the clip fails with the reason), like an empty one."""
+    message = [{"role": "user", "content": writer_message(("A steady 300 Hz tone hums.", "", ""))}]
+    with FaultServer(script=["bad-json", "html-200", "no-choices"]) as server:
+        client = ChatClient(server.url, "stand-in", timeout_s=2.0, max_retries=0, answer_retries=3)
+        assert client.chat(message) == "A steady 300 Hz tone hums."
+        assert len(server.log) == 4
+    with FaultServer(script=["bad-json", "html-200"]) as server:
+        client = ChatClient(server.url, "stand-in", timeout_s=2.0, max_retries=0, answer_retries=1)
+        with pytest.raises(BadOutput, match="text/html|not a completion"):
+            client.chat(message)
+
+
+def test_overlong_and_markup_replies_are_not_stored():
+    """A 5000-character reply can come from no request of max_tokens tokens, and a page of
+    markup is no caption: both are asked again, never stored."""
+    clip, hz = _tone_clip(0, 300), 300
+    with FaultServer(script=["long", "ok", "ok", "ok", "long"]) as server:
+        asker = OpenAIAsker(**_client(server.url, answer_retries=1))
+        answers = asker.ask([clip], QUESTIONS)[0]
+        writer = OpenAIWriter(**_client(server.url, answer_retries=1))
+        assert writer.write([clip], [answers], 0) == [tone_caption(hz)]
+    assert answers.texts[0] == tone_answer(hz)
+    with FaultServer(script=["long", "long"]) as server:
+        writer = OpenAIWriter(**_client(server.url, answer_retries=1))
+        with pytest.raises(BadOutput, match="long"):
+            writer.write([clip], [answers], 0)
+    # A gateway's error page as the text of a 200 completion: short enough for max_tokens,
+    # and its first line would make a "caption".
+    with FaultServer(script=["html-content", "ok", "ok", "ok", "html-content"]) as server:
+        asker = OpenAIAsker(**_client(server.url, answer_retries=1))
+        answers = asker.ask([clip], QUESTIONS)[0]
+        writer = OpenAIWriter(**_client(server.url, answer_retries=1))
+        assert writer.write([clip], [answers], 0) == [tone_caption(hz)]
+        assert answers.texts[0] == tone_answer(hz) and len(server.log) == 6
+    assert caption_problem("<html><body><h1>502 Bad Gateway</h1></body></html>")
+    assert caption_problem(" ".join(["word"] * 200))
+    assert caption_problem("A dog barks twice, then a man speaks.") is None
+
+
+def test_a_reasoning_block_is_not_the_caption():
+    """Reasoning models served without a reasoning parser put <think>...</think> first."""
+    reply = "<think>\nThe answers say a dog.\n</think>\n\nA dog barks twice."
+    assert clean_caption(reply) == "A dog barks twice."
+    assert clean_caption("Caption: \"A cow moos.\"") == "A cow moos."
+
+
+def test_a_dead_server_costs_each_clip_one_try_and_the_batch_stays_concurrent():
+    """A server that never answers: every clip of a batch is tried once, `concurrency` at a
+    time; the stage's clip-by-clip retry does not send a failed clip again."""
+    clips = [_tone_clip(k, 200 + 20 * k) for k in range(8)]
+    with FaultServer(("hang",), rate=1.0, timeout_s=0.3) as server:
+        asker = OpenAIAsker(**_client(server.url, timeout_s=0.3, max_retries=0))
+        t0 = time.perf_counter()
+        answers, fails = ask_batch(clips, asker)
+        took = time.perf_counter() - t0
+        per_clip = server.requests_per_clip()
+    assert answers == [None] * 8 and sorted(f["id"] for f in fails) == sorted(c.id for c in clips)
+    assert {f["error"] for f in fails} == {"APITimeoutError"}
+    assert sorted(per_clip) == sorted(f"{200 + 20 * k} Hz" for k in range(8))
+    assert max(per_clip.values()) == 1
+    assert took < 4 * 0.3 + 1.0  # two waves of four, not eight clips one after another
+
+
+def test_fault_campaign(tmp_path):
+    """The campaign of benchmarks/backend_faults.py, small: `caption` through a server that
+    injects a mix of faults; every clip captioned with its own text or recorded with a
+    reason, none lost or twice, requests and time bounded."""
+    from sonicaps.backends.builtin.textsim import TextSimScorer
+    from sonicaps.pipeline.stages import Backends
+
+    src = tmp_path / "in"
+    src.mkdir()
+    hz = {f"tone{k}.{'wav' if k % 2 else 'flac'}": 200 + 20 * k for k in range(8)}
+    for name, f in hz.items():
+        sf.write(src / name, _tone_clip(0, f).audio, 16_000)
+    kinds = ("503", "429", "bad-json", "long", "html-200", "html-502", "html-content", "drop-before",
+             "drop-mid", "slow", "no-choices")
+    timeout, retries, answer_retries, attempts = 0.5, 2, 1, 2
+    with FaultServer(kinds, rate=0.3, seed=1, timeout_s=timeout) as server:
+        opts = _client(server.url, timeout_s=timeout, max_retries=retries, answer_retries=answer_retries)
+        backends = Backends(OpenAIAsker(**opts), OpenAIWriter(**opts), TextSimScorer())
+        cfg = PipelineConfig(check=BackendSpec("textsim"), batch_size=8, max_attempts=attempts)
+        t0 = time.perf_counter()
+        summary = run([src], tmp_path / "out", cfg, backends=backends, progress=False)
+        took = time.perf_counter() - t0
+        per_clip, injected = server.requests_per_clip(), server.faults_injected()
+        longest = server.longest_request_s()
+    assert sum(injected.values()) >= 5 and longest <= 2 * timeout + 0.5
+    rows, fails = rows_and_failures(tmp_path / "out")
+    names = [Path(s).name for s in rows["source"]] + [Path(f["source"]).name for f in fails]
+    assert sorted(names) == sorted(hz)  # none lost, none twice
+    assert summary.clips + summary.failures == len(hz)
+    for _, row in rows.iterrows():
+        f = hz[Path(row["source"]).name]
+        assert (row["caption"], row["answer_1"]) == (tone_caption(f), tone_answer(f))
+    assert all(f["message"] for f in fails)
+    per_turn = (retries + 1) * (answer_retries + 1)
+    assert max(per_clip.values()) <= (3 + attempts) * per_turn and "?" not in per_clip
+    # One batch, all clips at once: the worst clip's every request waits out the timeout
+    # (checked as bytes arrive: at most one read late) and the longest backoff.
+    assert took < 5.0 + (3 + attempts) * per_turn * (2 * timeout + 1.0)

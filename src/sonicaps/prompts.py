@@ -61,9 +61,40 @@ def answers_in(message: str) -> tuple[str, str, str] | None:
     return (found["1"], found.get("2", ""), found.get("3", ""))
 
 
+# A caption longer than this is not a caption, however the writer was prompted (at most 25
+# words): a paragraph, a list, or a reply that was never an answer to the prompt.
+MAX_CAPTION_WORDS = 60
+MAX_CAPTION_CHARS = 400
+# Reasoning models served without a reasoning parser reply "<think>...</think> answer".
+_THINKING = re.compile(r"^\s*<think>.*?</think>", flags=re.DOTALL | re.IGNORECASE)
+_MARKUP = re.compile(r"<\s*/?\s*[a-zA-Z!][^>]*>")
+
+
 def clean_caption(text: str) -> str:
-    """An LLM reply reduced to its caption: first non-empty line, without a 'Caption:' label
-    or wrapping quotes."""
+    """An LLM reply reduced to its caption: first non-empty line after any <think> block,
+    without a 'Caption:' label or wrapping quotes."""
+    text = _THINKING.sub("", text)
     line = next((ln.strip() for ln in text.strip().splitlines() if ln.strip()), "")
     line = re.sub(r"^(caption|answer)\s*:\s*", "", line, flags=re.IGNORECASE)
     return line.strip().strip('"\u201c\u201d\'').strip()
+
+
+def reply_problem(text: str) -> str | None:
+    """Why a model's reply cannot be an answer or a caption, or None: an error page (HTML,
+    from a gateway in front of the model) is neither."""
+    if _MARKUP.search(text):
+        return f"markup, not a sentence: {text[:80]!r}"
+    return None
+
+
+def caption_problem(caption: str) -> str | None:
+    """Why a cleaned reply cannot be stored as a caption, or None. A server's error page
+    or a runaway reply is asked again or recorded, never kept as a caption."""
+    if not caption.strip():
+        return "empty"
+    if reply_problem(caption):
+        return reply_problem(caption)
+    words = len(caption.split())
+    if words > MAX_CAPTION_WORDS or len(caption) > MAX_CAPTION_CHARS:
+        return f"too long for a caption ({words} words, {len(caption)} characters)"
+    return None
