@@ -188,14 +188,15 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from sonicaps.pipeline.config import PipelineConfig, load_config
-    from sonicaps.serve import Faults, build_service, create_app
+    from sonicaps.serve import KEEP_ALIVE_S, Faults, build_service, create_app
 
     cfg = load_config(args.config) if args.config else PipelineConfig()
     service = build_service(cfg, args.model_name)
     app = create_app(service, Faults(list(args.fault or [])))
     print(f"serving {service.model_name} at http://{args.host}:{args.port}/v1 "
           f"(ask: {cfg.ask.backend}, write: {cfg.write.backend})", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning",
+                timeout_keep_alive=KEEP_ALIVE_S)
     return 0
 
 

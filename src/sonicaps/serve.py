@@ -47,6 +47,11 @@ MAX_BODY_BYTES = 32 * 2**20
 # Longest audio answered: compressed audio is small (30 min of quiet FLAC is 90 kB) but
 # the model's time grows with its length, and every other request waits for the model.
 MAX_AUDIO_S = 600.0
+# Idle keep-alive connections are closed after this long. uvicorn's default, 5 s, equals
+# httpx's (and so the openai client's) pool expiry: a client reusing a connection just as
+# the server closes it got a dropped request (1 in 400 under benchmarks/server_load.py).
+# Longer than the clients' expiry, the client always lets go first.
+KEEP_ALIVE_S = 75
 FAULT_KINDS = ("ok", "empty", "garbage", "500", "503", "429", "sleep")
 
 
@@ -287,7 +292,8 @@ class BackgroundServer:
         import uvicorn
 
         self.path = path
-        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+        self.server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                                   timeout_keep_alive=KEEP_ALIVE_S))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> BackgroundServer:
