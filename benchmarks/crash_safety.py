@@ -229,6 +229,7 @@ def compare(ref: dict, got: dict) -> dict:
 
 def caption_campaign(coll: Path, out: Path, ref_state: dict, ref_seconds: float, kills: int,
                      rng: random.Random, engine: str, log: Path) -> dict:
+    shutil_rmtree(out)
     args = ["caption", str(coll), "-o", str(out), "--no-progress", "--batch-size", str(BATCH)]
     if engine == "ray":
         args += ["--engine", "ray"]
@@ -267,12 +268,13 @@ def caption_campaign(coll: Path, out: Path, ref_state: dict, ref_seconds: float,
     if engine == "local":  # a user's Ctrl-C and a service manager's stop, then finish
         shutil_rmtree(out)
         for sig in (signal.SIGINT, signal.SIGTERM):
-            name, delay = signal.Signals(sig).name, ref_seconds * 0.4
+            name, delay = signal.Signals(sig).name, rng.uniform(0.2, 0.4) * ref_seconds
             for _ in range(4):  # until the signal lands while the run is going
                 code, killed, secs = cli(args, log=log, kill_after=delay, sig=sig)
                 if killed or code == -999:
                     signals[name] = f"exit {code} {secs:.1f} s after the signal"
                     break
+                shutil_rmtree(out)  # the run finished first: again, sooner
                 delay /= 2
             else:
                 signals[name] = "not sent: every run finished first"
@@ -309,6 +311,8 @@ def index_state(idx: Path) -> dict:
 def index_campaign(data: Path, root: Path, kills: int, rng: random.Random, log: Path) -> dict:
     env = {"INDEX_BATCH": str(INDEX_BATCH)}
     ref_dir, idx = root / "index-ref", root / "index"
+    shutil_rmtree(ref_dir)
+    shutil_rmtree(idx)
     t0 = time.perf_counter()
     code, _, _ = cli(["index", str(data), "-o", str(ref_dir), "--no-progress"], log=log, env=env)
     ref_s = time.perf_counter() - t0
@@ -366,8 +370,10 @@ def free_port() -> int:
 
 
 def review_campaign(data: Path, root: Path, kills: int, rng: random.Random, log: Path) -> dict:
+    shutil_rmtree(root / "review-data")
     total = many_shards(data, root / "review-data", 60)
     db_dir = root / "review-db"
+    shutil_rmtree(db_dir)
     acked: dict[int, str] = {}  # review id -> item, as the server acknowledged them
     errors = Counter()
     done = 0
