@@ -238,6 +238,7 @@ def caption_campaign(coll: Path, out: Path, ref_state: dict, ref_seconds: float,
     planned = [("commit:1", None), ("torn-failure:1", None), ("before-rename:2", None),
                ("after-rename:3", None)] if engine == "local" else []
     done_kills, per_kill, signals = Counter(), [], {}
+    span = ref_seconds  # how long a run from empty takes, model loading included
     runs = 0
     while True:
         state = read_output(out)
@@ -245,10 +246,10 @@ def caption_campaign(coll: Path, out: Path, ref_state: dict, ref_seconds: float,
         if planned:
             crash_at, delay = planned.pop(0)
         elif sum(done_kills.values()) < kills and left > BATCH:
-            crash_at, delay = "", rng.uniform(1.0, ref_seconds * 0.7)
+            crash_at, delay = "", rng.uniform(1.0, span * 0.9)
         elif sum(done_kills.values()) < kills or not done_kills["last-batch"]:
             crash_at, delay = ("last-batch:1", None) if engine == "local" else \
-                ("", rng.uniform(1.0, ref_seconds * 0.3))
+                ("", rng.uniform(1.0, span * 0.3))
         else:
             break
         code, killed, secs = cli(args, log=log, crash_at=crash_at, kill_after=delay)
@@ -262,13 +263,15 @@ def caption_campaign(coll: Path, out: Path, ref_state: dict, ref_seconds: float,
         per_kill.append((crash_at or f"random {delay:.1f}s", killed, len(set(records(after))),
                          after["corrupt"], dup, after["torn"]))
         if not killed and code == 0:
+            if left == len(records(ref_state)):  # it started empty: a whole run's length
+                span = secs
             if sum(done_kills.values()) >= kills and (engine == "ray" or done_kills["last-batch"]):
                 break
             shutil_rmtree(out)  # finished early: start over to spend the remaining kills
     if engine == "local":  # a user's Ctrl-C and a service manager's stop, then finish
         shutil_rmtree(out)
         for sig in (signal.SIGINT, signal.SIGTERM):
-            name, delay = signal.Signals(sig).name, rng.uniform(0.2, 0.4) * ref_seconds
+            name, delay = signal.Signals(sig).name, rng.uniform(0.3, 0.6) * span
             for _ in range(4):  # until the signal lands while the run is going
                 code, killed, secs = cli(args, log=log, kill_after=delay, sig=sig)
                 if killed or code == -999:

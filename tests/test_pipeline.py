@@ -559,3 +559,45 @@ def test_bad_input_campaign_small(tmp_path, backends):
     assert msgs[4] == "rows.csv row 5: /m/long.wav: start_s=100 is past the end of the audio (12.0 s)"
     again = run([d, m / "rows.csv"], out, backends=backends, progress=False)
     assert (again.clips, again.failures) == (0, 0) and len(pd.read_parquet(out)) == len(df)
+
+
+@pytest.mark.parametrize("stop_after", [1, 2, 3])
+def test_manifest_spans_of_one_file_resume_exactly_once(tmp_path, backends, monkeypatch, stop_after):
+    """Progress was kept per file: once one row's span of long.wav finished, a re-run took
+    every other row of long.wav as done, and their clips were lost without a record
+    (found by benchmarks/bad_inputs.py). Interrupted after each commit in turn, the re-run
+    must end with the uninterrupted run's records, each once."""
+    from sonicaps.pipeline.store import Store
+
+    write(tmp_path / "long.wav", tone(330, 30.0))
+    write(tmp_path / "other.wav", tone(550, 3.0))
+    manifest = tmp_path / "m.csv"
+    manifest.write_text("path,id,start_s,end_s\nlong.wav,first,0,10\nlong.wav,,12,27.5\n"
+                        "long.wav,late,25,40\nother.wav,,,\nlong.wav,,5,9\n")
+    cfg = PipelineConfig(batch_size=1)
+
+    def records(out: Path) -> list[str]:
+        ids = list(pd.read_parquet(out)["id"])
+        return sorted(ids + [f"{f['source']}|{f['id']}" for f in Store(out).read_failures()])
+
+    run([manifest], tmp_path / "ref", cfg, backends=backends, progress=False)
+    want = records(tmp_path / "ref")
+    assert len(want) == len(set(want)) and "first" in want
+
+    calls = {"n": 0}
+    real = Store.commit
+
+    def commit(self, rows, fails):
+        calls["n"] += 1
+        if calls["n"] > stop_after:
+            raise KeyboardInterrupt
+        real(self, rows, fails)
+
+    monkeypatch.setattr(Store, "commit", commit)
+    with pytest.raises(KeyboardInterrupt):
+        run([manifest], tmp_path / "out", cfg, backends=backends, progress=False)
+    monkeypatch.setattr(Store, "commit", real)
+    run([manifest], tmp_path / "out", cfg, backends=backends, progress=False)
+    assert records(tmp_path / "out") == want
+    again = run([manifest], tmp_path / "out", cfg, backends=backends, progress=False)
+    assert again.clips == again.failures == 0 and records(tmp_path / "out") == want

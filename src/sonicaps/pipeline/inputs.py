@@ -246,6 +246,28 @@ def _yamnet_mids() -> dict[str, str] | None:
         return None
 
 
+def is_span(src: Source) -> bool:
+    """A part of a file (a manifest row's or segment list's start/end): a file may have
+    several, so whether the file is done does not say whether this part is."""
+    return src.error is None and (src.start_s > 0 or src.end_s is not None)
+
+
+def last_clip_id(src: Source, segment_s: float, min_tail_s: float) -> str | None:
+    """The id decode_source gives a span's last clip, from the span alone (None when the
+    span runs to the end of the file, whose length only decoding tells)."""
+    if src.end_s is None:
+        return None
+    n = max(1, math.ceil((src.end_s - src.start_s) / segment_s - 1e-9))
+    end = src.end_s
+    if n > 1 and src.end_s - (src.start_s + (n - 1) * segment_s) < min_tail_s:  # tail dropped
+        n -= 1
+        end = src.start_s + n * segment_s
+    start = round(src.start_s + (n - 1) * segment_s, 3)
+    if src.clip_id:
+        return src.clip_id if n == 1 else clip_id(src.clip_id, start, round(end, 3))
+    return clip_id(src.key, start, round(end, 3))
+
+
 def decode_source(src: Source, segment_s: float, min_tail_s: float) -> Iterator[Clip]:
     """Clips of one source; the last one is flagged. Raises AudioError on bad audio."""
     if src.error:

@@ -30,7 +30,7 @@ from sonicaps.backends import create
 from sonicaps.clip import Clip
 from sonicaps.pipeline.config import PipelineConfig, PoolSpec, RayConfig
 from sonicaps.pipeline.inputs import Source, decode_source
-from sonicaps.pipeline.runner import RunSummary, commit, pending
+from sonicaps.pipeline.runner import RunSummary, commit, pending, source_of_failure
 from sonicaps.pipeline.stages import ask_batch, failure, write_batch
 from sonicaps.pipeline.store import Store
 
@@ -79,7 +79,7 @@ def decode_sources(batch: dict[str, np.ndarray], cfg: PipelineConfig,
                     kinds, items = [], []
         except Exception as e:  # the file (or the rest of it) is unreadable: record, go on
             kinds.append("failure")
-            items.append(failure(src.path, "decode", e, where=src.origin))
+            items.append(failure(source_of_failure(src), "decode", e, where=src.origin))
     if items:
         yield _batch(kinds, items)
 
@@ -243,7 +243,7 @@ def run_ray(inputs: Iterable[str | Path], out_dir: str | Path, cfg: PipelineConf
     cfg = cfg or PipelineConfig()
     store = Store(out_dir)
     prog = store.load_progress()
-    todo, summary = pending(inputs, audio_root, prog)
+    todo, summary, skip = pending(inputs, audio_root, prog, cfg)
     if not todo:
         return summary
 
@@ -264,7 +264,7 @@ def run_ray(inputs: Iterable[str | Path], out_dir: str | Path, cfg: PipelineConf
         ds = ray.data.from_items([{"source": dataclasses.asdict(src)} for src in todo],
                                  override_num_blocks=blocks)
         ds = ds.map_batches(decode_sources, batch_size=1, batch_format="numpy",
-                            fn_kwargs={"cfg": cfg, "skip": frozenset(prog.unfinished_ids)},
+                            fn_kwargs={"cfg": cfg, "skip": frozenset(skip)},
                             compute=ray.data.TaskPoolStrategy(size=cfg.ray.decode_tasks),
                             num_cpus=cfg.ray.decode_cpus)
         ds = _map_stage(ds, AskStage, cfg.ray.ask, cfg)

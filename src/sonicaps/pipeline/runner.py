@@ -22,7 +22,7 @@ from tqdm import tqdm
 from sonicaps.audio import AudioError
 from sonicaps.clip import Clip
 from sonicaps.pipeline.config import PipelineConfig
-from sonicaps.pipeline.inputs import Source, decode_source, iter_sources
+from sonicaps.pipeline.inputs import Source, decode_source, is_span, iter_sources, last_clip_id
 from sonicaps.pipeline.stages import Backends, caption_batch, failure
 from sonicaps.pipeline.store import Progress, Store, printable
 
@@ -62,21 +62,40 @@ def _decoder(sources: Iterator[Source], lock: threading.Lock, out: Queue, cfg: P
                     return
                 t0 = time.perf_counter()
         except Exception as e:  # the file (or the rest of it) is unreadable: record, go on
-            out.put(failure(src.path, "decode", e, where=src.origin))
+            out.put(failure(source_of_failure(src), "decode", e, where=src.origin))
     out.put(_END)
 
 
-def pending(inputs: Iterable[str | Path], audio_root: str | Path | None, prog: Progress
-            ) -> tuple[list[Source], RunSummary]:
-    """The sources an output directory does not hold yet, and a summary counting the rest."""
+def source_of_failure(src: Source) -> str:
+    """What a failure that ends a whole source is recorded under: the file, or for a span
+    the row or line naming it (one file's other spans are not finished by it)."""
+    return src.origin if is_span(src) and src.origin else src.path
+
+
+def _finished(src: Source, prog: Progress, cfg: PipelineConfig) -> bool:
+    if not is_span(src):
+        return printable(src.path) in prog.done_sources
+    if src.origin and printable(src.origin) in prog.done_sources:
+        return True
+    return last_clip_id(src, cfg.segment_s, cfg.min_tail_s) in prog.finished_ids
+
+
+def pending(inputs: Iterable[str | Path], audio_root: str | Path | None, prog: Progress,
+            cfg: PipelineConfig) -> tuple[list[Source], RunSummary, set[str]]:
+    """The sources an output directory does not hold yet, a summary counting the rest, and
+    the clip ids the remaining sources already have records for (to skip)."""
     todo: list[Source] = []
     skipped = 0
     for src in iter_sources(list(inputs), audio_root):
-        if printable(src.path) in prog.done_sources:
+        if _finished(src, prog, cfg):
             skipped += 1
         else:
             todo.append(src)
-    return todo, RunSummary(skipped_sources=skipped)
+    # A span is redone from its start: every recorded clip of a file with spans to do is
+    # skipped (a file finished by another of its spans counts as done for whole files).
+    spans = {printable(s.path) for s in todo if is_span(s)}
+    skip = prog.unfinished_ids | {cid for cid, source in prog.recorded if source in spans}
+    return todo, RunSummary(skipped_sources=skipped), skip
 
 
 def commit(store: Store, rows: list[dict], fails: list[dict], summary: RunSummary, bar: tqdm,
@@ -99,7 +118,7 @@ def run(inputs: Iterable[str | Path], out_dir: str | Path, cfg: PipelineConfig |
     cfg = cfg or PipelineConfig()
     store = Store(out_dir)
     prog = store.load_progress()
-    todo, summary = pending(inputs, audio_root, prog)
+    todo, summary, skip = pending(inputs, audio_root, prog, cfg)
     if not todo:
         return summary
     backends = backends or Backends.from_config(cfg)
@@ -109,7 +128,7 @@ def run(inputs: Iterable[str | Path], out_dir: str | Path, cfg: PipelineConfig |
     lock = threading.Lock()
     it = iter(todo)
     workers = [threading.Thread(target=_decoder, name=f"decode-{k}", daemon=True,
-                                args=(it, lock, queue, cfg, prog.unfinished_ids, stop, summary.timings))
+                                args=(it, lock, queue, cfg, skip, stop, summary.timings))
                for k in range(min(cfg.decode_workers, len(todo)))]
     start = time.perf_counter()
     bar = tqdm(total=len(todo), unit="file", disable=not progress, dynamic_ncols=True,

@@ -6,7 +6,9 @@ renaming it into place (atomic on POSIX), then (3) appending the failures that f
 source (last_in_source). A re-run skips a source once a record marks it finished, so that
 record is written after every other record of its batch: a kill anywhere leaves a source
 either finished with all its records, or unfinished, and the re-run redoes exactly the
-clips that have no record. Readers
+clips that have no record. A span of a file (a manifest row) is finished by the record of
+its last clip, or by a failure recorded under its row, never by the file's other spans
+(runner.pending). Readers
 (`pandas.read_parquet(OUT_DIR)`) never see hidden files, so they never see half a shard.
 One run writes to a directory at a time.
 """
@@ -87,6 +89,8 @@ class Progress:
     done_sources: set[str] = field(default_factory=set)  # finished or failed whole
     # Recorded clips of sources not finished yet: all a re-run of the rest must skip.
     unfinished_ids: set[str] = field(default_factory=set)
+    finished_ids: set[str] = field(default_factory=set)  # records that finish their source
+    recorded: list[tuple[str, str]] = field(default_factory=list)  # (id, source) of every record
     rows: int = 0
     failures: int = 0
 
@@ -143,17 +147,21 @@ class Store:
             ids, sources = t.column("id").to_pylist(), t.column("source").to_pylist()
             prog.rows += len(ids)
             recorded += zip(ids, sources, strict=True)
-            for src, last in zip(sources, t.column("last_in_source").to_pylist(), strict=True):
+            for cid, src, last in zip(ids, sources, t.column("last_in_source").to_pylist(), strict=True):
                 if last:
                     prog.done_sources.add(src)
+                    prog.finished_ids.add(cid)
         for rec in self.read_failures():
             prog.failures += 1
             if rec.get("id"):
                 recorded.append((rec["id"], rec["source"]))
+                if rec.get("last_in_source"):
+                    prog.finished_ids.add(rec["id"])
             if rec.get("last_in_source") or not rec.get("id"):
                 prog.done_sources.add(rec["source"])
         prog.done_ids = {cid for cid, _ in recorded}
         prog.unfinished_ids = {cid for cid, src in recorded if src not in prog.done_sources}
+        prog.recorded = recorded
         return prog
 
     def read_failures(self) -> list[dict[str, Any]]:
