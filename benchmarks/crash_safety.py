@@ -237,21 +237,20 @@ def caption_campaign(coll: Path, out: Path, ref_state: dict, ref_seconds: float,
     # the whole run, model loading included.
     planned = [("commit:1", None), ("torn-failure:1", None), ("before-rename:2", None),
                ("after-rename:3", None)] if engine == "local" else []
-    done_kills, per_kill, signals = Counter(), [], {}
+    done_kills, per_kill = Counter(), []
     span = ref_seconds  # how long a run from empty takes, model loading included
     runs = 0
-    while True:
-        state = read_output(out)
-        left = len(records(ref_state)) - len(set(records(state)))
+    total = len(records(ref_state))
+    while sum(done_kills.values()) < kills or planned:
+        left = total - len(set(records(read_output(out))))
         if planned:
             crash_at, delay = planned.pop(0)
-        elif sum(done_kills.values()) < kills and left > BATCH:
+        elif left > BATCH:
             crash_at, delay = "", rng.uniform(1.0, span * 0.9)
-        elif sum(done_kills.values()) < kills or not done_kills["last-batch"]:
-            crash_at, delay = ("last-batch:1", None) if engine == "local" else \
-                ("", rng.uniform(1.0, span * 0.3))
-        else:
-            break
+        elif engine == "local" and not done_kills["last-batch"]:
+            crash_at, delay = "last-batch:1", None
+        else:  # little left: finish, then start again from empty
+            crash_at, delay = "", None
         code, killed, secs = cli(args, log=log, crash_at=crash_at, kill_after=delay)
         runs += 1
         if killed:
@@ -262,14 +261,23 @@ def caption_campaign(coll: Path, out: Path, ref_state: dict, ref_seconds: float,
         dup = sum(c - 1 for c in records(after).values())
         per_kill.append((crash_at or f"random {delay:.1f}s", killed, len(set(records(after))),
                          after["corrupt"], dup, after["torn"]))
-        if not killed and code == 0:
-            if left == len(records(ref_state)):  # it started empty: a whole run's length
+        if not killed:
+            if left == total:  # it started empty: a whole run's length
                 span = secs
-            if sum(done_kills.values()) >= kills and (engine == "ray" or done_kills["last-batch"]):
-                break
-            shutil_rmtree(out)  # finished early: start over to spend the remaining kills
+            shutil_rmtree(out)  # finished: start over to spend the remaining kills
+    code, _, _ = cli(args, log=log)  # the last restart, left to finish
+    if code != 0:
+        raise SystemExit(f"sonicaps caption failed with {code}; see {log}")
+    result = {"runs": runs + 1, "kills": dict(done_kills), "per_kill": per_kill,
+              # read as a user would after every kill: shards that fail to open, ids twice
+              "corrupt_after_kills": sum(k[3] for k in per_kill),
+              "duplicates_after_kills": sum(k[4] for k in per_kill),
+              **compare(ref_state, read_output(out))}
     if engine == "local":  # a user's Ctrl-C and a service manager's stop, then finish
+        out = out.with_name(out.name + "-signals")
+        args[args.index("-o") + 1] = str(out)
         shutil_rmtree(out)
+        signals = {}
         for sig in (signal.SIGINT, signal.SIGTERM):
             name, delay = signal.Signals(sig).name, rng.uniform(0.3, 0.6) * span
             for _ in range(4):  # until the signal lands while the run is going
@@ -284,9 +292,15 @@ def caption_campaign(coll: Path, out: Path, ref_state: dict, ref_seconds: float,
         code, _, _ = cli(args, log=log)
         if code != 0:
             raise SystemExit(f"sonicaps caption failed with {code}; see {log}")
-    final = read_output(out)
-    return {"runs": runs, "kills": dict(done_kills), "per_kill": per_kill, "signals": signals,
-            **compare(ref_state, final)}
+        after = compare(ref_state, read_output(out))
+        result["signals"] = signals
+        result["after_signals"] = (f"{after['present']}/{after['expected']} present, "
+                                   f"{after['duplicates']} duplicates, {after['lost']} lost, "
+                                   f"{after['corrupt']} corrupt, failures consistent: "
+                                   f"{after['failures_consistent']}")
+        result["signals_ok"] = not (after["duplicates"] or after["lost"] or after["corrupt"]
+                                    or after["unexpected"] or not after["failures_consistent"])
+    return result
 
 
 def shutil_rmtree(path: Path) -> None:
@@ -477,7 +491,8 @@ def main() -> None:
         for key, value in res.items():
             if key != "per_kill":
                 print(f"{key:<22} {value}")
-        bad = (res.get("lost") or res.get("ray_processes_left")
+        bad = (res.get("lost") or res.get("ray_processes_left") or res.get("signals_ok") is False
+               or res.get("corrupt_after_kills") or res.get("duplicates_after_kills")
                or any("not sent" in v or "-999" in v for v in res.get("signals", {}).values())
                or res.get("duplicates") or res.get("corrupt") or res.get("unexpected")
                or res.get("failures_consistent") is False or res.get("reviews_lost")
