@@ -236,7 +236,7 @@ def caption_campaign(coll: Path, out: Path, ref_state: dict, ref_seconds: float,
     # Chosen points first (while there is work left for each), then random moments over
     # the whole run, model loading included.
     planned = [("commit:1", None), ("torn-failure:1", None), ("before-rename:2", None),
-               ("after-rename:3", None)] if engine == "local" else []
+               ("after-rename:3", None), ("last-batch:1", None)] if engine == "local" else []
     done_kills, per_kill = Counter(), []
     span = ref_seconds  # how long a run from empty takes, model loading included
     runs = 0
@@ -247,8 +247,6 @@ def caption_campaign(coll: Path, out: Path, ref_state: dict, ref_seconds: float,
             crash_at, delay = planned.pop(0)
         elif left > BATCH:
             crash_at, delay = "", rng.uniform(1.0, span * 0.9)
-        elif engine == "local" and not done_kills["last-batch"]:
-            crash_at, delay = "last-batch:1", None
         else:  # little left: finish, then start again from empty
             crash_at, delay = "", None
         code, killed, secs = cli(args, log=log, crash_at=crash_at, kill_after=delay)
