@@ -268,6 +268,8 @@ def caption_campaign(coll: Path, out: Path, ref_state: dict, ref_seconds: float,
         raise SystemExit(f"sonicaps caption failed with {code}; see {log}")
     result = {"runs": runs + 1, "kills": dict(done_kills), "per_kill": per_kill,
               # read as a user would after every kill: shards that fail to open, ids twice
+              "clips_left_at_the_last_batch_kill": [total - k[2] for k in per_kill
+                                                    if k[0].startswith("last-batch")],
               "corrupt_after_kills": sum(k[3] for k in per_kill),
               "duplicates_after_kills": sum(k[4] for k in per_kill),
               **compare(ref_state, read_output(out))}
