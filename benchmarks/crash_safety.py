@@ -510,8 +510,13 @@ def main() -> None:
         before = ray_leftovers()
         res = caption_campaign(coll, root / "killed-ray", ref_state, ref_seconds * 2, args.ray_kills,
                                rng, "ray", log)
-        time.sleep(5)
+        # A killed driver's cluster is not stopped by anyone: its agents notice the dead
+        # raylet and exit on their own, after a minute or two.
+        t0 = time.time()
+        while ray_leftovers() > before and time.time() - t0 < 300:
+            time.sleep(2)
         res["ray_processes_left"] = ray_leftovers() - before
+        res["ray_processes_gone_after_s"] = round(time.time() - t0)
         report(f"sonicaps caption --engine ray, SIGKILL x{sum(res['kills'].values())}", res)
     if args.index_kills:
         report(f"sonicaps index, SIGKILL x{args.index_kills}",
