@@ -257,7 +257,8 @@ def caption_campaign(coll: Path, out: Path, ref_state: dict, ref_seconds: float,
             raise SystemExit(f"sonicaps caption failed with {code}; see {log}")
         after = read_output(out)
         dup = sum(c - 1 for c in records(after).values())
-        per_kill.append((crash_at or f"random {delay:.1f}s", killed, len(set(records(after))),
+        label = crash_at or (f"random {delay:.1f}s" if delay is not None else "left to finish")
+        per_kill.append((label, killed, len(set(records(after))),
                          after["corrupt"], dup, after["torn"]))
         if not killed:
             if left == total:  # it started empty: a whole run's length
