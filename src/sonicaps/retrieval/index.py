@@ -74,6 +74,9 @@ class VectorIndex:
         self.db.execute("CREATE TABLE IF NOT EXISTS items (k INTEGER PRIMARY KEY, id TEXT, path TEXT,"
                         " start_s REAL, end_s REAL, caption TEXT)")
         self.db.execute("CREATE INDEX IF NOT EXISTS by_path ON items (path, start_s)")
+        for stale in self.root.glob(f".{VECTORS}.*"):  # a vector file a killed build never renamed
+            if not _alive(stale.suffix.lstrip(".")):
+                stale.unlink(missing_ok=True)
         vec_path = self.root / VECTORS
         self.index = faiss.read_index(str(vec_path)) if vec_path.is_file() else _new_index(self.meta["dim"])
         self.index.hnsw.efSearch = EF_SEARCH
@@ -121,6 +124,17 @@ class VectorIndex:
                                   (int(key),)).fetchone()
             hits.append(Hit(float(score), *row))
         return hits
+
+
+def _alive(pid: str) -> bool:
+    """Whether the process that names a temporary file is still running (and writing it)."""
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def _run_key(run: str | Path) -> str:
