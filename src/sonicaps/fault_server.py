@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from sonicaps.prompts import QUESTIONS
+from sonicaps.prompts import QUESTIONS, message_text
 
 FAULTS: dict[str, str] = {
     "429": "429 without Retry-After",
@@ -75,22 +75,13 @@ def tone_caption(hz: int) -> str:
     return f"A steady {hz} Hz tone hums."
 
 
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = [p for p in content if isinstance(p, dict) and p.get("type") == "text"]
-        return "\n".join(str(p.get("text", "")) for p in parts)
-    return ""
-
-
 def stand_in_reply(body: dict[str, Any]) -> tuple[str, str]:
     """(clip key, reply) of the stand-in model: the key is "<hz> Hz" of the clip the request
     is about ("?" if none), the reply answers the sonicaps question or writer prompt."""
     users = [m for m in body.get("messages") or [] if isinstance(m, dict) and m.get("role") == "user"]
     audio = [p for m in users if isinstance(m.get("content"), list) for p in m["content"]
              if isinstance(p, dict) and p.get("type") in ("input_audio", "audio_url")]
-    last = _text(users[-1].get("content")) if users else ""
+    last = message_text(users[-1].get("content")) if users else ""
     if audio:
         part = audio[0]
         data = (part.get("input_audio") or {}).get("data") if part["type"] == "input_audio" \

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 QUESTIONS: tuple[str, str, str] = (
     "Describe this audio according to the sounds in it.",
@@ -98,3 +99,13 @@ def caption_problem(caption: str) -> str | None:
     if words > MAX_CAPTION_WORDS or len(caption) > MAX_CAPTION_CHARS:
         return f"too long for a caption ({words} words, {len(caption)} characters)"
     return None
+
+
+def message_text(content: Any) -> str:
+    """The text of a chat message's content: a string, or the text parts of a list."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [p for p in content if isinstance(p, dict) and p.get("type") == "text"]
+        return "\n".join(str(p.get("text", "")) for p in parts)
+    return ""

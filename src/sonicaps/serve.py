@@ -37,7 +37,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sonicaps.audio import load_audio
 from sonicaps.clip import Answers, Clip
-from sonicaps.prompts import QUESTIONS, answers_in
+from sonicaps.prompts import QUESTIONS, answers_in, message_text
 
 SR = 16_000
 CACHE_CLIPS = 256  # answered clips kept for the later turns of their conversations
@@ -109,15 +109,6 @@ def decode_audio_part(part: dict[str, Any]) -> tuple[bytes, str]:
     return raw, fmt
 
 
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = [p for p in content if isinstance(p, dict) and p.get("type") == "text"]
-        return "\n".join(str(p.get("text", "")) for p in parts)
-    return ""
-
-
 class Service:
     """What the HTTP layer calls: parses a chat request and runs the backends.
 
@@ -140,7 +131,7 @@ class Service:
             raise RequestError("no user message")
         audio = [p for m in users if isinstance(m.get("content"), list) for p in m["content"]
                  if isinstance(p, dict) and p.get("type") in ("input_audio", "audio_url")]
-        question = _text(users[-1].get("content")).strip()
+        question = message_text(users[-1].get("content")).strip()
         if audio:
             return self._ask(audio[0], question)
         return self._write(question)
