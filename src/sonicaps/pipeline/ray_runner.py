@@ -242,8 +242,7 @@ def run_ray(inputs: Iterable[str | Path], out_dir: str | Path, cfg: PipelineConf
     """Caption every clip of `inputs` into `out_dir` on Ray, skipping what is already there."""
     cfg = cfg or PipelineConfig()
     store = Store(out_dir)
-    prog = store.load_progress()
-    todo, summary, skip = pending(inputs, audio_root, prog, cfg)
+    todo, summary, skip = pending(inputs, audio_root, store, cfg)
     if not todo:
         return summary
 

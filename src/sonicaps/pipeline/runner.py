@@ -80,10 +80,12 @@ def _finished(src: Source, prog: Progress, cfg: PipelineConfig) -> bool:
     return last_clip_id(src, cfg.segment_s, cfg.min_tail_s) in prog.finished_ids
 
 
-def pending(inputs: Iterable[str | Path], audio_root: str | Path | None, prog: Progress,
+def pending(inputs: Iterable[str | Path], audio_root: str | Path | None, store: Store,
             cfg: PipelineConfig) -> tuple[list[Source], RunSummary, set[str]]:
     """The sources an output directory does not hold yet, a summary counting the rest, and
-    the clip ids the remaining sources already have records for (to skip)."""
+    the clip ids the remaining sources already have records for (to skip). What the
+    directory holds (every record's id) is read here and let go on return."""
+    prog = store.load_progress()
     todo: list[Source] = []
     skipped = 0
     for src in iter_sources(list(inputs), audio_root):
@@ -117,8 +119,7 @@ def run(inputs: Iterable[str | Path], out_dir: str | Path, cfg: PipelineConfig |
     """Caption every clip of `inputs` into `out_dir`, skipping what is already there."""
     cfg = cfg or PipelineConfig()
     store = Store(out_dir)
-    prog = store.load_progress()
-    todo, summary, skip = pending(inputs, audio_root, prog, cfg)
+    todo, summary, skip = pending(inputs, audio_root, store, cfg)
     if not todo:
         return summary
     backends = backends or Backends.from_config(cfg)
