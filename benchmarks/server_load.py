@@ -789,6 +789,16 @@ def review_token(tmp: Path, out: Path, env: dict[str, str]) -> None:
         proc.stop()
 
 
+def stored_reviews(db_dir: Path) -> tuple[set[int], str]:
+    """The review ids in a review database, and SQLite's integrity check of it."""
+    con = sqlite3.connect(db_dir / "review.sqlite")
+    try:
+        have = {r[0] for r in con.execute("SELECT id FROM reviews")}
+        return have, con.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        con.close()
+
+
 def review_sigkill(tmp: Path, out: Path, env: dict[str, str], n: int = 60) -> None:
     """N acknowledged reviews, kill -9, restart: all there; then writers still writing when
     the server is killed: every acknowledged review there."""
@@ -812,10 +822,7 @@ def review_sigkill(tmp: Path, out: Path, env: dict[str, str], n: int = 60) -> No
     proc = Proc(args, tmp / "kill2.log", env)
     try:
         proc.wait_http(f"http://127.0.0.1:{port}/api/info")
-        con = sqlite3.connect(db_dir / "review.sqlite")
-        have = {r[0] for r in con.execute("SELECT id FROM reviews")}
-        integrity = con.execute("PRAGMA integrity_check").fetchone()[0]
-        con.close()
+        have, integrity = stored_reviews(db_dir)
         seen = sum(http.json("GET", "/api/info", headers={"X-Reviewer": f"r{k}"})[1]["reviewed"]
                    for k in range(n))
         check(area, f"{n} reviews acknowledged, kill -9, restart: all present",
@@ -856,10 +863,7 @@ def review_sigkill(tmp: Path, out: Path, env: dict[str, str], n: int = 60) -> No
     proc = Proc(args, tmp / "kill3.log", env)
     try:
         proc.wait_http(f"http://127.0.0.1:{port}/api/info")
-        con = sqlite3.connect(db_dir / "review.sqlite")
-        have = {r[0] for r in con.execute("SELECT id FROM reviews")}
-        integrity = con.execute("PRAGMA integrity_check").fetchone()[0]
-        con.close()
+        have, integrity = stored_reviews(db_dir)
         lost = set(acked2) - have
         check(area, "kill -9 while 4 writers write: every acknowledged review present",
               len(acked2) >= 80 and not lost and set(acked) <= have and integrity == "ok",
