@@ -128,3 +128,33 @@ def test_clap_sim_and_mace_match(ref):
     clap = np.array(ref["metrics"]["mace"]["per_item"]["clap_sim"])
     np.testing.assert_allclose(res["per_item"]["mace"], clap * (1 - 0.3 * mace_flags), rtol=0, atol=1e-6)
     assert 0 < mace_flags.sum() < len(mace_flags)
+
+
+def test_every_metric_and_set_runs_offline_from_the_command_line(ref, stand_in_spice, tmp_path, capsys):
+    """`sonicaps score` with each metric name and each set, on the tiny models' files."""
+    from sonicaps.cli import main
+    from sonicaps.metrics.captions import CAPTION_METRICS, SETS
+
+    ids = [f"clip{i}" for i in range(20)]
+    cands = tmp_path / "cands.jsonl"
+    cands.write_text("".join(json.dumps({"id": i, "caption": c}) + "\n"
+                             for i, c in zip(ids, ref["candidates"][:20], strict=True)))
+    several = tmp_path / "several.jsonl"
+    several.write_text("".join(json.dumps({"id": i, "captions": c}) + "\n"
+                               for i, c in zip(ids, ref["mult_candidates"][:20], strict=True)))
+    refs = tmp_path / "refs.jsonl"
+    refs.write_text("".join(json.dumps({"id": i, "captions": r}) + "\n"
+                            for i, r in zip(ids, ref["references"][:20], strict=True)))
+    flags = ["--sbert-model", TINY.sbert, "--echecker", TINY.echecker, "--bert-model", TINY.bert_score,
+             "--clap-model", TINY.clap, "--device", "cpu", "--json"]
+    for name in [*CAPTION_METRICS, "bleu_7", *SETS]:
+        files = [str(several if name == "spider_max" else cands), str(refs)]
+        assert main(["score", *files, "--metrics", name, *flags]) == 0, name
+        out = json.loads(capsys.readouterr().out)
+        assert "unavailable" not in out, (name, out.get("unavailable"))
+        key = {"bert_score": "bert_score.f1", "vocab": "vocab.cands"}.get(name, name)
+        assert name in SETS or np.isfinite(out[key]), (name, out)
+    assert main(["score", str(cands), str(refs), "--metrics", "dcase2024", *flags[:-1]]) == 0
+    table = capsys.readouterr().out
+    for line in ("meteor", "spider_fl", "fense", "vocab.ratio_avg", f"model: {TINY.sbert}"):
+        assert line in table, line

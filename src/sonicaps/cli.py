@@ -344,35 +344,41 @@ def _score(args: argparse.Namespace) -> int:
 
     from sonicaps.metrics import human_upper_bound, score
     from sonicaps.metrics.caption_files import pair, read_captions
+    from sonicaps.metrics.models import MetricModels
 
+    models = MetricModels(sbert=args.sbert_model, echecker=args.echecker, bert_score=args.bert_model,
+                          clap=args.clap_model, device=args.device, batch_size=args.batch_size)
     if args.human:
         if len(args.files) != 1:
             raise ValueError("--human takes one file: the references")
         references = read_captions(args.files[0])
         ids = list(references)
-        result = human_upper_bound([references[i] for i in ids], args.metrics, ids=ids)
+        result = human_upper_bound([references[i] for i in ids], args.metrics, ids=ids, models=models)
     else:
         if len(args.files) != 2:
             raise ValueError("give two files: CANDIDATES REFERENCES (or --human REFERENCES)")
-        ids, candidates, refs = pair(read_captions(args.files[0]), read_captions(args.files[1]))
-        result = score(candidates, refs, args.metrics, ids=ids)
+        several = args.metrics is not None and args.metrics.strip().lower().replace("-", "_") == "spider_max"
+        ids, candidates, refs = pair(read_captions(args.files[0]), read_captions(args.files[1]),
+                                     several=several)
+        result = score(candidates, refs, args.metrics, ids=ids, models=models)
     per_item = result.pop("per_item")
     if args.per_item:
         pd.DataFrame({"id": ids, **per_item}).to_csv(args.per_item, index=False)
     if args.json:
         print(json.dumps({"items": len(ids), **result}, indent=2))
         return 0
-    models = result.pop("models", {})
+    used = result.pop("models", {})
     unavailable = result.pop("unavailable", {})
     result.pop("turns", None)
     title = "human upper bound" if args.human else "score"
-    print(f"{'metric':<10}  {title}   ({len(ids)} items)")
+    width = max([10, *map(len, result), *map(len, unavailable)])
+    print(f"{'metric':<{width}}  {title}   ({len(ids)} items)")
     for name, value in result.items():
-        note = f"   model: {models[name]}" if name in models else ""
-        print(f"{name:<10}  {value:.4f}{note}")
+        note = f"   model: {used[name]}" if name in used else ""
+        print(f"{name:<{width}}  {value:.4f}{note}")
     shown: dict[str, str] = {}
     for name, reason in unavailable.items():
-        print(f"{name:<10}  unavailable: " + (f"as {shown[reason]}" if reason in shown else reason))
+        print(f"{name:<{width}}  unavailable: " + (f"as {shown[reason]}" if reason in shown else reason))
         shown.setdefault(reason, name)
     return 0
 
@@ -624,15 +630,34 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-progress", action="store_true")
     d.set_defaults(fn=_demo)
 
-    s = sub.add_parser("score", help="score captions against references (BLEU .. SPIDEr, SBERT-sim)")
+    s = sub.add_parser("score", help="score captions against references (every aac-metrics metric)")
     s.add_argument("files", nargs="+", metavar="FILE",
                    help="CANDIDATES REFERENCES (CSV/TSV/JSONL/JSON/Parquet with id and caption columns)")
     s.add_argument("--human", action="store_true",
                    help="score each reference against the others (the human upper bound)")
-    s.add_argument("--metrics", help="comma-separated names or groups (bleu, coco, all); "
-                   "default: every metric that can run here")
+    s.add_argument("--metrics", help="comma-separated metric names (bleu_1..bleu_<n>, meteor, rouge_l, "
+                   "cider_d, spice, spider, spider_fl, spider_max, fer, sbert_sim, fense, bert_score, "
+                   "clap_sim, mace, vocab) or aac-metrics' sets (default, dcase2020, dcase2023, dcase2024, "
+                   "all) or the groups bleu, coco; default: the set 'default'. spider_max alone scores "
+                   "several candidates per id")
     s.add_argument("--json", action="store_true", help="print machine-readable JSON")
     s.add_argument("--per-item", metavar="CSV", help="also write per-item scores to this CSV")
+    s.add_argument("--sbert-model", metavar="ID|DIR", default=None,
+                   help="sentence model of sbert_sim and fense (default: paraphrase-TinyBERT-L6-v2 when it "
+                   "can be loaded, else the shipped all-MiniLM-L6-v2; the output names the one used)")
+    s.add_argument("--echecker", metavar="NAME|CKPT", default="echecker_clotho_audiocaps_base",
+                   help="FENSE error detector of fer, fense, spider_fl and mace: a published name "
+                   "(echecker_clotho_audiocaps_base, echecker_clotho_audiocaps_tiny) or a .ckpt in FENSE's "
+                   "layout (default: %(default)s)")
+    s.add_argument("--bert-model", metavar="ID|DIR", default="roberta-large",
+                   help="model of bert_score (default: %(default)s, last layer, as aac-metrics)")
+    s.add_argument("--clap-model", metavar="ID|PATH", default="MS-CLAP-2023",
+                   help="CLAP of clap_sim and mace: MS-CLAP-2023, an msclap .pth (or a folder holding "
+                   "CLAP_weights_2023.pth) or any transformers CLAP id or folder (default: %(default)s)")
+    s.add_argument("--device", default=None,
+                   help="device of the model-based metrics, e.g. cpu, cuda (default: cuda if available)")
+    s.add_argument("--batch-size", type=int, default=32,
+                   help="sentences per batch in the model-based metrics (default: %(default)s)")
     s.set_defaults(fn=_score)
 
     sc = sub.add_parser("scenes", help="SceneCaps: captioned scenes mixed from real recordings")

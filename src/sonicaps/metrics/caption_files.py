@@ -85,12 +85,15 @@ def read_captions(path: str | Path) -> dict[str, list]:
     return out
 
 
-def pair(candidates: dict[str, list], references: dict[str, list]) -> tuple[list[str], list, list]:
-    """(ids, candidates, references) for the ids of the candidates file, checked one-to-one."""
-    several = next((i for i, c in candidates.items() if len(c) != 1), None)
-    if several is not None:
-        raise ValueError(f"id {several!r} has {len(candidates[several])} candidate captions; "
-                         "the candidates file needs exactly one per id")
+def pair(candidates: dict[str, list], references: dict[str, list], several: bool = False
+         ) -> tuple[list[str], list, list]:
+    """(ids, candidates, references) for the ids of the candidates file, checked one-to-one.
+    With several=True (SPIDEr-max) each id's candidates come as a list."""
+    extra = next((i for i, c in candidates.items() if len(c) != 1), None)
+    if extra is not None and not several:
+        raise ValueError(f"id {extra!r} has {len(candidates[extra])} candidate captions; "
+                         "the candidates file needs exactly one per id (several are scored by "
+                         "--metrics spider_max)")
     missing = [i for i in candidates if i not in references]
     if missing:
         raise ValueError(f"{len(missing)} candidate ids have no references, e.g. {missing[:3]}")
@@ -98,4 +101,4 @@ def pair(candidates: dict[str, list], references: dict[str, list]) -> tuple[list
     if unscored:
         raise ValueError(f"{len(unscored)} reference ids have no candidate, e.g. {unscored[:3]}")
     ids = list(candidates)
-    return ids, [candidates[i][0] for i in ids], [references[i] for i in ids]
+    return ids, [candidates[i] if several else candidates[i][0] for i in ids], [references[i] for i in ids]

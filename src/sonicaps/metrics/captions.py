@@ -388,7 +388,7 @@ def _ngram_metrics(names: list[str], tok_c: list[str], tok_r: list[list[str]]
 
 
 def human_upper_bound(references: Sequence[Sequence[str]], metrics: str | Sequence[str] | None = None,
-                      *, ids: Sequence | None = None) -> dict:
+                      *, ids: Sequence | None = None, models: MetricModels | None = None) -> dict:
     """Score human captions as the AudioCaps paper does: each reference in turn is the
     candidate against the others, and the scores of the turns are averaged.
 
@@ -409,10 +409,12 @@ def human_upper_bound(references: Sequence[Sequence[str]], metrics: str | Sequen
         items = [i for i, refs in enumerate(references) if len(refs) > k]
         result = score([references[i][k] for i in items],
                        [list(references[i][:k]) + list(references[i][k + 1:]) for i in items],
-                       metrics, ids=[ids[i] for i in items] if ids is not None else None)
+                       metrics, ids=[ids[i] for i in items] if ids is not None else None, models=models)
         counts[items] += 1
+        for name, value in result.items():
+            if isinstance(value, float):  # corpus scores, also those without items (vocab.*)
+                sums[name] = sums.get(name, 0.0) + value
         for name, value in result["per_item"].items():
-            sums[name] = sums.get(name, 0.0) + result[name]
             item_sums.setdefault(name, np.zeros(len(references)))[items] += value
         out.update({key: result[key] for key in ("unavailable", "models") if key in result})
     corpus = {name: total / turns for name, total in sums.items()}
