@@ -13,9 +13,11 @@ import os
 import socket
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-import torch
+if TYPE_CHECKING:  # torch is imported by the model-based metrics only: COCO scoring starts fast
+    import torch
 
 DEFAULT_SBERT = "sentence-transformers/paraphrase-TinyBERT-L6-v2"
 DEFAULT_ECHECKER = "echecker_clotho_audiocaps_base"
@@ -45,6 +47,8 @@ class MetricModels:
 
 
 def device(name: str | None) -> torch.device:
+    import torch
+
     if name is None or name == "cuda_if_available":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
