@@ -121,8 +121,34 @@ def qwen3_omni_moe(out: Path) -> Path:
     return _save(out, model, [tok, WhisperFeatureExtractor(feature_size=128)], template)
 
 
+def audioflamingo3(out: Path) -> Path:
+    """Audio Flamingo 3: a Whisper-style encoder (30-s windows) and a Qwen2 language model;
+    each audio part is one `<sound>` token, expanded by the processor."""
+    from transformers import (
+        AudioFlamingo3Config,
+        AudioFlamingo3ForConditionalGeneration,
+        AudioFlamingo3Processor,
+        WhisperFeatureExtractor,
+    )
+
+    torch.manual_seed(0)
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<sound>"]
+    template = _chatml("<sound>", system="You are a helpful assistant.")
+    tok = _tokenizer(specials, template, eos="<|im_end|>", pad="<|endoftext|>")
+    ids = _ids(tok, specials)
+    text = dict(model_type="qwen2", vocab_size=len(tok), max_position_embeddings=2048,
+                pad_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"], **SMALL_TEXT)
+    audio = dict(num_mel_bins=128, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                 intermediate_size=64)
+    model = AudioFlamingo3ForConditionalGeneration(AudioFlamingo3Config(
+        audio_config=audio, text_config=text, audio_token_id=ids["<sound>"]))
+    processor = AudioFlamingo3Processor(WhisperFeatureExtractor(feature_size=128), tok, chat_template=template)
+    return _save(out, model, [processor])
+
+
 BUILDERS: dict[str, Callable[[Path], Path]] = {
     "qwen2_audio": qwen2_audio,
     "qwen2_5_omni": qwen2_5_omni,
     "qwen3_omni_moe": qwen3_omni_moe,
+    "audioflamingo3": audioflamingo3,
 }

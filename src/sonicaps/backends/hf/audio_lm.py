@@ -135,8 +135,10 @@ class AudioLM:
                                                       return_tensors="pt", padding=True)
         texts = [self.processor.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
                  for c in chats]
-        return self.processor(text=texts, audio=audio, sampling_rate=SR, return_tensors="pt", padding=True,
-                              **self.family.processor_kwargs)
+        # Padding is asked of the text only: each feature extractor pads audio its own way
+        # (Whisper-style ones to a fixed 30-s window that their encoders expect).
+        return self.processor(text=texts, audio=audio, return_tensors="pt", text_kwargs={"padding": True},
+                              audio_kwargs={"sampling_rate": SR}, **self.family.processor_kwargs)
 
     def generate(self, chats: Sequence[list[dict[str, Any]]], audio: Sequence, sample: dict[str, Any]
                  ) -> list[str]:
