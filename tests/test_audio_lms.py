@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import shutil
 
-import numpy as np
 import pytest
 import tiny_audio_lms
 from conftest import SR, sweep, tone

@@ -79,7 +79,8 @@ def test_shipped_config_captions_a_plain_folder(name, folder, tiny_models_dir, t
 
         models = {"ask": {"backend": "builtin"}, "write": {"backend": "builtin"}}
         if cfg["ask"].get("model") in STAND_INS:  # vllm.yaml: the served models' architectures
-            models = {"ask": {"backend": "transformers", "model": tiny_models_dir(STAND_INS[cfg["ask"]["model"]]),
+            asker = tiny_models_dir(STAND_INS[cfg["ask"]["model"]])
+            models = {"ask": {"backend": "transformers", "model": asker,
                               "max_new_tokens": 8},
                       "write": {"backend": "transformers", "model": tiny_models_dir("chat_lm"),
                                 "max_new_tokens": 12}}
@@ -92,7 +93,8 @@ def test_shipped_config_captions_a_plain_folder(name, folder, tiny_models_dir, t
     out = tmp_path / "out"
     try:
         with caplog.at_level(logging.WARNING):
-            code = main(["caption", str(folder), "-o", str(out), "--config", str(path), "--no-progress", *args])
+            code = main(["caption", str(folder), "-o", str(out), "--config", str(path), "--no-progress",
+                         *args])
     finally:
         for s in servers:
             s.__exit__(None, None, None)

@@ -24,7 +24,8 @@ def _tokenizer(specials: list[str], template: str, eos: str, pad: str, bos: str 
                named: dict[str, str] | None = None):
     from transformers import PreTrainedTokenizerFast
 
-    return PreTrainedTokenizerFast(tokenizer_object=_bpe(specials), eos_token=eos, pad_token=pad, bos_token=bos,
+    return PreTrainedTokenizerFast(tokenizer_object=_bpe(specials), eos_token=eos, pad_token=pad,
+                                   bos_token=bos,
                                    padding_side="left", chat_template=template,
                                    extra_special_tokens=named or {})
 
@@ -47,7 +48,8 @@ def _save(out: Path, model, processor_parts: list, template: str | None = None) 
 
 # ChatML as the Qwen omni models render it; `audio` is the family's audio span.
 def _chatml(audio: str, system: str | None = None) -> str:
-    first = ("{% if messages[0]['role'] != 'system' %}<|im_start|>system\n" + system + "<|im_end|>\n{% endif %}"
+    first = ("{% if messages[0]['role'] != 'system' %}<|im_start|>system\n" + system
+             + "<|im_end|>\n{% endif %}"
              if system else "")
     return (first + "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
             "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
@@ -56,7 +58,8 @@ def _chatml(audio: str, system: str | None = None) -> str:
             "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 
 
-OMNI25_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|audio_bos|>", "<|AUDIO|>", "<|audio_eos|>",
+OMNI25_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|audio_bos|>", "<|AUDIO|>",
+                   "<|audio_eos|>",
                    "<|vision_bos|>", "<|vision_eos|>", "<|IMAGE|>", "<|VIDEO|>"]
 
 
@@ -74,7 +77,8 @@ def qwen2_5_omni(out: Path) -> Path:
     text = dict(vocab_size=len(tok), max_position_embeddings=2048, pad_token_id=ids["<|endoftext|>"],
                 eos_token_id=ids["<|im_end|>"], **SMALL_TEXT,
                 rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [1, 1, 2]})
-    audio = dict(num_mel_bins=128, d_model=32, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=64,
+    audio = dict(num_mel_bins=128, d_model=32, encoder_layers=1, encoder_attention_heads=2,
+                 encoder_ffn_dim=64,
                  output_dim=32)
     vision = dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=32,
                   fullatt_block_indexes=[0])
@@ -88,7 +92,8 @@ def qwen2_5_omni(out: Path) -> Path:
     return _save(out, model, [tok, WhisperFeatureExtractor(feature_size=128)], template)
 
 
-OMNI3_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|audio_start|>", "<|audio_pad|>", "<|audio_end|>",
+OMNI3_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|audio_start|>", "<|audio_pad|>",
+                  "<|audio_end|>",
                   "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
 
 
@@ -109,11 +114,13 @@ def qwen3_omni_moe(out: Path) -> Path:
                 num_experts=4, num_experts_per_tok=2,
                 rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [1, 1, 2],
                                  "mrope_interleaved": True})
-    audio = dict(num_mel_bins=128, d_model=32, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=64,
+    audio = dict(num_mel_bins=128, d_model=32, encoder_layers=1, encoder_attention_heads=2,
+                 encoder_ffn_dim=64,
                  output_dim=32, downsample_hidden_size=16)
     vision = dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=32,
                   deepstack_visual_indexes=[0], num_position_embeddings=64)
-    thinker = dict(audio_config=audio, vision_config=vision, text_config=text, audio_token_id=ids["<|audio_pad|>"],
+    thinker = dict(audio_config=audio, vision_config=vision, text_config=text,
+                   audio_token_id=ids["<|audio_pad|>"],
                    image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
                    audio_start_token_id=ids["<|audio_start|>"], vision_start_token_id=ids["<|vision_start|>"])
     model = Qwen3OmniMoeForConditionalGeneration(Qwen3OmniMoeConfig(thinker_config=thinker,
@@ -142,7 +149,8 @@ def audioflamingo3(out: Path) -> Path:
                  intermediate_size=64)
     model = AudioFlamingo3ForConditionalGeneration(AudioFlamingo3Config(
         audio_config=audio, text_config=text, audio_token_id=ids["<sound>"]))
-    processor = AudioFlamingo3Processor(WhisperFeatureExtractor(feature_size=128), tok, chat_template=template)
+    features = WhisperFeatureExtractor(feature_size=128)
+    processor = AudioFlamingo3Processor(features, tok, chat_template=template)
     return _save(out, model, [processor])
 
 

@@ -491,7 +491,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "labelled clips or reviewed captions")
     ca.add_argument("data", nargs="+", help="manifests with a labels column (or AudioSet segment lists), "
                     "or one captioned output folder reviewed with `sonicaps review`")
-    ca.add_argument("--config", help="the pipeline config whose check backend is calibrated (default: built-in)")
+    ca.add_argument("--config", help="the pipeline config whose check backend is calibrated "
+                    "(default: built-in)")
     ca.add_argument("--review-db", help="the review folder, if not the output's default")
     ca.add_argument("--audio-root", help="treat CSV inputs as AudioSet segment lists over this folder")
     ca.add_argument("-o", "--output", help="also write the result as JSON to this file (default: print only)")

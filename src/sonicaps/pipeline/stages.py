@@ -187,7 +187,8 @@ def write_batch(clips: Sequence[Clip], answers: Sequence[Answers], asker_id: str
             else:
                 best[i] = (prev[0], prev[1], attempt + 1)
         # Undecided clips (no threshold, no labels) are not rewritten: nothing says they failed.
-        pending = [i for i in ok if i in scores and _accepted(best[i][0], i, label_scores, threshold) is False]
+        pending = [i for i in ok
+                   if i in scores and _accepted(best[i][0], i, label_scores, threshold) is False]
 
     rows = []
     now = datetime.now(UTC).replace(microsecond=0)

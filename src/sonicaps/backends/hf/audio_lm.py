@@ -145,7 +145,8 @@ class AudioLM:
         """One reply per chat; `audio[i]` is the array of chat i's audio part."""
         out: list[str] = []
         for k in range(0, len(chats), self.batch_size):
-            out += self._generate(list(chats[k:k + self.batch_size]), list(audio[k:k + self.batch_size]), sample)
+            part = slice(k, k + self.batch_size)
+            out += self._generate(list(chats[part]), list(audio[part]), sample)
         return out
 
     def _generate(self, chats: list, audio: list, sample: dict[str, Any]) -> list[str]:
@@ -197,7 +198,8 @@ class AudioLMAsker:
         answers: list[list[str]] = [[] for _ in clips]
         audio = [c.audio for c in clips]
         for _ in questions:
-            replies = self.lm.generate(self.conversations(clips, questions, answers), audio, {"do_sample": False})
+            chats = self.conversations(clips, questions, answers)
+            replies = self.lm.generate(chats, audio, {"do_sample": False})
             for done, text in zip(answers, replies, strict=True):
                 done.append(text)
         return [Answers(tuple(a), {"model": self.model_id}) for a in answers]
