@@ -118,7 +118,7 @@ def test_bad_input_is_reported_with_its_line(tmp_path):
     assert report.skipped == [f"{dup}:3: duplicate file_name 'a.wav'"]
     latin = tmp_path / "latin.csv"
     latin.write_bytes("id,caption\nok,fine\nx,caf\u00e9 noise\n".encode("latin-1"))
-    with pytest.raises(FormatError, match=r"latin\.csv: line 3, column 6: byte 0xe9 is not utf-8.*--encoding"):
+    with pytest.raises(FormatError, match=r"latin\.csv: line 3, column 6: byte 0xe9 is not utf-8.*encoding"):
         list(read_records(latin))
     assert _key(read_records(latin, encoding="latin-1")) == [("ok", ["fine"]), ("x", ["caf\u00e9 noise"])]
     (tmp_path / "w.json").write_text('{"data": [{"id": "a", "caption": 3}, {"id": "b", "caption": "ok"}]}')
@@ -132,7 +132,8 @@ def test_bad_input_is_reported_with_its_line(tmp_path):
 def test_pipeline_output_to_hf_and_torch_dataset(examples, tmp_path, backends):
     run([examples], tmp_path / "captions", PipelineConfig(), backends=backends, progress=False)
     done = subprocess.run([sys.executable, "-m", "sonicaps.cli", "convert", str(tmp_path / "captions"),
-                           "-o", str(tmp_path / "hf"), "--to", "hf"], capture_output=True, text=True, timeout=300)
+                           "-o", str(tmp_path / "hf"), "--to", "hf"], capture_output=True, text=True,
+                          timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     from_output = CaptionDataset(tmp_path / "captions")
     from_hf = CaptionDataset(tmp_path / "hf")
@@ -143,7 +144,8 @@ def test_pipeline_output_to_hf_and_torch_dataset(examples, tmp_path, backends):
         # The hf copy embeds the clip's own span, as the pipeline output's clip is.
         clip = from_output.records[k]
         assert len(a["audio"]) == pytest.approx((clip.end_s - clip.start_s) * 16000, abs=1)
-        assert b["audio"].dtype == a["audio"].dtype and len(b["audio"]) == pytest.approx(len(a["audio"]), abs=2)
+        assert b["audio"].dtype == a["audio"].dtype
+        assert len(b["audio"]) == pytest.approx(len(a["audio"]), abs=2)
 
 
 def test_webdataset_shards_read_with_the_webdataset_library(examples, tmp_path):
