@@ -22,7 +22,7 @@ def round_trip(original: list, to: str, folder: Path) -> tuple[list, WriteReport
     dest = folder / DEST[to]
     n = write_records(iter(original), dest, to, report=report)
     back = list(read_records(dest))
-    dropped = {line.split(": ", 1)[0] for line in report.dropped}
+    dropped = {rid for rid, _ in report.dropped}
     kept = [r for r in original if r.id not in dropped]
     assert n == report.written == len(back) == len(kept), (to, n, len(back), len(kept), report.dropped)
     for a, b in zip(kept, back, strict=True):

@@ -214,7 +214,7 @@ def _write_summary(report, allow_missing_audio: bool, allow_dropped: bool, skipp
 
     for note in report.notes:
         print(note)
-    lost_rows = skipped + report.dropped
+    lost_rows = skipped + [f"{rid!r}: {why}" for rid, why in report.dropped]
     if lost_rows:
         listing(f"{len(lost_rows)} row(s) or clip(s) not written:", lost_rows)
         if not allow_dropped:
@@ -222,7 +222,8 @@ def _write_summary(report, allow_missing_audio: bool, allow_dropped: bool, skipp
             code = 1
     if report.missing_audio:
         total = report.written or len(report.missing_audio)
-        listing(f"{len(report.missing_audio)} of {total} clips have no audio:", report.missing_audio)
+        listing(f"{len(report.missing_audio)} of {total} clips have no audio:",
+                [f"{rid!r}: {why}" for rid, why in report.missing_audio])
         if not allow_missing_audio:
             print("  (written without it; exit status 1: give --audio-root, or pass --allow-missing-audio "
                   "to accept this)", file=sys.stderr)
@@ -240,7 +241,8 @@ def _checked_audio(records, root: Path | None, report):
     finder = AudioFinder(root)
     for rec in records:
         if finder.find(rec) is None:
-            report.missing_audio.append(f"{rec.id}: no audio file" + (f" ({rec.audio})" if rec.audio else ""))
+            where = f" ({rec.audio!r})" if rec.audio else ""
+            report.missing_audio.append((rec.id, f"no audio file{where}"))
         yield rec
 
 

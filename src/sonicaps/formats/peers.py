@@ -24,12 +24,12 @@ QA_COLUMNS = ["id", "question_1", "question_2", "question_3", "answer_1", "answe
 
 @dataclass
 class WriteReport:
-    """What a write did: records written, records it could not write (id: why), records
-    whose audio it could not find, and per field, how many records lost it."""
+    """What a write did: records written, records it could not write and records whose
+    audio it could not find (each as (id, why)), and per field, how many records lost it."""
 
     written: int = 0
-    dropped: list[str] = field(default_factory=list)
-    missing_audio: list[str] = field(default_factory=list)
+    dropped: list[tuple[str, str]] = field(default_factory=list)
+    missing_audio: list[tuple[str, str]] = field(default_factory=list)
     lost: Counter = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
 
@@ -62,7 +62,7 @@ class _QAFile:
             return
         if self._w is None:
             self._f = open(self.path, "w", newline="", encoding="utf-8")
-            self._w = csv.writer(self._f)
+            self._w = csv.writer(self._f, lineterminator="\n")
             self._w.writerow(QA_COLUMNS)
             self.report.notes.append(f"wrote the Q&A to {self.path}")
         self._w.writerow([rid, *(qa.get(c, "") for c in QA_COLUMNS[1:])])
@@ -89,7 +89,7 @@ def write_audiocaps_csv(records: Iterable[CaptionRecord], dest: Path, report: Wr
     keeps = {"id", "captions", "caption_ids", "youtube_id", "start_s", "end_s", "qa"}
     try:
         with open(dest, "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
+            w = csv.writer(f, lineterminator="\n")
             w.writerow(["audiocap_id", "youtube_id", "start_time", "caption"])
             for rec in records:
                 span = _youtube_span(rec) if rec.youtube_id else None
@@ -128,12 +128,12 @@ def write_audiosetcaps_csv(records: Iterable[CaptionRecord], dest: Path, report:
     keeps = {"id", "captions", "qa", "youtube_id", "start_s", "end_s"}
     try:
         with open(dest, "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
+            w = csv.writer(f, lineterminator="\n")
             w.writerow(["id", "caption"])
             for rec in records:
                 rid = audiosetcaps_id(rec)
                 if not rec.captions:
-                    report.dropped.append(f"{rec.id}: no caption (an AudioSetCaps row is id, caption)")
+                    report.dropped.append((rec.id, "no caption (an AudioSetCaps row is id, caption)"))
                     continue
                 if rid != rec.id:
                     report.lost["id (written as <youtube_id>_<start>_<duration>)"] += 1
@@ -161,7 +161,7 @@ def write_clotho_csv(records: Iterable[CaptionRecord], dest: Path, report: Write
         for rec in records:
             captions = [c for c in rec.captions if c]
             if not captions:
-                report.dropped.append(f"{rec.id}: no caption (Clotho reads a row without one as none)")
+                report.dropped.append((rec.id, "no caption (Clotho reads a row without one as none)"))
                 continue
             if len(captions) < len(rec.captions):
                 report.lost["empty captions (a blank Clotho cell is no caption)"] += 1
@@ -171,7 +171,7 @@ def write_clotho_csv(records: Iterable[CaptionRecord], dest: Path, report: Write
             report.written += 1
         spool.seek(0)
         with open(dest, "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
+            w = csv.writer(f, lineterminator="\n")
             w.writerow(["file_name", *(f"caption_{k}" for k in range(1, max(most, 1) + 1))])
             for line in spool:
                 w.writerow(json.loads(line))
@@ -182,11 +182,11 @@ def write_dcase_csv(records: Iterable[CaptionRecord], dest: Path, report: WriteR
     """file_name, caption_predicted: a DCASE task 6 submission, one caption per clip."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     with open(dest, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
+        w = csv.writer(f, lineterminator="\n")
         w.writerow(["file_name", "caption_predicted"])
         for rec in records:
             if len(rec.captions) != 1:
-                report.dropped.append(f"{rec.id}: {len(rec.captions)} captions (a submission has one)")
+                report.dropped.append((rec.id, f"{len(rec.captions)} captions (a submission has one)"))
                 continue
             _lost(rec, _named_keeps(rec), report)
             w.writerow([rec.id, rec.captions[0]])
@@ -206,7 +206,7 @@ def write_wavcaps_json(records: Iterable[CaptionRecord], dest: Path, report: Wri
         f.write('{"data": [')
         for rec in records:
             if not rec.captions:
-                report.dropped.append(f"{rec.id}: no caption")
+                report.dropped.append((rec.id, "no caption"))
                 continue
             item: dict[str, Any] = {"id": rec.id}
             if len(rec.captions) == 1:

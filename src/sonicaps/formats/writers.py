@@ -92,14 +92,14 @@ class ClipAudio:
     def __call__(self, rec: CaptionRecord) -> tuple[str, bytes, bool] | None:
         path = self.finder.find(rec)
         if path is None:
-            self.report.missing_audio.append(f"{rec.id}: no audio file"
-                                             + (f" ({rec.audio})" if rec.audio else ""))
+            where = f" ({rec.audio!r})" if rec.audio else ""
+            self.report.missing_audio.append((rec.id, f"no audio file{where}"))
             return None
         if rec.extra.get("audio_is_source") and not self.whole_files:
             try:
                 return f"{Path(rec.id).name}.flac", span_flac(path, rec.start_s or 0.0, rec.end_s), True
             except Exception as e:  # one undecodable file costs its clips, reported, not the run
-                self.report.missing_audio.append(f"{rec.id}: {path} could not be cut ({e})")
+                self.report.missing_audio.append((rec.id, f"{path} could not be cut ({e})"))
                 return None
         return path.name, path.read_bytes(), not rec.extra.get("audio_is_source")
 
