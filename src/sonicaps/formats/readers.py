@@ -181,6 +181,8 @@ def _audiosetcaps(rows: Rows, report: Report, answers: dict[str, dict[str, str]]
             clips[rid].captions.append(_cell(row.get("caption")))
             continue
         yt, start, end = parse_youtube_name(rid) or (None, None, None)
+        if start is None:  # a bare name is no evidence of a YouTube clip (SceneCaps' scene_00001)
+            yt = end = None
         clips[rid] = CaptionRecord(rid, [_cell(row.get("caption"))], audio=_cell(row.get("audio")) or None,
                                    youtube_id=yt, start_s=start, end_s=end, split=splits.get(rid),
                                    qa=_qa(row))
