@@ -12,6 +12,7 @@ times whole.
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import os
@@ -175,21 +176,23 @@ def write_hf(records: Iterable[CaptionRecord], dest: Path, audio: ClipAudio) -> 
             yield d
 
     features = datasets.Features({
-        "id": datasets.Value("string"), "captions": datasets.Sequence(datasets.Value("string")),
+        "id": datasets.Value("string"), "captions": datasets.LargeList(datasets.Value("string")),
         # Audio's Arrow storage; cast to the Audio feature below (encoding through the
         # feature itself would need torchcodec, which does not load beside torch 2.13).
         "audio": {"bytes": datasets.Value("binary"), "path": datasets.Value("string")},
         "audio_path": datasets.Value("string"), "audio_is_clip": datasets.Value("bool"),
         "start_s": datasets.Value("float64"),
         "end_s": datasets.Value("float64"), "youtube_id": datasets.Value("string"),
-        "labels": datasets.Sequence(datasets.Value("string")), "split": datasets.Value("string"),
-        "qa": datasets.Value("string"), "caption_ids": datasets.Sequence(datasets.Value("string")),
+        "labels": datasets.LargeList(datasets.Value("string")), "split": datasets.Value("string"),
+        "qa": datasets.Value("string"), "caption_ids": datasets.LargeList(datasets.Value("string")),
         "extra": datasets.Value("string")})
-    # Streams to an Arrow cache. A fresh fingerprint: the records are a one-off stream that
-    # datasets could neither hash (generators do not pickle) nor reuse from its cache.
+    # Streams to an Arrow cache in a fresh folder: the records are a one-off stream that
+    # datasets can neither hash (generators do not pickle) nor reuse. datasets >= 5 takes
+    # the fingerprint to use; 4.x hashes what it can and draws a random one otherwise.
+    fresh = {"fingerprint": uuid.uuid4().hex} \
+        if "fingerprint" in inspect.signature(datasets.Dataset.from_generator).parameters else {}
     with tempfile.TemporaryDirectory() as cache:
-        ds = datasets.Dataset.from_generator(rows, features=features, cache_dir=cache,
-                                             fingerprint=uuid.uuid4().hex)
+        ds = datasets.Dataset.from_generator(rows, features=features, cache_dir=cache, **fresh)
         ds = ds.cast_column("audio", datasets.Audio(decode=False))
         ds.save_to_disk(str(dest))
         return len(ds)
