@@ -81,16 +81,10 @@ def identity(rec: CaptionRecord) -> ClipIdentity:
     # without an audio extension (WavCaps' "wav_path").
     if rec.audio and not rec.extra.get("audio_is_source") and _AUDIO_EXT.search(rec.audio):
         names.add(PurePath(rec.audio).name)
-    source_id = rec.extra.get("source_id") if rec.extra else None
-    if isinstance(source_id, str):
-        names.add(source_id)
     names = frozenset(n for n in names if n)
-    if rec.youtube_id:
-        start = rec.start_s if not rec.extra.get("audio_is_source") else None
-        end = rec.end_s if start is not None else None
-        if start is not None and end is None:
-            end = start + CLIP_S
-        return ClipIdentity(names, rec.youtube_id, start, end)
+    if rec.youtube_id and not rec.extra.get("audio_is_source"):
+        end = rec.end_s if rec.end_s is not None or rec.start_s is None else rec.start_s + CLIP_S
+        return ClipIdentity(names, rec.youtube_id, rec.start_s, end)
     if rec.extra.get("audio_is_source") and rec.audio:
         # A `sonicaps caption` clip: start/end are times in its source file. The file's
         # name says where the file sits in the video when it is a cut clip.
