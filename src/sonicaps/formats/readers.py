@@ -277,6 +277,8 @@ def _records(rows: Rows, report: Report, columns: list[str], path: Path, fmt: st
         raise _no_layout(path, columns)
     if missing:
         raise FormatError(f"{path}: missing column(s) {', '.join(missing)} (has: {', '.join(columns)})")
+    if qa is not None and kind not in ("audiocaps", "audiosetcaps"):
+        raise FormatError(f"{path}: a Q&A file joins only AudioCaps or AudioSetCaps captions, not {kind}")
     if kind == "records":
         return (_from_dict(row) for _, row in rows)
     if kind == "clotho":
