@@ -33,6 +33,19 @@ def _caption(args: argparse.Namespace) -> int:
     return 0
 
 
+def _calibrate(args: argparse.Namespace) -> int:
+    from sonicaps.calibrate import calibrate, to_json
+    from sonicaps.pipeline.config import PipelineConfig, load_config
+
+    cfg = load_config(args.config) if args.config else PipelineConfig()
+    cal = calibrate(args.data, cfg, review_db=args.review_db, audio_root=args.audio_root,
+                    progress=not args.no_progress)
+    print(cal.report())
+    if args.output:
+        Path(args.output).write_text(to_json(cal) + "\n", encoding="utf-8")
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     from sonicaps.export import export
 
@@ -541,6 +554,18 @@ def build_parser() -> argparse.ArgumentParser:
                    "cluster (default: start a local one)")
     c.add_argument("--no-progress", action="store_true")
     c.set_defaults(fn=_caption)
+
+    ca = sub.add_parser("calibrate", help="measure the check stage's acceptance threshold on your own "
+                        "labelled clips or reviewed captions")
+    ca.add_argument("data", nargs="+", help="manifests with a labels column (or AudioSet segment lists), "
+                    "or one captioned output folder reviewed with `sonicaps review`")
+    ca.add_argument("--config", help="the pipeline config whose check backend is calibrated "
+                    "(default: built-in)")
+    ca.add_argument("--review-db", help="the review folder, if not the output's default")
+    ca.add_argument("--audio-root", help="treat CSV inputs as AudioSet segment lists over this folder")
+    ca.add_argument("-o", "--output", help="also write the result as JSON to this file (default: print only)")
+    ca.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ca.set_defaults(fn=_calibrate)
 
     e = sub.add_parser("export", help="write the AudioSetCaps release layout (id,caption + Q&A)")
     e.add_argument("output_dir")
