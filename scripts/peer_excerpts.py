@@ -84,12 +84,33 @@ def main(wavcaps: Path, mumbert: Path, audiosetcaps: Path, audiocaps: Path) -> N
     write("wavcaps/audiocaps_val.json", json.dumps({"data": keep}, indent=4) + "\n")
 
     black = json.loads((wavcaps / "data/json_files/blacklist/blacklist_exclude_test_ac.json").read_text())
-    excerpt = {"AudioSet": black["AudioSet"][:4] + black["AudioSet"][-3:], "FreeSound": black["FreeSound"][:5]}
+    excerpt = {"AudioSet": black["AudioSet"][:4] + black["AudioSet"][-3:],
+               "FreeSound": black["FreeSound"][:5]}
     write("wavcaps/blacklist_exclude_test_ac.json", json.dumps(excerpt, indent=4) + "\n")
     sb = json.loads((wavcaps / "data/json_files/SoundBible/sb_final.json").read_text())
     write("wavcaps/sb_final.json", json.dumps({"num_captions_per_audio": sb["num_captions_per_audio"],
                                                "data": sb["data"][:3]}) + "\n")
-    del audiosetcaps  # its README's two examples are typed in tests/data/peers/audiosetcaps/ by hand
+    readme_examples(audiosetcaps / "README.md")
+
+
+def readme_examples(readme: Path) -> None:
+    """The AudioSetCaps README's "Example" table (id | audio | caption | 3 x Q&A) as its
+    release layout: captions.csv (id, caption) and captions_qa.csv beside it."""
+    import re
+
+    captions, qa = [["id", "caption"]], [["id", "question_1", "question_2", "question_3", "answer_1",
+                                          "answer_2", "answer_3"]]
+    for line in readme.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|") if c.strip()]
+        if len(cells) != 6 or not re.fullmatch(r"[A-Za-z0-9_-]{11}_\d+_\d+", cells[0]):
+            continue
+        pairs = [re.fullmatch(r"\*\*Question: (.*?)\*\* \*Answer: (.*?)\*", c) for c in cells[3:]]
+        captions.append([cells[0], cells[2]])
+        qa.append([cells[0], *(m.group(1) for m in pairs), *(m.group(2) for m in pairs)])
+    for name, rows in (("captions.csv", captions), ("captions_qa.csv", qa)):
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows(rows)
+        write(f"audiosetcaps/{name}", buf.getvalue())
 
 
 if __name__ == "__main__":
