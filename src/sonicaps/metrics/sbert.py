@@ -68,3 +68,13 @@ def sbert_sim(candidates: list[str], references: list[list[str]], spec: str | No
     scores = np.array([float((vectors[[index[r] for r in refs]] @ cand[i]).mean())
                        for i, refs in enumerate(references)])
     return float(np.mean(scores)), scores, name
+
+
+@lru_cache(maxsize=1)
+def minilm():
+    """The shipped all-MiniLM-L6-v2 on CPU, offline (also the text encoder of sonicaps'
+    retrieval features)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(locate(MINILM).parent), device="cpu")
