@@ -12,8 +12,8 @@ command -v "$PY" >/dev/null || PY=python3
 # the reference metric implementation (pycocoevalcap) that the metric tests compare against,
 # and SPICE for users who fetch its CoreNLP jars. sonicaps' own metrics never need Java.
 # Chromium runs the review page's browser tests (driven by Playwright, which would
-# otherwise download its own browser). gcc and the Python headers compile METEOR's aligner
-# (src/sonicaps/metrics/_align.pyx); without them it runs in Python, slower.
+# otherwise download its own browser). gcc and the Python headers compile the metrics
+# C extensions (src/sonicaps/metrics/_*.pyx); without them they run in Python, slower.
 need_apt=()
 for pkg in espeak-ng flite fluidsynth chromium gcc python3-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")

@@ -280,26 +280,42 @@ def test_index_is_reused_from_the_cache():
         meteor_data.load_resources.cache_clear()
 
 
-def test_compiled_aligner_equals_the_python_one():
-    """The Java parity tests run the compiled aligner where it is built; this pins it to the
-    Python one (the readable reference, and the fallback) pair by pair, statistics and all."""
-    if m._compiled_align is None:
+def test_compiled_scorer_equals_the_python_one():
+    """The Java parity tests run the compiled scorer where it is built; this pins it to the
+    Python one (the readable reference, and the fallback) pair by pair: statistics and
+    scores to the last bit, and which lines it leaves to Python (sentences over 64 words)."""
+    if m._compiled is None:
         if os.environ.get("CI"):
-            pytest.fail("the compiled aligner is not built: scripts/setup.sh installs gcc and python3-dev")
-        pytest.skip("the compiled aligner is not built (pip install -e . with a C compiler)")
+            pytest.fail("the compiled scorer is not built: scripts/setup.sh installs gcc and python3-dev")
+        pytest.skip("the compiled scorer is not built (pip install -e . with a C compiler)")
     candidates, references = rich_corpus(250, seed=3)
     scorer = m.MeteorScorer()
     scorer.prepare([*candidates, *(r for refs in references for r in refs)])
-    pairs = 0
-    for cand, refs in zip(candidates, references, strict=True):
-        test, refs = m._score_line(cand, refs)
-        t = scorer._sentence(scorer.tokens(test))
-        for ref in refs:
-            r = scorer._sentence(scorer.tokens(ref))
-            compiled, python = scorer._align(t, r), scorer._align_python(t, r)
-            assert compiled == python, (test, ref)
-            pairs += len(t.hashes) <= 64 and len(r.hashes) <= 64
-    assert pairs > 1000
+    lines = [m._score_line(c, refs) for c, refs in zip(candidates, references, strict=True)]
+    rows, scores = scorer.score_lines(lines, pairs=True)
+    python = [s for test, refs in lines for s in scorer._python_stats(test, refs)]
+    assert [tuple(r) for r in rows.tolist()] == [s.row for s in python]
+    assert scores.tolist() == [s.score for s in python]
+    best_rows, best_scores = scorer.score_lines(lines)
+    expected = [m._best(scorer._python_stats(test, refs)) for test, refs in lines]
+    assert [tuple(r) for r in best_rows.tolist()] == [s.row for s in expected]
+    assert best_scores.tolist() == [s.score for s in expected]
+    n_words = [len(scorer.tokens(x)) for test, refs in lines for x in (test, *refs)]
+    assert max(n_words) > 64 and sum(n <= 64 for n in n_words) > 1000
+    paraphrased = sum(s.test_content[m.PARAPHRASE] + s.test_function[m.PARAPHRASE] for s in python)
+    assert paraphrased > 100
+
+
+def test_corpus_statistics_in_c_equal_python():
+    if m._compiled is None:
+        pytest.skip("the compiled scorer is not built")
+    candidates, references = rich_corpus(80, seed=4)
+    scorer = _scorer()
+    scorer.prepare([*candidates, *(r for refs in references for r in refs)])
+    rows, _ = scorer.score_lines([m._score_line(c, r) for c, r in zip(candidates, references, strict=True)])
+    stats = [m.MeteorStats.from_row(r) for r in rows]
+    assert sum(s._whole_match() for s in stats) > 3
+    assert m.MeteorStats.from_row(m._compiled.corpus_stats(rows)) == m.aggregate(stats)
 
 
 def test_rejects_mismatched_inputs():
@@ -328,16 +344,16 @@ def test_sorted_words_find_exact_words_only():
 
 def test_word_table_equals_preparing_each_word():
     """The per-machine table of resource words (stems, synsets, hashes) holds what
-    MeteorScorer._word computes word by word: every 40th of its ~160k words, plus words
-    the table lacks (computed as they come)."""
-    scorer = _scorer()
+    MeteorScorer._compute_word computes word by word: every 40th of its ~160k words, plus
+    words the table lacks (computed as they come)."""
+    scorer = m.MeteorScorer()
     table = m.word_table(scorer.res)
     words = [w.decode() for w in table.words.words[::40].tolist()]
     words += ["barks", "dog's", "xqzzyq", "ünïcode", "a", "'s", "running", "geese", "ran"]
-    from_table: dict[str, tuple] = {}
-    missing = table.fill(set(words), from_table)
-    assert "xqzzyq" in missing and len(from_table) > 3900
+    assert table.words.find(["xqzzyq"]).tolist() == [-1]
+    scorer._add_words(words)
     fresh = m.MeteorScorer.__new__(m.MeteorScorer)
-    fresh.res, fresh._words = scorer.res, {}
-    for word, info in from_table.items():
-        assert fresh._word(word) == info, word
+    fresh.res = scorer.res
+    for word in words:
+        h, s, synsets, function = scorer._word_info(word)
+        assert (h, s, tuple(sorted(synsets)), function) == fresh._compute_word(word), word

@@ -52,14 +52,15 @@ from sonicaps.metrics.meteor_data import (
     NBP_NUMERIC_ONLY,
     MeteorResources,
     SortedWords,
+    _spans,
     java_tokens,
     load_resources,
 )
 
-try:  # the aligner in C (_align.pyx); absent when sonicaps was installed without a compiler
-    from sonicaps.metrics._align import align as _compiled_align
+try:  # the per-pair work in C (_meteor.pyx); absent when sonicaps was installed without a compiler
+    from sonicaps.metrics import _meteor as _compiled
 except ImportError:
-    _compiled_align = None
+    _compiled = None
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,9 @@ N_MODULES = 4
 BEAM_SIZE = 40
 # Items scored per block: bounds the per-text caches on very large corpora.
 BLOCK_ITEMS = 20000
+# Below this many items, forking a worker for the alignments costs more than it saves (the
+# compiled scorer aligns ~1000 items in ~10 ms; the Python one ~30x slower).
+PARALLEL_MIN_ITEMS = 5000 if _compiled is not None else parallel.PARALLEL_MIN_ITEMS
 
 # --- Normalizer (edu.cmu.meteor.util.Normalizer, English, punctuation kept) ---------------
 
@@ -329,6 +333,19 @@ class MeteorStats:
     ref_word_matches: int
 
     @property
+    def row(self) -> tuple[int, ...]:
+        """The statistics as one flat row of N_STATS ints (the compiled scorer's layout)."""
+        return (self.test_length, self.ref_length, self.test_function_words, self.ref_function_words,
+                *self.test_content, *self.ref_content, *self.test_function, *self.ref_function,
+                self.chunks, self.test_word_matches, self.ref_word_matches)
+
+    @classmethod
+    def from_row(cls, row: Sequence[int]) -> MeteorStats:
+        r = [int(x) for x in row]
+        return cls(r[0], r[1], r[2], r[3], tuple(r[4:8]), tuple(r[8:12]), tuple(r[12:16]), tuple(r[16:20]),
+                   r[20], r[21], r[22])
+
+    @property
     def score(self) -> float:
         """MeteorScorer.computeMetrics."""
         d = DELTA
@@ -358,6 +375,12 @@ class MeteorStats:
                 and self.chunks == 1)
 
 
+# A statistics row: MeteorStats.row's 23 ints.
+N_STATS = 23
+# What the compiled scorer needs besides the corpus: alpha, beta, gamma, delta, module weights.
+_PARAMS = (ALPHA, BETA, GAMMA, DELTA, *MODULE_WEIGHTS)
+
+
 def _div(a: float, b: float) -> float:
     """a / b with Java's IEEE semantics instead of ZeroDivisionError."""
     if b == 0.0:
@@ -372,19 +395,16 @@ def aggregate(stats: Iterable[MeteorStats]) -> MeteorStats:
     stats = list(stats)
     if not stats:
         raise ValueError("nothing to aggregate")
+    return MeteorStats.from_row(_sum_rows([s.row for s in stats], [s._whole_match() for s in stats]))
 
-    def total(name: str) -> int:
-        return sum(getattr(s, name) for s in stats)
 
-    def per_module(name: str) -> tuple[int, ...]:
-        return tuple(map(sum, zip(*(getattr(s, name) for s in stats), strict=True)))
-
-    return MeteorStats(
-        total("test_length"), total("ref_length"), total("test_function_words"), total("ref_function_words"),
-        per_module("test_content"), per_module("ref_content"), per_module("test_function"),
-        per_module("ref_function"), sum(s.chunks for s in stats if not s._whole_match()),
-        total("test_word_matches"), total("ref_word_matches"),
-    )
+def _sum_rows(rows: Iterable[Sequence[int]], whole: Iterable[bool]) -> list[int]:
+    sums = [0] * N_STATS
+    for row, skip_chunks in zip(rows, whole, strict=True):
+        for i, x in enumerate(row):
+            if i != 20 or not skip_chunks:
+                sums[i] += x
+    return sums
 
 
 def corpus_score(stats: Iterable[MeteorStats]) -> float:
@@ -416,39 +436,17 @@ def _word_match(j: int, i: int, module: int) -> _Match:
 
 @dataclass(slots=True)
 class _Sentence:
-    """A normalized sentence with what the matchers need, computed once."""
+    """A normalized sentence with what the Python aligner needs."""
 
     hashes: list[int]
     function: list[bool]
     stems: list[int]  # stem hashes
     synsets: list[tuple[int, frozenset[int]]]  # (position, synsets) for words that have some
-    synset_ids: list[tuple[int, ...]]  # each word's synsets, sorted (for the compiled aligner)
-    para_from: dict[tuple[str, ...], list[tuple[int, int, int]]]  # paraphrase -> (pos, len, record)
-    para_at: list[tuple[tuple[str, ...], int]]  # (phrase, pos) for phrases that are some paraphrase
-    # Lookups by value, needed on the candidate side of the Python aligner only (see lookups).
-    by_hash: dict[int, list[int]] | None = None  # word hash -> positions
-    by_stem: dict[int, list[int]] | None = None  # stem hash -> positions
-    synset_pos: dict[int, list[int]] | None = None  # synset -> positions
-
-    def lookups(self) -> _Sentence:
-        if self.by_hash is None:
-            self.by_hash, self.by_stem, self.synset_pos = {}, {}, {}
-            for i, (h, s) in enumerate(zip(self.hashes, self.stems, strict=True)):
-                self.by_hash.setdefault(h, []).append(i)
-                self.by_stem.setdefault(s, []).append(i)
-            for i, syn in self.synsets:
-                for sid in syn:
-                    self.synset_pos.setdefault(sid, []).append(i)
-        return self
-
-
-@dataclass(slots=True)
-class _PhraseNode:
-    """A node of the trie over the paraphrase table's phrases (both sides) in the corpus."""
-
-    next: dict[str, _PhraseNode]  # next word -> node
-    entries: list[tuple[int, tuple[str, ...]]]  # (record, paraphrase) for the phrase ending here
-    target: tuple[str, ...] | None  # the phrase ending here, if it is some entry's paraphrase
+    para_from: dict[int, list[tuple[int, int, int]]]  # paraphrase (trie node) -> (pos, len, record)
+    para_at: list[tuple[int, int, int]]  # (phrase node, pos, length) for phrases that are some paraphrase
+    by_hash: dict[int, list[int]]  # word hash -> positions
+    by_stem: dict[int, list[int]]  # stem hash -> positions
+    synset_pos: dict[int, list[int]]  # synset -> positions
 
 
 def _resolve(stage: list[list[_Match]], fixed: list[_Match | None], test_bits: int,
@@ -505,7 +503,7 @@ def _resolve(stage: list[list[_Match]], fixed: list[_Match | None], test_bits: i
 
 
 class WordTable:
-    """Every resource word's (hash, stem hash, synsets, function word, sorted synsets),
+    """Every resource word's hash, stem hash, function-word flag and sorted synsets,
     computed once per machine and kept beside the METEOR index: stemming and the synonym
     lookups cost ~0.1 ms a word, which dominated corpora with wide vocabularies. Words
     outside the resources (and words outside the Basic Multilingual Plane) are computed as
@@ -520,26 +518,6 @@ class WordTable:
         self.words = SortedWords(load("words"))
         self.hash, self.stem_hash, self.function = load("hash"), load("stem_hash"), load("function")
         self.syn_off, self.syn = load("syn_off"), load("syn")
-
-    def fill(self, words: set[str], into: dict[str, tuple]) -> list[str]:
-        """Put the table's entries for these words into `into`; the words it lacks."""
-        order = list(words)
-        pos = self.words.find(order).tolist()
-        found = [i for i in pos if i >= 0]
-        if found:
-            idx = np.array(found)
-            hashes, stems = self.hash[idx].tolist(), self.stem_hash[idx].tolist()
-            function = self.function[idx].tolist()
-            lo, hi = self.syn_off[idx].tolist(), self.syn_off[idx + 1].tolist()
-            syn = self.syn[int(min(lo)):int(max(hi))].tolist()
-            base = int(min(lo))
-            k = 0
-            for word, i in zip(order, pos, strict=True):
-                if i >= 0:
-                    ids = tuple(syn[lo[k] - base:hi[k] - base])
-                    into[word] = (hashes[k], stems[k], frozenset(ids), function[k], ids)
-                    k += 1
-        return [w for w, i in zip(order, pos, strict=True) if i < 0]
 
 
 def word_table(res: MeteorResources) -> WordTable:
@@ -558,7 +536,7 @@ _tables: dict[Path, WordTable] = {}
 
 def _build_word_table(res: MeteorResources, folder: Path) -> None:
     """The resource words (paraphrase vocabulary, synonym words, WordNet exceptions), each
-    prepared as MeteorScorer._word does; built in a private folder, then renamed."""
+    prepared as MeteorScorer._compute_word does; built in a private folder, then renamed."""
     log.info("METEOR: preparing the resource words once (about a minute)")
     words = {w.decode("utf-8") for w in res.paraphrases.vocab.tolist()}
     words.update(w.decode("utf-8") for w in res.syn_words.words.tolist())
@@ -566,18 +544,18 @@ def _build_word_table(res: MeteorResources, folder: Path) -> None:
     # In UTF-8 order, the order SortedWords searches.
     words = sorted((w for w in words if w and all(ord(c) <= 0xFFFF for c in w)), key=lambda w: w.encode())
     scorer = MeteorScorer.__new__(MeteorScorer)  # the per-word code path, without a table
-    scorer.res, scorer._words = res, {}
+    scorer.res = res
     res.look_up_synsets(scorer._synset_queries(words))
-    infos = [scorer._word(w) for w in words]
+    infos = [scorer._compute_word(w) for w in words]
     encoded = [w.encode() for w in words]
-    syn_lens = [len(info[4]) for info in infos]
+    syn_lens = [len(info[2]) for info in infos]
     arrays = {
         "words": np.array(encoded, dtype=f"S{max(map(len, encoded))}"),
         "hash": np.array([info[0] for info in infos], dtype=np.int64),
         "stem_hash": np.array([info[1] for info in infos], dtype=np.int64),
         "function": np.array([info[3] for info in infos], dtype=bool),
         "syn_off": np.concatenate(([0], np.cumsum(syn_lens))).astype(np.int64),
-        "syn": np.array([x for info in infos for x in info[4]], dtype=np.int64),
+        "syn": np.array([x for info in infos for x in info[2]], dtype=np.int64),
     }
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".words-"))
     try:
@@ -596,24 +574,39 @@ class MeteorScorer:
     """Scores candidates against references like the jar, with caches for repeated use.
 
     Call `prepare` once with every text that will be scored (`meteor` does this for its
-    corpus): it loads the paraphrase entries for their words, and each later call that
-    brings new words queries the index again. `item_stats` then gives the statistics of
-    the best reference for one candidate, and `corpus_score` combines any selection of
-    them, e.g. for a human upper bound over reference subsets.
+    corpus): it gives each new word an id in the word tables (hash, stem hash, function
+    word, synsets) and loads the paraphrase entries whose words all occur in the texts;
+    each later call that brings new words queries the index again. `score_lines` then
+    scores SCORE lines in C (in Python without the extension, or for sentences over 64
+    words), `item_stats` gives one line's statistics, and `corpus_score` combines any
+    selection of them, e.g. for a human upper bound over reference subsets.
     """
 
     def __init__(self, resources: MeteorResources | None = None):
         self.res = resources if resources is not None else load_resources()
-        if _compiled_align is None:
-            log.warning("METEOR's compiled aligner is not built (sonicaps was installed without a C "
-                        "compiler): aligning in Python, about twice as slow")
-        # word -> (hash, stem hash, synsets, function word, sorted synsets)
-        self._words: dict[str, tuple] = {}
+        if _compiled is None:
+            log.warning("METEOR's compiled scorer is not built (sonicaps was installed without a C "
+                        "compiler): scoring in Python, several times slower")
         self._table = word_table(self.res)
+        # Word tables, by word id: String.hashCode of the word and of its stem (uint32), whether
+        # it is a function word, and its sorted synset ids (CSR: syn[syn_off[i]:syn_off[i + 1]]).
+        self._ids: dict[str, int] = {}
+        self._hash = np.zeros(0, dtype=np.uint32)
+        self._stem = np.zeros(0, dtype=np.uint32)
+        self._function = np.zeros(0, dtype=np.int8)
+        self._syn_off = np.zeros(1, dtype=np.int64)
+        self._syn = np.zeros(0, dtype=np.int64)
+        self._info: dict[str, tuple] = {}  # word -> (hash, stem hash, synsets, function word), Python path
         self._tokens: dict[str, list[str]] = {}
         self._word_tokens: dict[str, list[str]] = {}
-        self._vocab: set[str] = set()
-        self._phrases: dict[str, _PhraseNode] = {}  # trie of paraphrase phrases, by first word
+        # The trie of the paraphrase table's phrases (both sides) among the prepared words:
+        # per node its children (word -> node), entries (record, paraphrase node), whether it
+        # ends a phrase that is some entry's paraphrase, and its depth; node 0 is the root.
+        self._children: list[dict[str, int]] = [{}]
+        self._entries: list[list[tuple[int, int]]] = [[]]
+        self._is_target: list[bool] = [False]
+        self._depth: list[int] = [0]
+        self._flat: tuple | None = None  # the same trie as arrays, for the compiled scorer
 
     def tokens(self, text: str) -> list[str]:
         """The words the jar aligns: normalized, lowercased, split, in UTF-16 units."""
@@ -641,58 +634,159 @@ class MeteorScorer:
         return toks
 
     def prepare(self, texts: Iterable[str]) -> None:
-        """Tokenize these texts, look up their new words (stems, synsets), and load the
-        paraphrase entries whose words all occur in them."""
-        new = {w for text in texts for w in self.tokens(text)} - self._vocab
+        """Tokenize these texts, give their new words ids (hashes, stems, synsets), and load
+        the paraphrase entries whose words all occur in the prepared texts."""
+        ids = self._ids
+        new = list({w for text in texts for w in self.tokens(text) if w not in ids})
         if not new:
             return
-        self._vocab |= new
-        rest = self._table.fill(new, self._words)
-        self.res.look_up_synsets(self._synset_queries(rest))
-        for word in rest:
-            self._word(word)
+        self._add_words(new)
         para: dict[tuple[str, ...], list[tuple[int, tuple[str, ...]]]] = {}
-        for record, phrase, paraphrase in self.res.paraphrases.entries_within(self._vocab):
+        for record, phrase, paraphrase in self.res.paraphrases.entries_within(ids.keys()):
             para.setdefault(phrase, []).append((record, paraphrase))
         targets = {p for entries in para.values() for _, p in entries}
-        self._phrases = {}
+        children, depth = [{}], [0]
+        node_of: dict[tuple[str, ...], int] = {}
         for phrase in (*para, *targets):
-            level = self._phrases
+            node = 0
             for w in phrase:
-                node = level.get(w)
-                if node is None:
-                    node = level[w] = _PhraseNode({}, [], None)
-                level = node.next
-            node.entries = para.get(phrase, [])
-            node.target = phrase if phrase in targets else None
+                nxt = children[node].get(w)
+                if nxt is None:
+                    nxt = children[node][w] = len(children)
+                    children.append({})
+                    depth.append(depth[node] + 1)
+                node = nxt
+            node_of[phrase] = node
+        entries: list[list[tuple[int, int]]] = [[] for _ in children]
+        for phrase, found in para.items():
+            entries[node_of[phrase]] = [(record, node_of[p]) for record, p in found]
+        is_target = [False] * len(children)
+        for p in targets:
+            is_target[node_of[p]] = True
+        self._children, self._entries, self._is_target, self._depth = children, entries, is_target, depth
+        self._flat = None
+
+    def _add_words(self, words: list[str]) -> None:
+        """Give these words ids: their rows of the word table, computed for words it lacks."""
+        table = self._table
+        pos = table.words.find(words)
+        idx = pos[pos >= 0]
+        lo, hi = table.syn_off[idx], table.syn_off[idx + 1]
+        found = [w for w, p in zip(words, pos.tolist(), strict=True) if p >= 0]
+        rest = [w for w, p in zip(words, pos.tolist(), strict=True) if p < 0]
+        self.res.look_up_synsets(self._synset_queries(rest))
+        infos = [self._compute_word(w) for w in rest]
+        hashes = [table.hash[idx].astype(np.uint32), np.array([i[0] for i in infos], dtype=np.uint32)]
+        stems = [table.stem_hash[idx].astype(np.uint32), np.array([i[1] for i in infos], dtype=np.uint32)]
+        function = [table.function[idx].astype(np.int8), np.array([i[3] for i in infos], dtype=np.int8)]
+        syn_lens = np.concatenate((hi - lo, [len(i[2]) for i in infos])).astype(np.int64)
+        syn = [table.syn[_spans(lo, hi)], np.array([x for i in infos for x in i[2]], dtype=np.int64)]
+        for word in (*found, *rest):
+            self._ids[word] = len(self._ids)
+        self._hash = np.concatenate((self._hash, *hashes))
+        self._stem = np.concatenate((self._stem, *stems))
+        self._function = np.concatenate((self._function, *function))
+        self._syn_off = np.concatenate((self._syn_off, self._syn_off[-1] + np.cumsum(syn_lens)))
+        self._syn = np.concatenate((self._syn, *syn))
 
     def item_stats(self, candidate: str, references: Sequence[str]) -> MeteorStats:
         """Statistics against the best reference, as one pycocoevalcap SCORE line gives them."""
         test, refs = _score_line(candidate, references)
         self.prepare([test, *refs])
-        return self._best(test, refs)
+        rows, _ = self.score_lines([(test, refs)])
+        return MeteorStats.from_row(rows[0])
 
     def forget_texts(self) -> None:
         """Drop the per-text token caches (words, resources and paraphrases stay loaded)."""
         self._tokens.clear()
         self._word_tokens.clear()
 
-    def _best(self, test: str, refs: list[str]) -> MeteorStats:
-        """MeteorScorer.getMeteorStats(test, references): the first best-scoring reference."""
-        t = self._sentence(self.tokens(test))
-        best, best_score = None, -1.0
-        for ref in refs:
-            stats = self._align(t, self._sentence(self.tokens(ref)))
-            if (score := stats.score) > best_score:
-                best, best_score = stats, score
-        return best
+    def score_lines(self, lines: Sequence[tuple[str, list[str]]], pairs: bool = False
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """Statistics rows (lines x N_STATS, int32) and scores of the best reference of each
+        (test, references) line, whose words are prepared. With pairs=True, every
+        reference's instead (rows in line order, then reference order)."""
+        n_pairs = sum(len(refs) for _, refs in lines)
+        rows = np.zeros((n_pairs if pairs else len(lines), N_STATS), dtype=np.int32)
+        scores = np.zeros(len(rows))
+        python = range(len(lines))
+        if _compiled is not None and lines:
+            sent_off, sent_words, line_off, line_sent = self._sentences(lines)
+            best_rows, best_scores = (np.zeros((len(lines), N_STATS), dtype=np.int32), np.zeros(len(lines)))
+            words = (self._hash, self._stem, self._function, self._syn_off, self._syn)
+            python = _compiled.score_lines(
+                words, self._flat_trie(), _PARAMS, sent_off, sent_words, line_off, line_sent,
+                best_rows, best_scores, rows if pairs else None, scores if pairs else None)
+            if not pairs:
+                rows, scores = best_rows, best_scores
+        if python:  # without the extension, and lines with a sentence over 64 words
+            starts = np.cumsum([0] + [len(refs) for _, refs in lines]).tolist()
+            for i in python:
+                test, refs = lines[i]
+                found = self._python_stats(test, refs)
+                if pairs:
+                    for k, stats in enumerate(found):
+                        rows[starts[i] + k], scores[starts[i] + k] = stats.row, stats.score
+                else:
+                    best = _best(found)
+                    rows[i], scores[i] = best.row, best.score
+        return rows, scores
 
-    def _word(self, word: str) -> tuple:
-        info = self._words.get(word)
+    def _sentences(self, lines: Sequence[tuple[str, list[str]]]) -> tuple[np.ndarray, ...]:
+        """The lines as the compiled scorer takes them: each distinct text once, as word ids."""
+        ids, index = self._ids, {}
+        sent_off, sent_words, line_off, line_sent = [0], [], [0], []
+        for test, refs in lines:
+            for text in (test, *refs):
+                s = index.get(text)
+                if s is None:
+                    s = index[text] = len(sent_off) - 1
+                    sent_words.extend([ids[w] for w in self.tokens(text)])
+                    sent_off.append(len(sent_words))
+                line_sent.append(s)
+            line_off.append(len(line_sent))
+        return (np.array(sent_off, dtype=np.int64), np.array(sent_words, dtype=np.int32),
+                np.array(line_off, dtype=np.int64), np.array(line_sent, dtype=np.int64))
+
+    def _flat_trie(self) -> tuple[np.ndarray, ...]:
+        """The phrase trie as arrays (see _meteor.score_lines), children sorted by word id."""
+        if self._flat is None:
+            ids = self._ids
+            child_off, child_word, child_node, ent_off, ent_record, ent_target = [0], [], [], [0], [], []
+            for children, entries in zip(self._children, self._entries, strict=True):
+                for word_id, node in sorted((ids[w], node) for w, node in children.items()):
+                    child_word.append(word_id)
+                    child_node.append(node)
+                child_off.append(len(child_word))
+                for record, target in entries:
+                    ent_record.append(record)
+                    ent_target.append(target)
+                ent_off.append(len(ent_record))
+            i32 = np.int32
+            self._flat = (np.array(child_off, dtype=i32), np.array(child_word, dtype=i32),
+                          np.array(child_node, dtype=i32), np.array(ent_off, dtype=i32),
+                          np.array(ent_record, dtype=i32), np.array(ent_target, dtype=i32),
+                          np.array(self._is_target, dtype=np.int8), np.array(self._depth, dtype=i32))
+        return self._flat
+
+    def _python_stats(self, test: str, refs: list[str]) -> list[MeteorStats]:
+        """Statistics of each reference of a line, in Python (the readable reference)."""
+        t = self._sentence(self.tokens(test))
+        return [self._align(t, self._sentence(self.tokens(ref))) for ref in refs]
+
+    def _compute_word(self, word: str) -> tuple:
+        """(hash, stem hash, sorted synsets, function word) of a word, from the resources."""
+        return (java_hash(word), java_hash(stem(word)), tuple(sorted(self._synsets(word))),
+                word.lower() in self.res.function_words)
+
+    def _word_info(self, word: str) -> tuple:
+        """(hash, stem hash, synsets, function word) from the word tables (the Python path)."""
+        info = self._info.get(word)
         if info is None:
-            synsets = self._synsets(word)
-            info = self._words[word] = (java_hash(word), java_hash(stem(word)), synsets,
-                                        word.lower() in self.res.function_words, tuple(sorted(synsets)))
+            i = self._ids[word]
+            synsets = frozenset(self._syn[self._syn_off[i]:self._syn_off[i + 1]].tolist())
+            info = (int(self._hash[i]), int(self._stem[i]), synsets, bool(self._function[i]))
+            self._info[word] = info
         return info
 
     def _synsets(self, word: str) -> frozenset[int]:
@@ -726,44 +820,35 @@ class MeteorScorer:
             yield from bases or ()
 
     def _sentence(self, toks: list[str]) -> _Sentence:
-        words = self._words
-        infos = [words.get(w) or self._word(w) for w in toks]
-        para_from: dict[tuple[str, ...], list[tuple[int, int, int]]] = {}
-        para_at: list[tuple[tuple[str, ...], int]] = []
-        n, trie = len(toks), self._phrases
+        infos = [self._word_info(w) for w in toks]
+        para_from: dict[int, list[tuple[int, int, int]]] = {}
+        para_at: list[tuple[int, int, int]] = []
+        n, children, entries, is_target = len(toks), self._children, self._entries, self._is_target
         for i in range(n):  # every phrase of the table that starts at i: by position, then length
-            level, end = trie, i
-            while end < n and (node := level.get(toks[end])) is not None:
+            node, end = 0, i
+            while end < n and (node := children[node].get(toks[end])) is not None:
                 end += 1
-                for record, paraphrase in node.entries:
+                for record, paraphrase in entries[node]:
                     para_from.setdefault(paraphrase, []).append((i, end - i, record))
-                if node.target is not None:
-                    para_at.append((node.target, i))
-                level = node.next
-        columns = map(list, zip(*infos, strict=True)) if infos else ([], [], [], [], [])
-        hashes, stems, synsets, function, synset_ids = columns
-        return _Sentence(hashes, function, stems, [(i, x) for i, x in enumerate(synsets) if x], synset_ids,
-                         para_from, para_at)
+                if is_target[node]:
+                    para_at.append((node, i, end - i))
+        hashes = [info[0] for info in infos]
+        stems = [info[1] for info in infos]
+        by_hash: dict[int, list[int]] = {}
+        by_stem: dict[int, list[int]] = {}
+        synset_pos: dict[int, list[int]] = {}
+        for i, (h, s) in enumerate(zip(hashes, stems, strict=True)):
+            by_hash.setdefault(h, []).append(i)
+            by_stem.setdefault(s, []).append(i)
+        synsets = [(i, info[2]) for i, info in enumerate(infos) if info[2]]
+        for i, syn in synsets:
+            for sid in syn:
+                synset_pos.setdefault(sid, []).append(i)
+        return _Sentence(hashes, [info[3] for info in infos], stems, synsets, para_from, para_at,
+                         by_hash, by_stem, synset_pos)
 
     def _align(self, t: _Sentence, r: _Sentence) -> MeteorStats:
-        """Aligner.align(test, reference) and MeteorScorer.getMeteorStats(alignment), in C
-        where the extension is built and both sentences fit its 64-word masks."""
-        if _compiled_align is not None:
-            para = []
-            if t.hashes != r.hashes:
-                para = [(i, k, j, m) for i, k, _, j, m in _paraphrase_hits(r, t)]
-                para += [(j, m, i, k) for i, k, _, j, m in _paraphrase_hits(t, r)]
-            out = _compiled_align(t.hashes, t.stems, t.function, t.synset_ids,
-                                  r.hashes, r.stems, r.function, r.synset_ids, para)
-            if out is not None:
-                tfw, rfw, c, chunks, tm, rm = out
-                return MeteorStats(len(t.hashes), len(r.hashes), tfw, rfw, c[0:4], c[4:8], c[8:12], c[12:16],
-                                   chunks, tm, rm)
-        return self._align_python(t, r)
-
-    def _align_python(self, t: _Sentence, r: _Sentence) -> MeteorStats:
-        """The aligner in Python: the readable reference, and the path for long sentences."""
-        t.lookups()
+        """Aligner.align(test, reference) and MeteorScorer.getMeteorStats(alignment)."""
         n1, n2 = len(t.hashes), len(r.hashes)
         stage: list[list[_Match]] = [[] for _ in range(n2)]
         cover1, cover2 = [0] * n1, [0] * n2
@@ -843,6 +928,15 @@ class MeteorScorer:
                            tuple(counts[2]), tuple(counts[3]), chunks, test_matches, ref_matches)
 
 
+def _best(stats: list[MeteorStats]) -> MeteorStats:
+    """MeteorScorer.getMeteorStats(test, references): the first best-scoring reference."""
+    best, best_score = stats[0], -1.0
+    for s in stats:
+        if (score := s.score) > best_score:
+            best, best_score = s, score
+    return best
+
+
 def _morph_bases(word: str) -> list[str]:
     """The base forms the jar's morph tries for a word, in its order (first with synsets wins)."""
     return [word[:len(word) - len(suffix)] + repl for suffix, repl in _MORPH if word.endswith(suffix)]
@@ -852,8 +946,8 @@ def _paraphrase_hits(source: _Sentence, target: _Sentence) -> list[tuple[int, in
     """(source pos, length, record, target pos, length) for each phrase of `source` whose
     paraphrase occurs in `target`, in ParaphraseMatcher's loop order: source position,
     then ParaphraseTransducer.getPaths order (length, table order), then target position."""
-    return sorted((i, k, rec, j, len(g))
-                  for g, j in target.para_at for i, k, rec in source.para_from.get(g, ()))
+    return sorted((i, k, rec, j, m)
+                  for g, j, m in target.para_at for i, k, rec in source.para_from.get(g, ()))
 
 
 def _score_line(candidate: str, references: Sequence[str]) -> tuple[str, list[str]]:
@@ -876,52 +970,57 @@ def default_scorer() -> MeteorScorer:
     return _default
 
 
-def _score_lines(lines: list[tuple[str, list[str]]]) -> list[MeteorStats]:
-    """Stats of each (test, references) line, with the words already prepared (see meteor)."""
-    scorer = default_scorer()
-    return [scorer._best(test, refs) for test, refs in lines]
+def _score_block(lines: list[tuple[str, list[str]]]) -> tuple[np.ndarray, np.ndarray]:
+    """default_scorer().score_lines, for lines whose words are prepared (see meteor)."""
+    return default_scorer().score_lines(lines)
 
 
 def meteor(candidates: list[str], references: list[list[str]],
            workers: int | None = None) -> tuple[float, np.ndarray]:
     """Corpus METEOR and per-item scores, on PTB-tokenized strings, as pycocoevalcap computes them.
 
-    Items are independent, so on corpora of parallel.PARALLEL_MIN_ITEMS
-    or more the items are split over `workers` processes (default: up to 2 cores). What the
-    items share (normalized tokens, paraphrase entries, per-word stems and synsets) is
-    computed once, then the workers are forked, so they inherit it and start in
-    milliseconds; where fork is unavailable (Windows, macOS default) scoring stays in this
-    process. Blocks of BLOCK_ITEMS bound the memory the token cache takes.
+    Items are independent, so on corpora of PARALLEL_MIN_ITEMS or more the items are split
+    over `workers` processes (default: up to 2 cores). What the items share (normalized
+    tokens, paraphrase entries, word tables) is computed once, then the workers are forked,
+    so they inherit it and start in milliseconds; where fork is unavailable (Windows, macOS
+    default) scoring stays in this process. Blocks of BLOCK_ITEMS bound the memory the
+    token cache takes.
     """
     if len(candidates) != len(references):
         raise ValueError(f"{len(candidates)} candidates but {len(references)} reference lists")
     if not candidates:
         raise ValueError("nothing to score: no candidates")
     scorer = default_scorer()
-    workers = workers if workers is not None else parallel.worker_processes(len(candidates))
+    if workers is None:
+        workers = parallel.worker_processes(len(candidates)) if len(candidates) >= PARALLEL_MIN_ITEMS else 1
     fork = "fork" in multiprocessing.get_all_start_methods()
-    stats: list[MeteorStats] = []
+    rows, scores = [], []
     for start in range(0, len(candidates), BLOCK_ITEMS):
         end = start + BLOCK_ITEMS
         lines = [_score_line(c, refs) for c, refs in
                  zip(candidates[start:end], references[start:end], strict=True)]
         try:
             scorer.prepare(text for test, refs in lines for text in (test, *refs))
-            if workers > 1 and len(lines) >= parallel.PARALLEL_MIN_ITEMS and fork:
-                stats += _score_forked(lines, workers)
+            if workers > 1 and len(lines) >= workers and fork:
+                block_rows, block_scores = _score_forked(lines, workers)
             else:
-                stats += _score_lines(lines)
+                block_rows, block_scores = _score_block(lines)
         finally:
             scorer.forget_texts()
-    return corpus_score(stats), np.array([s.score for s in stats], dtype=float)
+        rows.append(block_rows)
+        scores.append(block_scores)
+    rows, scores = np.concatenate(rows), np.concatenate(scores)
+    if _compiled is not None:
+        total = _compiled.corpus_stats(rows)
+    else:
+        total = _sum_rows(rows.tolist(), [MeteorStats.from_row(r)._whole_match() for r in rows])
+    return MeteorStats.from_row(total).score, scores
 
 
-def _score_forked(lines: list[tuple[str, list[str]]], workers: int) -> list[MeteorStats]:
+def _score_forked(lines: list[tuple[str, list[str]]], workers: int) -> tuple[np.ndarray, np.ndarray]:
     step = -(-len(lines) // workers)
     chunks = [lines[i : i + step] for i in range(0, len(lines), step)]
     with contextlib.ExitStack() as stack:
-        others = [stack.enter_context(parallel.ForkedWorker(_score_lines, chunk)) for chunk in chunks[1:]]
-        stats = _score_lines(chunks[0])
-        for other in others:
-            stats.extend(other.get())
-    return stats
+        others = [stack.enter_context(parallel.ForkedWorker(_score_block, chunk)) for chunk in chunks[1:]]
+        found = [_score_block(chunks[0])] + [other.get() for other in others]
+    return np.concatenate([r for r, _ in found]), np.concatenate([s for _, s in found])
