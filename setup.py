@@ -19,6 +19,6 @@ class BuildExt(build_ext):
 
 setup(
     ext_modules=[Extension(f"sonicaps.metrics.{name}", [f"src/sonicaps/metrics/{name}.pyx"], optional=True)
-                 for name in ("_meteor",)],
+                 for name in ("_coco", "_meteor")],
     cmdclass={"build_ext": BuildExt},
 )

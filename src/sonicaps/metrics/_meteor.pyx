@@ -11,10 +11,12 @@ of the COCO suite's time. Word sets are 64-bit masks, so lines whose sentences a
 most 64 words go through here; the caller scores the others in Python.
 """
 
+from cpython cimport array
 from libc.math cimport isnan, pow
-from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
-from libc.stdlib cimport free, qsort, realloc
-from libc.string cimport memcpy
+from libc.stdint cimport int32_t, int64_t, uint16_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free, qsort, realloc
+
+import array
 
 cdef enum:
     BEAM_SIZE = 40  # meteor.BEAM_SIZE
@@ -642,3 +644,57 @@ def corpus_stats(const int[:, ::1] rows):
             if i != CHUNKS or not whole_match(&rows[r, 0]):
                 sums[i] += rows[r, i]
     return [sums[i] for i in range(N_STATS)]
+
+
+def entries_within(const int64_t[::1] key_off, const int64_t[::1] phrase_off, const uint16_t[::1] phrase_tok,
+                   const int64_t[::1] ent_off, const int32_t[::1] ent_p2, const int64_t[::1] ids):
+    """meteor_data.ParaphraseIndex.entries_within's search over the index arrays: the entries
+    whose phrase and paraphrase have all their words among `ids` (vocabulary ids). Returns
+    three int64 arrays (array.array): entry indices, their phrases, their paraphrases, in
+    the order of the numpy version (by key word, then phrase, then table order)."""
+    cdef Py_ssize_t n_vocab = key_off.shape[0] - 1, n_phrases = phrase_off.shape[0] - 1
+    cdef Py_ssize_t i, p, q, t, e, n_good = 0, cap = 0
+    cdef int64_t w
+    cdef bint ok
+    cdef int64_t *good_list = NULL
+    cdef unsigned char *known = <unsigned char *>calloc(n_vocab + 1, 1)
+    cdef unsigned char *good = <unsigned char *>calloc(n_phrases + 1, 1)
+    cdef array.array ents = array.array("q"), p1 = array.array("q"), p2 = array.array("q")
+    try:
+        if known == NULL or good == NULL:
+            raise MemoryError()
+        for i in range(ids.shape[0]):
+            if ids[i] < 0 or ids[i] >= n_vocab:
+                raise ValueError(f"word id {ids[i]} outside the vocabulary")
+            known[ids[i]] = 1
+        for i in range(ids.shape[0]):
+            w = ids[i]
+            if i and w == ids[i - 1]:
+                continue
+            for p in range(key_off[w], key_off[w + 1]):
+                ok = True
+                for t in range(phrase_off[p], phrase_off[p + 1]):
+                    if not known[phrase_tok[t]]:
+                        ok = False
+                        break
+                if ok:
+                    good[p] = 1
+                    good_list = <int64_t *>_grow(good_list, &cap, n_good + 1, sizeof(int64_t))
+                    good_list[n_good] = p
+                    n_good += 1
+        for i in range(n_good):
+            p = good_list[i]
+            for e in range(ent_off[p], ent_off[p + 1]):
+                q = ent_p2[e]
+                if good[q]:
+                    array.resize_smart(ents, len(ents) + 1)
+                    array.resize_smart(p1, len(p1) + 1)
+                    array.resize_smart(p2, len(p2) + 1)
+                    ents.data.as_longlongs[len(ents) - 1] = e
+                    p1.data.as_longlongs[len(p1) - 1] = p
+                    p2.data.as_longlongs[len(p2) - 1] = q
+    finally:
+        free(known)
+        free(good)
+        free(good_list)
+    return ents, p1, p2

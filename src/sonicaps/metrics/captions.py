@@ -362,18 +362,16 @@ def _ngram_metrics(names: list[str], tok_c: list[str], tok_r: list[list[str]]
     """BLEU, ROUGE-L and CIDEr-D among `names`, on tokenized text: corpus and per-item scores."""
     corpus: dict[str, float] = {}
     per_item: dict[str, np.ndarray] = {}
-    ngrams = None
-    if any(n.startswith("bleu_") for n in names) or "cider_d" in names or "spider" in names:
-        from sonicaps.metrics.ngrams import count_corpus
-
-        ngrams = count_corpus(tok_c, tok_r)  # shared by BLEU and CIDEr-D
     orders = [int(m.group(1)) for n in names if (m := _BLEU_N.match(n))]
+    ngrams = None
+    if orders or "cider_d" in names or "spider" in names:
+        from sonicaps.metrics.ngrams import MAX_N, count_corpus
+
+        ngrams = count_corpus(tok_c, tok_r, max([MAX_N, *orders]))  # shared by BLEU and CIDEr-D
     if orders:
         from sonicaps.metrics.bleu import bleu
 
-        # BLEU-n for n > 4 needs longer n-grams than the shared table holds.
-        top = max(max(orders), 4)
-        bleu_corpus, bleu_items = bleu(tok_c, tok_r, n=top, ngrams=ngrams if top == 4 else None)
+        bleu_corpus, bleu_items = bleu(tok_c, tok_r, n=max(orders), ngrams=ngrams)
         for k in orders:
             corpus[f"bleu_{k}"], per_item[f"bleu_{k}"] = bleu_corpus[k - 1], bleu_items[k - 1]
     if "rouge_l" in names:

@@ -31,6 +31,11 @@ import numpy as np
 from sonicaps.sources import cache_dir, write_atomic
 from sonicaps.weights import sha256_file
 
+try:  # the paraphrase search in C (_meteor.pyx); absent when installed without a compiler
+    from sonicaps.metrics import _meteor as _compiled
+except ImportError:
+    _compiled = None
+
 PYCOCOEVALCAP = "pycocoevalcap==1.2"
 JAR = "meteor/meteor-1.5.jar"
 PARAPHRASE = "meteor/data/paraphrase-en.gz"
@@ -160,17 +165,31 @@ class ParaphraseIndex:
         self.key_off, self.phrase_tok, self.phrase_off, self.ent_off, self.ent_record, self.ent_p2 = map(
             load, ("key_off", "phrase_tok", "phrase_off", "ent_off", "ent_record", "ent_p2"))
 
-    def entries_within(self, words: set[str]) -> list[tuple[int, tuple[str, ...], tuple[str, ...]]]:
+    def entries_within(self, words: Iterable[str]) -> list[tuple[int, tuple[str, ...], tuple[str, ...]]]:
         """(record, phrase, paraphrase) for every entry whose words are all in `words`."""
         pos = self.sorted_vocab.find(list(words))
         ids = np.sort(self.sorted_vocab_id[pos[pos >= 0]]).astype(np.int64)
         if ids.size == 0:
             return []
+        if _compiled is not None:
+            found = _compiled.entries_within(self.key_off, self.phrase_off, self.phrase_tok, self.ent_off,
+                                             self.ent_p2, ids)
+            ents, p1, p2 = (np.frombuffer(a, dtype=np.int64) for a in found)
+        else:
+            ents, p1, p2 = self._search(ids)
+        pids = np.sort(np.concatenate((p1, p2)))
+        text = self.phrases(pids[np.diff(pids, prepend=-1) != 0])  # (np.unique would import numpy.ma)
+        return [(rec, text[a], text[b]) for rec, a, b in
+                zip(np.asarray(self.ent_record[ents]).tolist(), p1.tolist(), p2.tolist(), strict=True)]
+
+    def _search(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """_meteor.entries_within in numpy: (entries, phrases, paraphrases)."""
+        empty = np.zeros(0, dtype=np.int64)
         known = np.zeros(len(self.vocab), dtype=bool)
         known[ids] = True
         cand = _ranges(self.key_off, ids)
         if cand.size == 0:
-            return []
+            return empty, empty, empty
         lo, hi = np.asarray(self.phrase_off[cand]), np.asarray(self.phrase_off[cand + 1])
         ok = np.logical_and.reduceat(known[self.phrase_tok[_spans(lo, hi)]], _starts(lo, hi))
         phrases = cand[ok]
@@ -180,10 +199,7 @@ class ParaphraseIndex:
         p1 = np.repeat(phrases, np.asarray(self.ent_off[phrases + 1] - self.ent_off[phrases]))
         p2 = np.asarray(self.ent_p2[ents])
         keep = good[p2]
-        p1, p2 = p1[keep], p2[keep]
-        text = self.phrases(np.union1d(p1, p2))
-        return [(rec, text[a], text[b]) for rec, a, b in
-                zip(np.asarray(self.ent_record[ents])[keep].tolist(), p1.tolist(), p2.tolist(), strict=True)]
+        return ents[keep], p1[keep], p2[keep]
 
     def phrases(self, pids: np.ndarray) -> dict[int, tuple[str, ...]]:
         """The words of these phrases, gathered in one pass (thousands per corpus)."""

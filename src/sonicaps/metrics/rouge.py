@@ -3,20 +3,34 @@
 COCO's variant uses beta = 1.2 and combines the best precision and the best recall over
 the references, taken separately (they may come from different references); rouge-score
 uses beta = 1 and the best F, which moves scores by ~4e-3. Tokens are split on single
-spaces as the reference does, so an empty caption is one empty token.
+spaces as the reference does, so an empty caption is one empty token. In C (_coco.pyx),
+or with rapidfuzz's LCS where the extension is not built; same numbers.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from rapidfuzz.distance import LCSseq
+
+from sonicaps.metrics.ngrams import compiled
 
 BETA = 1.2
 
 
-def rouge_l(candidates: list[str], references: list[list[str]]) -> tuple[float, np.ndarray]:
-    """Corpus ROUGE-L (mean of items, as the reference) and per-item scores."""
+def rouge_l(candidates: list[str], references: list[list[str]], python: bool = False
+            ) -> tuple[float, np.ndarray]:
+    """Corpus ROUGE-L (mean of items, as the reference) and per-item scores (python=True:
+    the pure-Python path even where the extension is built, for tests)."""
     scores = np.zeros(len(candidates))
+    if compiled is not None and not python:
+        compiled.rouge_l(list(candidates), [list(refs) for refs in references], BETA, scores)
+    else:
+        _rouge_python(candidates, references, scores)
+    return float(np.mean(scores)) if len(scores) else 0.0, scores
+
+
+def _rouge_python(candidates: list[str], references: list[list[str]], scores: np.ndarray) -> None:
+    from rapidfuzz.distance import LCSseq
+
     for item, (cand, refs) in enumerate(zip(candidates, references, strict=True)):
         cand_tokens = cand.split(" ")
         best_precision = best_recall = 0.0
@@ -29,4 +43,3 @@ def rouge_l(candidates: list[str], references: list[list[str]]) -> tuple[float, 
             scores[item] = ((1 + BETA**2) * best_precision * best_recall) / (
                 best_recall + BETA**2 * best_precision
             )
-    return float(np.mean(scores)) if len(scores) else 0.0, scores

@@ -1,0 +1,456 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""BLEU, CIDEr-D and ROUGE-L in C, with the reference implementation's arithmetic.
+
+pycocoevalcap computes these in Python loops over dictionaries; the order of its floating
+point operations (the order its dictionaries iterate in, where it sums) decides the last
+bits of the scores, so this module repeats that order: n-grams are kept in the order a
+sentence first shows them (pycocoevalcap's precook), and every sum runs as the reference's
+does. Pure-Python twins of each function (ngrams.py, bleu.py, cider.py, rouge.py) give the
+same numbers where the extension is not built; tests compare both with pycocoevalcap.
+Written by hand because no library reproduces these definitions to the bit.
+
+Sentences of a corpus are numbered candidates first (0 .. items - 1), then the references
+item by item; ref_off[i]:ref_off[i + 1] are item i's references among the references.
+"""
+
+from cpython cimport array
+from libc.math cimport exp, pow, sqrt
+from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdlib cimport calloc, free, malloc, realloc
+from libc.string cimport memcmp, memset
+
+import array
+
+# The reference's guards against division by zero (BleuScorer: tiny, small).
+cdef double TINY = 1e-15
+cdef double SMALL = 1e-9
+# np.e, as pycocoevalcap's CIDEr-D raises it.
+cdef double E = 2.718281828459045
+
+
+cdef void *_grow(void *p, Py_ssize_t *cap, Py_ssize_t need, size_t item) except NULL:
+    """Make room for `need` items in a realloc'd buffer of capacity *cap."""
+    cdef Py_ssize_t new_cap
+    cdef void *q
+    if need <= cap[0] and p != NULL:
+        return p
+    new_cap = max(need, 2 * cap[0], 16)
+    q = realloc(p, new_cap * item)
+    if q == NULL:
+        raise MemoryError()
+    cap[0] = new_cap
+    return q
+
+
+cdef void *_resize(void *p, size_t size) except NULL:
+    cdef void *q = realloc(p, size)
+    if q == NULL:
+        raise MemoryError()
+    return q
+
+
+cdef inline uint64_t _mix(uint64_t h, uint64_t x) noexcept:
+    h ^= x + <uint64_t>0x9E3779B97F4A7C15 + (h << 6) + (h >> 2)
+    return h * <uint64_t>0xFF51AFD7ED558CCD
+
+
+cdef class Ngrams:
+    """Every sentence's distinct 1..n-grams, in the order the sentence first shows them
+    (by length, then position: pycocoevalcap's precook), as corpus-wide n-gram ids with
+    their counts. Words are split as str.split() splits them."""
+
+    cdef readonly Py_ssize_t n, n_sentences, n_grams
+    cdef int64_t *off  # sentence s: entries off[s]:off[s + 1]
+    cdef int32_t *gram
+    cdef int32_t *count
+    cdef signed char *order  # per n-gram id: its length - 1
+    cdef int32_t *length  # per sentence: words
+
+    def __dealloc__(self):
+        free(self.off)
+        free(self.gram)
+        free(self.count)
+        free(self.order)
+        free(self.length)
+
+
+def ngrams(list sentences, int n, dict vocab=None):
+    """Ngrams of these sentences (strings), 1..n-grams. vocab: word -> id, extended in place."""
+    cdef Ngrams t = Ngrams()
+    cdef Py_ssize_t n_sent = len(sentences), s, i, k, j, total = 0, cap_words = 0, cap_ent = 0, cap_grams = 0
+    cdef Py_ssize_t slots, mask, slot, n_grams = 0, n_ent = 0, w0, wn
+    cdef int32_t *words = NULL
+    cdef int64_t *word_off = NULL
+    cdef int32_t *table = NULL  # open addressing: slot -> n-gram id, -1 free
+    cdef int64_t *gram_start = NULL  # per n-gram id: where its words are in `words`
+    cdef uint64_t *gram_hash = NULL
+    cdef int32_t *seen = NULL  # per n-gram id: last sentence that had it, + 1
+    cdef int64_t *where = NULL  # per n-gram id: its entry in that sentence
+    cdef uint64_t h
+    cdef int32_t g
+    cdef object w, text, v
+    if n < 1:
+        raise ValueError("n must be at least 1")
+    if vocab is None:
+        vocab = {}
+    t.n, t.n_sentences = n, n_sent
+    try:
+        word_off = <int64_t *>malloc((n_sent + 1) * sizeof(int64_t))
+        t.length = <int32_t *>malloc((n_sent + 1) * sizeof(int32_t))
+        t.off = <int64_t *>malloc((n_sent + 1) * sizeof(int64_t))
+        if word_off == NULL or t.length == NULL or t.off == NULL:
+            raise MemoryError()
+        for s in range(n_sent):
+            text = sentences[s]
+            if not isinstance(text, str):
+                raise TypeError(f"sentence {s} is {type(text).__name__}, not a string")
+            word_off[s] = total
+            toks = text.split()
+            t.length[s] = len(toks)
+            words = <int32_t *>_grow(words, &cap_words, total + len(toks), sizeof(int32_t))
+            for w in toks:
+                v = vocab.get(w)
+                if v is None:
+                    v = vocab[w] = len(vocab)
+                words[total] = v
+                total += 1
+        word_off[n_sent] = total
+        slots = 1024
+        while slots < 2 * n * total + 2:
+            slots *= 2
+        mask = slots - 1
+        table = <int32_t *>malloc(slots * sizeof(int32_t))
+        if table == NULL:
+            raise MemoryError()
+        memset(table, 0xFF, slots * sizeof(int32_t))
+        for s in range(n_sent):
+            t.off[s] = n_ent
+            w0, wn = word_off[s], word_off[s + 1]
+            for k in range(1, n + 1):
+                for i in range(w0, wn - k + 1):
+                    h = <uint64_t>k
+                    for j in range(k):
+                        h = _mix(h, <uint64_t>words[i + j])
+                    slot = <Py_ssize_t>(h & mask)
+                    while True:
+                        g = table[slot]
+                        if g < 0:
+                            g = <int32_t>n_grams
+                            if n_grams == cap_grams:
+                                gram_start = <int64_t *>_grow(gram_start, &cap_grams, n_grams + 1, sizeof(int64_t))
+                                j = cap_grams
+                                gram_hash = <uint64_t *>_resize(gram_hash, j * sizeof(uint64_t))
+                                t.order = <signed char *>_resize(t.order, j * sizeof(signed char))
+                                seen = <int32_t *>_resize(seen, j * sizeof(int32_t))
+                                where = <int64_t *>_resize(where, j * sizeof(int64_t))
+                            gram_start[g], gram_hash[g], t.order[g], seen[g] = i, h, k - 1, 0
+                            table[slot] = g
+                            n_grams += 1
+                            break
+                        if (gram_hash[g] == h and t.order[g] == k - 1
+                                and memcmp(&words[gram_start[g]], &words[i], k * sizeof(int32_t)) == 0):
+                            break
+                        slot = (slot + 1) & mask
+                    if seen[g] == s + 1:
+                        t.count[where[g]] += 1
+                    else:
+                        if n_ent == cap_ent:
+                            t.gram = <int32_t *>_grow(t.gram, &cap_ent, n_ent + 1, sizeof(int32_t))
+                            t.count = <int32_t *>_resize(t.count, cap_ent * sizeof(int32_t))
+                        seen[g], where[g] = s + 1, n_ent
+                        t.gram[n_ent], t.count[n_ent] = g, 1
+                        n_ent += 1
+        t.off[n_sent] = n_ent
+        t.n_grams = n_grams
+        if t.gram == NULL:  # an empty corpus: keep the pointers valid
+            t.gram = <int32_t *>malloc(sizeof(int32_t))
+            t.count = <int32_t *>malloc(sizeof(int32_t))
+        if t.order == NULL:
+            t.order = <signed char *>malloc(1)
+    finally:
+        free(words)
+        free(word_off)
+        free(table)
+        free(gram_start)
+        free(gram_hash)
+        free(seen)
+        free(where)
+    return t
+
+
+cdef void _check_layout(Ngrams t, Py_ssize_t items, const int64_t[::1] ref_off) except *:
+    if ref_off.shape[0] != items + 1 or ref_off[0] != 0 or items + ref_off[items] != t.n_sentences:
+        raise ValueError("ref_off does not fit the sentences")
+    for i in range(items):
+        if ref_off[i + 1] <= ref_off[i]:
+            raise ValueError(f"item {i} has no references")
+
+
+def bleu(Ngrams t, Py_ssize_t items, const int64_t[::1] ref_off, int n, double[:, ::1] per_item):
+    """BleuScorer.compute_score(option="closest") for 1..n: fills per_item (n x items) and
+    returns the corpus scores."""
+    cdef Py_ssize_t i, r, e, s
+    cdef int k, testlen, l, diff, best_diff, reflen
+    cdef int64_t total_testlen = 0, total_reflen = 0
+    cdef int64_t *correct = NULL
+    cdef int64_t *guess = NULL
+    cdef int64_t *total_correct = NULL
+    cdef int64_t *total_guess = NULL
+    cdef int32_t *maxc = NULL
+    cdef double score, ratio, penalty
+    if n < 1 or n > t.n:
+        raise ValueError(f"BLEU-{n} needs {n}-grams; the table holds 1..{t.n}")
+    _check_layout(t, items, ref_off)
+    if per_item.shape[0] != n or per_item.shape[1] != items:
+        raise ValueError("per_item must be n x items")
+    try:
+        correct = <int64_t *>calloc(n, sizeof(int64_t))
+        guess = <int64_t *>calloc(n, sizeof(int64_t))
+        total_correct = <int64_t *>calloc(n, sizeof(int64_t))
+        total_guess = <int64_t *>calloc(n, sizeof(int64_t))
+        maxc = <int32_t *>calloc(t.n_grams + 1, sizeof(int32_t))
+        if correct == NULL or guess == NULL or total_correct == NULL or total_guess == NULL or maxc == NULL:
+            raise MemoryError()
+        for i in range(items):
+            testlen = t.length[i]
+            # The closest reference length, ties to the shorter.
+            best_diff, reflen = -1, 0
+            for r in range(ref_off[i], ref_off[i + 1]):
+                s = items + r
+                l = t.length[s]
+                diff = l - testlen if l >= testlen else testlen - l
+                if best_diff < 0 or diff < best_diff or (diff == best_diff and l < reflen):
+                    best_diff, reflen = diff, l
+                for e in range(t.off[s], t.off[s + 1]):
+                    if t.count[e] > maxc[t.gram[e]]:
+                        maxc[t.gram[e]] = t.count[e]
+            for k in range(n):
+                correct[k] = 0
+                guess[k] = testlen - k if testlen - k > 0 else 0
+            for e in range(t.off[i], t.off[i + 1]):
+                k = t.order[t.gram[e]]
+                if k < n:
+                    correct[k] += t.count[e] if t.count[e] < maxc[t.gram[e]] else maxc[t.gram[e]]
+            for r in range(ref_off[i], ref_off[i + 1]):
+                s = items + r
+                for e in range(t.off[s], t.off[s + 1]):
+                    maxc[t.gram[e]] = 0
+            score = 1.0
+            for k in range(n):
+                score *= (<double>correct[k] + TINY) / (<double>guess[k] + SMALL)
+                per_item[k, i] = pow(score, 1.0 / (k + 1))
+                total_correct[k] += correct[k]
+                total_guess[k] += guess[k]
+            ratio = (<double>testlen + TINY) / (<double>reflen + SMALL)
+            if ratio < 1:
+                penalty = exp(1 - 1 / ratio)
+                for k in range(n):
+                    per_item[k, i] *= penalty
+            total_testlen += testlen
+            total_reflen += reflen
+        corpus = []
+        score = 1.0
+        for k in range(n):
+            score *= (<double>total_correct[k] + TINY) / (<double>total_guess[k] + SMALL)
+            corpus.append(pow(score, 1.0 / (k + 1)))
+        ratio = (<double>total_testlen + TINY) / (<double>total_reflen + SMALL)
+        if ratio < 1:
+            penalty = exp(1 - 1 / ratio)
+            corpus = [x * penalty for x in corpus]
+        return corpus
+    finally:
+        free(correct)
+        free(guess)
+        free(total_correct)
+        free(total_guess)
+        free(maxc)
+
+
+cdef void _vector(Ngrams t, Py_ssize_t s, int n, const int32_t *df, const double *log_df, double ref_len,
+                  double *weight, double *norm, int *bigrams) noexcept:
+    """CiderScorer's counts2vec for sentence s: each n-gram's tf-idf weight into weight[id]
+    (in entry order), the norm per length, and the number of bigrams."""
+    cdef Py_ssize_t e
+    cdef int k
+    cdef int32_t g
+    cdef double w
+    for k in range(n):
+        norm[k] = 0.0
+    bigrams[0] = 0
+    for e in range(t.off[s], t.off[s + 1]):
+        g = t.gram[e]
+        k = t.order[g]
+        if k >= n:
+            continue
+        w = <double>t.count[e] * (ref_len - log_df[df[g]])
+        weight[g] = w
+        norm[k] += pow(w, 2.0)
+        if k == 1:
+            bigrams[0] += t.count[e]
+    for k in range(n):
+        norm[k] = sqrt(norm[k])
+
+
+def doc_freq(Ngrams t, Py_ssize_t items, const int64_t[::1] ref_off, int n, int32_t[::1] df):
+    """CiderScorer.compute_doc_freq: per n-gram id (of 1..n-grams), the number of items whose
+    references (taken together) contain it."""
+    cdef Py_ssize_t i, r, e, s
+    cdef int32_t g
+    cdef int32_t *stamp = NULL
+    _check_layout(t, items, ref_off)
+    if df.shape[0] != t.n_grams:
+        raise ValueError("df must hold one count per n-gram")
+    stamp = <int32_t *>calloc(t.n_grams + 1, sizeof(int32_t))
+    if stamp == NULL:
+        raise MemoryError()
+    try:
+        for g in range(t.n_grams):
+            df[g] = 0
+        for i in range(items):
+            for r in range(ref_off[i], ref_off[i + 1]):
+                s = items + r
+                for e in range(t.off[s], t.off[s + 1]):
+                    g = t.gram[e]
+                    if stamp[g] != i + 1 and t.order[g] < n:
+                        stamp[g] = i + 1
+                        df[g] += 1
+    finally:
+        free(stamp)
+
+
+def cider_d(Ngrams t, Py_ssize_t items, const int64_t[::1] ref_off, int n, double sigma, double ref_len,
+            const int32_t[::1] df, const double[::1] log_df, double[::1] out):
+    """CiderScorer.compute_cider (CIDEr-D) for n-grams 1..n: each item's score into out.
+    df: doc_freq's counts; ref_len is np.log(items) and log_df[d] np.log(max(1, d)), from
+    numpy as the reference takes them (numpy's log may round differently from the C library's)."""
+    cdef Py_ssize_t i, r, e, s
+    cdef int k, bigrams_c, bigrams_r
+    cdef int32_t g
+    cdef double *cand_w = NULL
+    cdef double *ref_w = NULL
+    cdef double *norm_c = NULL
+    cdef double *norm_r = NULL
+    cdef double *val = NULL
+    cdef double *score = NULL
+    cdef double delta, penalty, vh, vr, mean
+    if n < 1 or n > t.n or n >= 8:  # numpy's mean of 8 or more values sums pairwise
+        raise ValueError(f"CIDEr-D over 1..{n}-grams: n must be 1..{min(t.n, 7)}")
+    _check_layout(t, items, ref_off)
+    if out.shape[0] != items or df.shape[0] != t.n_grams:
+        raise ValueError("out must hold one score per item, df one count per n-gram")
+    for g in range(t.n_grams):
+        if df[g] < 0 or df[g] >= log_df.shape[0]:
+            raise ValueError(f"log_df has no entry for a document frequency of {df[g]}")
+    try:
+        cand_w = <double *>calloc(t.n_grams + 1, sizeof(double))
+        ref_w = <double *>calloc(t.n_grams + 1, sizeof(double))
+        norm_c = <double *>malloc(4 * n * sizeof(double))
+        if cand_w == NULL or ref_w == NULL or norm_c == NULL:
+            raise MemoryError()
+        norm_r, val, score = norm_c + n, norm_c + 2 * n, norm_c + 3 * n
+        for i in range(items):
+            _vector(t, i, n, &df[0], &log_df[0], ref_len, cand_w, norm_c, &bigrams_c)
+            for k in range(n):
+                score[k] = 0.0
+            for r in range(ref_off[i], ref_off[i + 1]):
+                s = items + r
+                _vector(t, s, n, &df[0], &log_df[0], ref_len, ref_w, norm_r, &bigrams_r)
+                delta = <double>(bigrams_c - bigrams_r)
+                penalty = pow(E, -pow(delta, 2.0) / (2 * pow(sigma, 2.0)))
+                for k in range(n):
+                    val[k] = 0.0
+                # The candidate's n-grams, in its order; the reference's weight is 0 where it lacks one.
+                for e in range(t.off[i], t.off[i + 1]):
+                    g = t.gram[e]
+                    k = t.order[g]
+                    if k < n:
+                        vh, vr = cand_w[g], ref_w[g]
+                        val[k] += (vr if vr < vh else vh) * vr
+                for k in range(n):
+                    if norm_c[k] != 0 and norm_r[k] != 0:
+                        val[k] /= norm_c[k] * norm_r[k]
+                    val[k] *= penalty
+                    score[k] += val[k]
+                for e in range(t.off[s], t.off[s + 1]):
+                    ref_w[t.gram[e]] = 0.0
+            mean = 0.0
+            for k in range(n):  # np.mean of fewer than 8 values: a running sum
+                mean += score[k]
+            mean /= n
+            mean /= ref_off[i + 1] - ref_off[i]
+            mean *= 10.0
+            out[i] = mean
+    finally:
+        free(cand_w)
+        free(ref_w)
+        free(norm_c)
+
+
+def rouge_l(list candidates, list references, double beta, double[::1] out, dict vocab=None):
+    """Rouge.calc_score for each item (tokens split on single spaces): into out."""
+    cdef Py_ssize_t i, a, b, n_c, n_r, cap = 0, cap_row = 0
+    cdef int32_t *cand = NULL
+    cdef int32_t *ref = NULL
+    cdef Py_ssize_t cap_ref = 0
+    cdef int *row = NULL
+    cdef int lcs, diag, up
+    cdef double prec, rec, prec_max, rec_max, beta2 = pow(beta, 2.0)
+    cdef object text, w, v
+    cdef list refs
+    if len(candidates) != len(references) or out.shape[0] != len(candidates):
+        raise ValueError("one reference list and one output per candidate")
+    if vocab is None:
+        vocab = {}
+    try:
+        for i in range(len(candidates)):
+            toks = (<str?>candidates[i]).split(" ")
+            n_c = len(toks)
+            cand = <int32_t *>_grow(cand, &cap, n_c, sizeof(int32_t))
+            for a in range(n_c):
+                w = toks[a]
+                v = vocab.get(w)
+                if v is None:
+                    v = vocab[w] = len(vocab)
+                cand[a] = v
+            refs = references[i]
+            if not refs:
+                raise ValueError(f"item {i} has no references")
+            prec_max = rec_max = 0.0
+            for text in refs:
+                rtoks = (<str?>text).split(" ")
+                n_r = len(rtoks)
+                ref = <int32_t *>_grow(ref, &cap_ref, n_r, sizeof(int32_t))
+                for b in range(n_r):
+                    w = rtoks[b]
+                    v = vocab.get(w)
+                    if v is None:
+                        v = vocab[w] = len(vocab)
+                    ref[b] = v
+                # Longest common subsequence, one row of the table at a time.
+                row = <int *>_grow(row, &cap_row, n_c + 1, sizeof(int))
+                for a in range(n_c + 1):
+                    row[a] = 0
+                for b in range(n_r):
+                    diag = 0
+                    for a in range(n_c):
+                        up = row[a + 1]
+                        if ref[b] == cand[a]:
+                            row[a + 1] = diag + 1
+                        elif row[a] > up:
+                            row[a + 1] = row[a]
+                        diag = up
+                lcs = row[n_c]
+                prec = lcs / <double>n_c
+                rec = lcs / <double>n_r
+                if prec > prec_max:
+                    prec_max = prec
+                if rec > rec_max:
+                    rec_max = rec
+            if prec_max != 0 and rec_max != 0:
+                out[i] = ((1 + beta2) * prec_max * rec_max) / (rec_max + beta2 * prec_max)
+            else:
+                out[i] = 0.0
+    finally:
+        free(cand)
+        free(ref)
+        free(row)
