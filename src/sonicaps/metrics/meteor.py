@@ -32,13 +32,9 @@ the numbers:
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
-import multiprocessing
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
@@ -62,7 +58,12 @@ try:  # the per-pair work in C (_meteor.pyx); absent when sonicaps was installed
 except ImportError:
     _compiled = None
 
-log = logging.getLogger(__name__)
+
+def _log():
+    import logging  # here, not at the top: ~9 ms of start-up, needed for warnings only
+
+    return logging.getLogger(__name__)
+
 
 # Parameters of the default ("rank") task for English: alpha, beta, gamma, delta.
 ALPHA, BETA, GAMMA, DELTA = 0.85, 0.20, 0.60, 0.75
@@ -537,7 +538,10 @@ _tables: dict[Path, WordTable] = {}
 def _build_word_table(res: MeteorResources, folder: Path) -> None:
     """The resource words (paraphrase vocabulary, synonym words, WordNet exceptions), each
     prepared as MeteorScorer._compute_word does; built in a private folder, then renamed."""
-    log.info("METEOR: preparing the resource words once (about a minute)")
+    import shutil
+    import tempfile
+
+    _log().info("METEOR: preparing the resource words once (about a minute)")
     words = {w.decode("utf-8") for w in res.paraphrases.vocab.tolist()}
     words.update(w.decode("utf-8") for w in res.syn_words.words.tolist())
     words.update(res.exceptions)
@@ -585,7 +589,7 @@ class MeteorScorer:
     def __init__(self, resources: MeteorResources | None = None):
         self.res = resources if resources is not None else load_resources()
         if _compiled is None:
-            log.warning("METEOR's compiled scorer is not built (sonicaps was installed without a C "
+            _log().warning("METEOR's compiled scorer is not built (sonicaps was installed without a C "
                         "compiler): scoring in Python, several times slower")
         self._table = word_table(self.res)
         # Word tables, by word id: String.hashCode of the word and of its stem (uint32), whether
@@ -993,7 +997,7 @@ def meteor(candidates: list[str], references: list[list[str]],
     scorer = default_scorer()
     if workers is None:
         workers = parallel.worker_processes(len(candidates)) if len(candidates) >= PARALLEL_MIN_ITEMS else 1
-    fork = "fork" in multiprocessing.get_all_start_methods()
+    fork = hasattr(os, "fork")
     rows, scores = [], []
     for start in range(0, len(candidates), BLOCK_ITEMS):
         end = start + BLOCK_ITEMS

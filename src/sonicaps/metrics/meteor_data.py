@@ -11,14 +11,10 @@ occur in it.
 
 from __future__ import annotations
 
-import gzip
 import importlib.util
 import json
 import os
 import re
-import shutil
-import tempfile
-import zipfile
 from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -29,7 +25,6 @@ from pathlib import Path
 import numpy as np
 
 from sonicaps.sources import cache_dir, write_atomic
-from sonicaps.weights import sha256_file
 
 try:  # the paraphrase search in C (_meteor.pyx); absent when installed without a compiler
     from sonicaps.metrics import _meteor as _compiled
@@ -105,6 +100,8 @@ def fingerprint(path: Path, root: Path) -> tuple[str, int]:
     entry = memo.get(str(path))
     if isinstance(entry, dict) and entry.get("stamp") == stamp:
         return entry["sha256"], st.st_size
+    from sonicaps.weights import sha256_file  # here: hashlib is needed only when the memo misses
+
     digest = sha256_file(path)
     memo[str(path)] = {"stamp": stamp, "sha256": digest}
     root.mkdir(parents=True, exist_ok=True)
@@ -264,6 +261,8 @@ class MeteorResources:
 
 
 def _read_jar(jar: Path) -> tuple[frozenset[str], dict[str, int], dict[str, list[str]]]:
+    import zipfile  # the build's modules are imported when an index is built, not at start-up
+
     with zipfile.ZipFile(jar) as z:
         words = java_lines(z.read(FUNCTION_WORDS).decode("utf-8"))
         prefixes = java_lines(z.read(NONBREAKING_PREFIXES).decode("utf-8"))
@@ -283,6 +282,8 @@ def _read_jar(jar: Path) -> tuple[frozenset[str], dict[str, int], dict[str, list
 
 
 def _build_synonyms(jar: Path, folder: Path) -> None:
+    import zipfile
+
     with zipfile.ZipFile(jar) as z:
         lines = java_lines(z.read(SYNSETS).decode("utf-8"))
     # Line pairs: a word, then its synset ids; a later pair for the same word wins.
@@ -299,6 +300,8 @@ def _build_synonyms(jar: Path, folder: Path) -> None:
 
 def _table_lines(source: Path):
     """Complete 3-line records of the paraphrase table, a chunk at a time, as bytes."""
+    import gzip
+
     pending = b""
     with gzip.open(source, "rb") as f:
         while data := f.read(_CHUNK):
@@ -412,6 +415,9 @@ def _is_current(folder: Path, manifest: dict) -> bool:
 
 def _build(jar: Path, source: Path, root: Path, folder: Path, manifest: dict) -> None:
     """Build in a private folder, then rename it into place (a rename is atomic)."""
+    import shutil
+    import tempfile
+
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=".build-"))
     try:

@@ -10,11 +10,9 @@ offline on weights a user has (or on tiny test models).
 from __future__ import annotations
 
 import os
-import socket
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING
-from urllib.parse import urlparse
 
 if TYPE_CHECKING:  # torch is imported by the model-based metrics only: COCO scoring starts fast
     import torch
@@ -58,6 +56,9 @@ def device(name: str | None) -> torch.device:
 def hub_reachable() -> bool:
     """Whether the Hugging Face hub can be reached, answered in at most 3 s: offline, the
     hub client retries for ~25 s per file before giving up."""
+    import socket  # here: COCO scoring imports this module and never needs the network
+    from urllib.parse import urlparse
+
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
         return False
     host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"

@@ -41,12 +41,12 @@ from __future__ import annotations
 import bisect
 import contextlib
 import functools
-import hashlib
 import itertools
 import json
 import re
 import sys
 import unicodedata
+import zlib
 from pathlib import Path
 
 from sonicaps.sources import cache_dir, write_atomic
@@ -62,7 +62,8 @@ def _tables_cache() -> Path | None:
         source = Path(__file__).with_name("ptb_rules.py").read_bytes()
     except OSError:
         return None
-    key = hashlib.sha256(source + sys.version.encode()).hexdigest()[:16]
+    # (zlib's checksum, not hashlib's: a cache key, and hashlib costs start-up time)
+    key = f"{zlib.crc32(source + sys.version.encode()):08x}{len(source):08x}"
     return cache_dir() / "ptb" / f"lexer-tables-{key}.json"
 
 
