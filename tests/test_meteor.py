@@ -306,6 +306,19 @@ def test_compiled_scorer_equals_the_python_one():
     assert paraphrased > 100
 
 
+def test_without_the_extension_scores_are_the_same(monkeypatch):
+    """Installed without a C compiler, METEOR runs its Python path end to end (tokens,
+    paraphrase trie, alignment, corpus statistics): same numbers to the last bit."""
+    candidates, references = rich_corpus(120, seed=5)
+    compiled_corpus, compiled_items = m.meteor(candidates, references, workers=1)
+    monkeypatch.setattr(m, "_compiled", None)
+    monkeypatch.setattr(meteor_data, "_compiled", None)
+    monkeypatch.setattr(m, "_default", None)
+    python_corpus, python_items = m.meteor(candidates, references, workers=1)
+    assert python_corpus == compiled_corpus
+    assert python_items.tolist() == compiled_items.tolist()
+
+
 def test_corpus_statistics_in_c_equal_python():
     if m._compiled is None:
         pytest.skip("the compiled scorer is not built")

@@ -14,7 +14,8 @@ most 64 words go through here; the caller scores the others in Python.
 from cpython cimport array
 from libc.math cimport isnan, pow
 from libc.stdint cimport int32_t, int64_t, uint16_t, uint32_t, uint64_t
-from libc.stdlib cimport calloc, free, qsort, realloc
+from libc.stdlib cimport calloc, free, malloc, qsort, realloc
+from libc.string cimport memset
 
 import array
 
@@ -89,6 +90,13 @@ cdef void *_grow(void *p, Py_ssize_t *cap, Py_ssize_t need, size_t item) except 
     if q == NULL:
         raise MemoryError()
     cap[0] = new_cap
+    return q
+
+
+cdef void *_realloc(void *p, size_t size) except NULL:
+    cdef void *q = realloc(p, size)
+    if q == NULL:
+        raise MemoryError()
     return q
 
 
@@ -646,20 +654,74 @@ def corpus_stats(const int[:, ::1] rows):
     return [sums[i] for i in range(N_STATS)]
 
 
-def entries_within(const int64_t[::1] key_off, const int64_t[::1] phrase_off, const uint16_t[::1] phrase_tok,
-                   const int64_t[::1] ent_off, const int32_t[::1] ent_p2, const int64_t[::1] ids):
-    """meteor_data.ParaphraseIndex.entries_within's search over the index arrays: the entries
-    whose phrase and paraphrase have all their words among `ids` (vocabulary ids). Returns
-    three int64 arrays (array.array): entry indices, their phrases, their paraphrases, in
-    the order of the numpy version (by key word, then phrase, then table order)."""
+cdef struct Int64Map:  # open addressing: int64 key (>= 0) -> int32 value
+    int64_t *keys
+    int32_t *vals
+    Py_ssize_t cap, n
+
+
+cdef int map_init(Int64Map *m, Py_ssize_t cap) except -1:
+    m.cap, m.n = 64, 0
+    while m.cap < 2 * cap:
+        m.cap *= 2
+    m.keys = <int64_t *>malloc(m.cap * sizeof(int64_t))
+    m.vals = <int32_t *>malloc(m.cap * sizeof(int32_t))
+    if m.keys == NULL or m.vals == NULL:
+        raise MemoryError()
+    memset(m.keys, 0xFF, m.cap * sizeof(int64_t))
+    return 0
+
+
+cdef void map_free(Int64Map *m) noexcept:
+    free(m.keys)
+    free(m.vals)
+    m.keys, m.vals = NULL, NULL
+
+
+cdef inline Py_ssize_t map_slot(const Int64Map *m, int64_t key) noexcept:
+    cdef uint64_t h = <uint64_t>key * <uint64_t>0x9E3779B97F4A7C15
+    cdef Py_ssize_t i = <Py_ssize_t>((h ^ (h >> 29)) & <uint64_t>(m.cap - 1))
+    while m.keys[i] != -1 and m.keys[i] != key:
+        i = (i + 1) & (m.cap - 1)
+    return i
+
+
+cdef int32_t map_get(const Int64Map *m, int64_t key) noexcept:
+    cdef Py_ssize_t i = map_slot(m, key)
+    return m.vals[i] if m.keys[i] == key else -1
+
+
+cdef int map_put(Int64Map *m, int64_t key, int32_t val) except -1:
+    cdef Int64Map old
+    cdef Py_ssize_t i
+    if 2 * (m.n + 1) > m.cap:
+        old = m[0]
+        map_init(m, old.cap)
+        for i in range(old.cap):
+            if old.keys[i] != -1:
+                map_put(m, old.keys[i], old.vals[i])
+        map_free(&old)
+    i = map_slot(m, key)
+    if m.keys[i] != key:
+        m.keys[i] = key
+        m.n += 1
+    m.vals[i] = val
+    return 0
+
+
+cdef Py_ssize_t _search(const int64_t[::1] key_off, const int64_t[::1] phrase_off, const uint16_t[::1] phrase_tok,
+                        const int64_t[::1] ent_off, const int32_t[::1] ent_p2, const int64_t[::1] ids,
+                        int64_t **found) except -1:
+    """The entries whose phrase and paraphrase have all their words among `ids` (sorted
+    vocabulary ids): found[0] gets (entry, phrase, paraphrase) triples, in the order of the
+    numpy version (by key word, then phrase, then table order). Returns their number."""
     cdef Py_ssize_t n_vocab = key_off.shape[0] - 1, n_phrases = phrase_off.shape[0] - 1
-    cdef Py_ssize_t i, p, q, t, e, n_good = 0, cap = 0
+    cdef Py_ssize_t i, p, q, t, e, n_good = 0, cap = 0, n_found = 0, cap_found = 0
     cdef int64_t w
     cdef bint ok
     cdef int64_t *good_list = NULL
     cdef unsigned char *known = <unsigned char *>calloc(n_vocab + 1, 1)
     cdef unsigned char *good = <unsigned char *>calloc(n_phrases + 1, 1)
-    cdef array.array ents = array.array("q"), p1 = array.array("q"), p2 = array.array("q")
     try:
         if known == NULL or good == NULL:
             raise MemoryError()
@@ -687,14 +749,213 @@ def entries_within(const int64_t[::1] key_off, const int64_t[::1] phrase_off, co
             for e in range(ent_off[p], ent_off[p + 1]):
                 q = ent_p2[e]
                 if good[q]:
-                    array.resize_smart(ents, len(ents) + 1)
-                    array.resize_smart(p1, len(p1) + 1)
-                    array.resize_smart(p2, len(p2) + 1)
-                    ents.data.as_longlongs[len(ents) - 1] = e
-                    p1.data.as_longlongs[len(p1) - 1] = p
-                    p2.data.as_longlongs[len(p2) - 1] = q
+                    found[0] = <int64_t *>_grow(found[0], &cap_found, 3 * (n_found + 1), sizeof(int64_t))
+                    found[0][3 * n_found], found[0][3 * n_found + 1], found[0][3 * n_found + 2] = e, p, q
+                    n_found += 1
     finally:
         free(known)
         free(good)
         free(good_list)
+    return n_found
+
+
+def entries_within(const int64_t[::1] key_off, const int64_t[::1] phrase_off, const uint16_t[::1] phrase_tok,
+                   const int64_t[::1] ent_off, const int32_t[::1] ent_p2, const int64_t[::1] ids):
+    """meteor_data.ParaphraseIndex.entries_within's search over the index arrays (see
+    _search): three int64 arrays (array.array): entries, their phrases, their paraphrases."""
+    cdef int64_t *found = NULL
+    cdef Py_ssize_t n, i
+    cdef array.array ents = array.array("q"), p1 = array.array("q"), p2 = array.array("q")
+    try:
+        n = _search(key_off, phrase_off, phrase_tok, ent_off, ent_p2, ids, &found)
+        for a in (ents, p1, p2):
+            array.resize(a, n)
+        for i in range(n):
+            ents.data.as_longlongs[i] = found[3 * i]
+            p1.data.as_longlongs[i] = found[3 * i + 1]
+            p2.data.as_longlongs[i] = found[3 * i + 2]
+    finally:
+        free(found)
     return ents, p1, p2
+
+
+cdef int edge_cmp(const void *a, const void *b) noexcept nogil:
+    cdef const int64_t *p = <const int64_t *>a
+    cdef const int64_t *q = <const int64_t *>b
+    cdef int k
+    for k in range(3):
+        if p[k] != q[k]:
+            return -1 if p[k] < q[k] else 1
+    return 0
+
+
+def paraphrase_trie(const int64_t[::1] key_off, const int64_t[::1] phrase_off, const uint16_t[::1] phrase_tok,
+                    const int64_t[::1] ent_off, const int32_t[::1] ent_record, const int32_t[::1] ent_p2,
+                    const int32_t[::1] word_of):
+    """The trie score_lines takes (see there), of the paraphrase entries whose words are all
+    among the scorer's words: word_of maps the index's vocabulary ids to scorer word ids
+    (-1 for words it does not have). Returns the eight arrays as array.array."""
+    cdef Py_ssize_t n_vocab = key_off.shape[0] - 1, i, k, n, t, n_nodes = 1, cap_nodes = 0, cap_e = 0
+    cdef int64_t *found = NULL
+    cdef int64_t *edges = NULL  # (parent, word, child)
+    cdef int64_t *ents = NULL  # (node of the phrase, record, node of the paraphrase)
+    cdef int32_t *depth = NULL
+    cdef signed char *target = NULL
+    cdef Int64Map child, node_of
+    cdef int64_t phrase
+    cdef int32_t node, nxt, w
+    cdef int32_t ends[2]
+    cdef array.array child_off, child_word, child_node, entry_off, records, targets, is_target, depths, ids
+    if word_of.shape[0] != n_vocab:
+        raise ValueError("word_of must map every vocabulary id")
+    child.keys = child.vals = NULL
+    node_of.keys = node_of.vals = NULL
+    ids = array.array("q")
+    for i in range(n_vocab):
+        if word_of[i] >= 0:
+            ids.append(i)
+    try:
+        map_init(&child, 1024)
+        map_init(&node_of, 1024)
+        depth = <int32_t *>_grow(NULL, &cap_nodes, 1, sizeof(int32_t))
+        target = <signed char *>malloc(cap_nodes)
+        if target == NULL:
+            raise MemoryError()
+        depth[0], target[0] = 0, 0
+        n = _search(key_off, phrase_off, phrase_tok, ent_off, ent_p2, ids, &found) if len(ids) else 0
+        ents = <int64_t *>malloc((3 * n + 1) * sizeof(int64_t))
+        if ents == NULL:
+            raise MemoryError()
+        for i in range(n):
+            for k in range(2):  # the entry's phrase, then its paraphrase
+                phrase = found[3 * i + 1 + k]
+                node = map_get(&node_of, phrase)
+                if node < 0:
+                    node = 0
+                    for t in range(phrase_off[phrase], phrase_off[phrase + 1]):
+                        w = word_of[phrase_tok[t]]
+                        nxt = map_get(&child, (<int64_t>node << 32) | w)
+                        if nxt < 0:
+                            nxt = <int32_t>n_nodes
+                            if n_nodes == cap_nodes:
+                                depth = <int32_t *>_grow(depth, &cap_nodes, n_nodes + 1, sizeof(int32_t))
+                                target = <signed char *>_realloc(target, cap_nodes)
+                            depth[nxt], target[nxt] = depth[node] + 1, 0
+                            n_nodes += 1
+                            map_put(&child, (<int64_t>node << 32) | w, nxt)
+                            edges = <int64_t *>_grow(edges, &cap_e, 3 * (n_nodes - 1), sizeof(int64_t))
+                            edges[3 * (nxt - 1)], edges[3 * (nxt - 1) + 1], edges[3 * (nxt - 1) + 2] = node, w, nxt
+                        node = nxt
+                    map_put(&node_of, phrase, node)
+                ends[k] = node
+            ents[3 * i], ents[3 * i + 1], ents[3 * i + 2] = ends[0], ent_record[found[3 * i]], ends[1]
+            target[ends[1]] = 1
+        if n_nodes > 2:
+            qsort(edges, n_nodes - 1, 3 * sizeof(int64_t), edge_cmp)
+        if n > 1:
+            qsort(ents, n, 3 * sizeof(int64_t), edge_cmp)
+        child_off, child_word, child_node = array.array("i", [0]) * (n_nodes + 1), array.array("i"), array.array("i")
+        entry_off, records, targets = array.array("i", [0]) * (n_nodes + 1), array.array("i"), array.array("i")
+        array.resize(child_word, n_nodes - 1)
+        array.resize(child_node, n_nodes - 1)
+        array.resize(records, n)
+        array.resize(targets, n)
+        for i in range(n_nodes - 1):
+            child_off.data.as_ints[edges[3 * i] + 1] += 1
+            child_word.data.as_ints[i] = <int>edges[3 * i + 1]
+            child_node.data.as_ints[i] = <int>edges[3 * i + 2]
+        for i in range(n):
+            entry_off.data.as_ints[ents[3 * i] + 1] += 1
+            records.data.as_ints[i] = <int>ents[3 * i + 1]
+            targets.data.as_ints[i] = <int>ents[3 * i + 2]
+        for i in range(n_nodes):
+            child_off.data.as_ints[i + 1] += child_off.data.as_ints[i]
+            entry_off.data.as_ints[i + 1] += entry_off.data.as_ints[i]
+        is_target, depths = array.array("b"), array.array("i")
+        array.resize(is_target, n_nodes)
+        array.resize(depths, n_nodes)
+        for i in range(n_nodes):
+            is_target.data.as_schars[i] = target[i]
+            depths.data.as_ints[i] = depth[i]
+        return child_off, child_word, child_node, entry_off, records, targets, is_target, depths
+    finally:
+        map_free(&child)
+        map_free(&node_of)
+        free(found)
+        free(edges)
+        free(ents)
+        free(depth)
+        free(target)
+
+
+cdef bint _words_alone(str text) except -1:
+    """Whether the text's METEOR tokens are its words' tokens, each word normalized on its
+    own (MeteorScorer.tokens' fast path): printable ASCII words joined by single spaces, none
+    ending in a character whose normalization patterns reach across a space (, ' ` .)."""
+    cdef Py_ssize_t i, n = len(text)
+    cdef Py_UCS4 c, prev = 32
+    if not text.isascii():
+        return False
+    for i in range(n):
+        c = text[i]
+        if c == 32:
+            if prev == 32 or prev == 44 or prev == 39 or prev == 96 or prev == 46:
+                return False
+        elif c < 33 or c > 126:
+            return False
+        prev = c
+    return n == 0 or not (prev == 32 or prev == 44 or prev == 39 or prev == 96 or prev == 46)
+
+
+def unknown_words(list texts, dict memo):
+    """The words of these texts (see _words_alone) that `memo` lacks, and the indices of the
+    texts that must be normalized whole."""
+    cdef str text
+    cdef Py_ssize_t t, i, start, n
+    unknown = set()
+    whole = []
+    for t in range(len(texts)):
+        text = texts[t]
+        if not _words_alone(text):
+            whole.append(t)
+            continue
+        n, start = len(text), 0
+        for i in range(n + 1):
+            if i == n or text[i] == u" ":
+                if i > start:
+                    w = text[start:i]
+                    if w not in memo:
+                        unknown.add(w)
+                start = i + 1
+    return unknown, whole
+
+
+def sentence_words(list texts, dict memo, whole):
+    """Each text as word ids: its words' ids from memo (word -> tuple of ids), or, for a
+    text that must be normalized whole (see _words_alone), whole(text) (a tuple of ids).
+    Returns (offsets int64, ids int32) as array.array, text t being
+    ids[offsets[t]:offsets[t + 1]]."""
+    cdef str text
+    cdef Py_ssize_t t, i, start, n, k
+    cdef tuple ids
+    cdef array.array off = array.array("q", [0]), out = array.array("i")
+    for t in range(len(texts)):
+        text = texts[t]
+        if not _words_alone(text):
+            ids = whole(text)
+            for k in range(len(ids)):
+                array.resize_smart(out, len(out) + 1)
+                out.data.as_ints[len(out) - 1] = ids[k]
+        else:
+            n, start = len(text), 0
+            for i in range(n + 1):
+                if i == n or text[i] == u" ":
+                    if i > start:
+                        ids = memo[text[start:i]]
+                        for k in range(len(ids)):
+                            array.resize_smart(out, len(out) + 1)
+                            out.data.as_ints[len(out) - 1] = ids[k]
+                    start = i + 1
+        array.resize_smart(off, len(off) + 1)
+        off.data.as_longlongs[len(off) - 1] = len(out)
+    return off, out

@@ -380,6 +380,9 @@ class MeteorStats:
 N_STATS = 23
 # What the compiled scorer needs besides the corpus: alpha, beta, gamma, delta, module weights.
 _PARAMS = (ALPHA, BETA, GAMMA, DELTA, *MODULE_WEIGHTS)
+# A trie with only its root (see MeteorScorer._flat).
+_EMPTY_TRIE = tuple(np.array(a, dtype=np.int8 if i == 6 else np.int32)
+                    for i, a in enumerate(([0, 0], [], [], [0, 0], [], [], [0], [0])))
 
 
 def _div(a: float, b: float) -> float:
@@ -603,14 +606,17 @@ class MeteorScorer:
         self._info: dict[str, tuple] = {}  # word -> (hash, stem hash, synsets, function word), Python path
         self._tokens: dict[str, list[str]] = {}
         self._word_tokens: dict[str, list[str]] = {}
-        # The trie of the paraphrase table's phrases (both sides) among the prepared words:
-        # per node its children (word -> node), entries (record, paraphrase node), whether it
-        # ends a phrase that is some entry's paraphrase, and its depth; node 0 is the root.
-        self._children: list[dict[str, int]] = [{}]
-        self._entries: list[list[tuple[int, int]]] = [[]]
-        self._is_target: list[bool] = [False]
-        self._depth: list[int] = [0]
-        self._flat: tuple | None = None  # the same trie as arrays, for the compiled scorer
+        # A word of the texts (what the PTB tokenizer left between spaces) -> the ids of its
+        # tokens, for texts whose words normalize on their own (see _meteor.sentence_words).
+        self._word_ids: dict[str, tuple[int, ...]] = {}
+        # The trie of the paraphrase table's phrases (both sides) among the prepared words, as
+        # arrays for the compiled scorer (_meteor.score_lines documents them) or as Python
+        # lists: per node its children (word -> node), entries (record, paraphrase node) and
+        # whether it ends a phrase that is some entry's paraphrase; node 0 is the root.
+        self._flat: tuple[np.ndarray, ...] = _EMPTY_TRIE
+        self._trie: tuple[list[dict[str, int]], list[list[tuple[int, int]]], list[bool]] | None = None
+        # Paraphrase vocabulary id -> word id, for the words the scorer has (-1: none).
+        self._para_ids = np.full(len(self.res.paraphrases.vocab), -1, dtype=np.int32)
 
     def tokens(self, text: str) -> list[str]:
         """The words the jar aligns: normalized, lowercased, split, in UTF-16 units."""
@@ -641,15 +647,36 @@ class MeteorScorer:
         """Tokenize these texts, give their new words ids (hashes, stems, synsets), and load
         the paraphrase entries whose words all occur in the prepared texts."""
         ids = self._ids
-        new = list({w for text in texts for w in self.tokens(text) if w not in ids})
-        if not new:
+        if _compiled is not None:  # texts as their words, each word's tokens computed once
+            texts = texts if isinstance(texts, list) else list(texts)
+            unknown, whole = _compiled.unknown_words(texts, self._word_ids)
+            word_tokens = {w: [w] if _PLAIN.fullmatch(w) else self._normalized_word(w) for w in unknown}
+            found = [*word_tokens.values(), *(self.tokens(texts[i]) for i in whole)]
+        else:
+            found = [self.tokens(text) for text in texts]
+        new = list({w for toks in found for w in toks if w not in ids})
+        if new:
+            self._add_words(new)
+        if _compiled is None:
+            if new:
+                self._trie = self._build_trie()
             return
-        self._add_words(new)
+        self._word_ids.update((w, tuple([ids[t] for t in toks])) for w, toks in word_tokens.items())
+        if new:
+            para = self.res.paraphrases
+            found = _compiled.paraphrase_trie(para.key_off, para.phrase_off, para.phrase_tok, para.ent_off,
+                                              para.ent_record, para.ent_p2, self._para_ids)
+            self._flat = tuple(np.frombuffer(a, dtype=np.int8 if a.typecode == "b" else np.int32)
+                               for a in found)
+            self._trie = None
+
+    def _build_trie(self) -> tuple[list[dict[str, int]], list[list[tuple[int, int]]], list[bool]]:
+        """The phrase trie as Python lists, from the paraphrase entries among the words."""
         para: dict[tuple[str, ...], list[tuple[int, tuple[str, ...]]]] = {}
-        for record, phrase, paraphrase in self.res.paraphrases.entries_within(ids.keys()):
+        for record, phrase, paraphrase in self.res.paraphrases.entries_within(self._ids.keys()):
             para.setdefault(phrase, []).append((record, paraphrase))
         targets = {p for entries in para.values() for _, p in entries}
-        children, depth = [{}], [0]
+        children: list[dict[str, int]] = [{}]
         node_of: dict[tuple[str, ...], int] = {}
         for phrase in (*para, *targets):
             node = 0
@@ -658,7 +685,6 @@ class MeteorScorer:
                 if nxt is None:
                     nxt = children[node][w] = len(children)
                     children.append({})
-                    depth.append(depth[node] + 1)
                 node = nxt
             node_of[phrase] = node
         entries: list[list[tuple[int, int]]] = [[] for _ in children]
@@ -667,8 +693,20 @@ class MeteorScorer:
         is_target = [False] * len(children)
         for p in targets:
             is_target[node_of[p]] = True
-        self._children, self._entries, self._is_target, self._depth = children, entries, is_target, depth
-        self._flat = None
+        return children, entries, is_target
+
+    def _python_trie(self) -> tuple[list[dict[str, int]], list[list[tuple[int, int]]], list[bool]]:
+        """The trie as Python lists; where the compiled scorer built it, derived from its arrays."""
+        if self._trie is None:
+            child_off, child_word, child_node, ent_off, ent_record, ent_target, is_target, _ = (
+                a.tolist() for a in self._flat)
+            words, nodes = list(self._ids), range(len(is_target))
+            self._trie = ([{words[child_word[k]]: child_node[k]
+                            for k in range(child_off[n], child_off[n + 1])} for n in nodes],
+                          [[(ent_record[e], ent_target[e]) for e in range(ent_off[n], ent_off[n + 1])]
+                           for n in nodes],
+                          [bool(x) for x in is_target])
+        return self._trie
 
     def _add_words(self, words: list[str]) -> None:
         """Give these words ids: their rows of the word table, computed for words it lacks."""
@@ -687,6 +725,11 @@ class MeteorScorer:
         syn = [table.syn[_spans(lo, hi)], np.array([x for i in infos for x in i[2]], dtype=np.int64)]
         for word in (*found, *rest):
             self._ids[word] = len(self._ids)
+        para = self.res.paraphrases
+        where = para.sorted_vocab.find(words)
+        known = where >= 0
+        self._para_ids[para.sorted_vocab_id[where[known]]] = [self._ids[w] for w, k in
+                                                              zip(words, known.tolist(), strict=True) if k]
         self._hash = np.concatenate((self._hash, *hashes))
         self._stem = np.concatenate((self._stem, *stems))
         self._function = np.concatenate((self._function, *function))
@@ -719,7 +762,7 @@ class MeteorScorer:
             best_rows, best_scores = (np.zeros((len(lines), N_STATS), dtype=np.int32), np.zeros(len(lines)))
             words = (self._hash, self._stem, self._function, self._syn_off, self._syn)
             python = _compiled.score_lines(
-                words, self._flat_trie(), _PARAMS, sent_off, sent_words, line_off, line_sent,
+                words, self._flat, _PARAMS, sent_off, sent_words, line_off, line_sent,
                 best_rows, best_scores, rows if pairs else None, scores if pairs else None)
             if not pairs:
                 rows, scores = best_rows, best_scores
@@ -738,40 +781,17 @@ class MeteorScorer:
 
     def _sentences(self, lines: Sequence[tuple[str, list[str]]]) -> tuple[np.ndarray, ...]:
         """The lines as the compiled scorer takes them: each distinct text once, as word ids."""
-        ids, index = self._ids, {}
-        sent_off, sent_words, line_off, line_sent = [0], [], [0], []
+        index: dict[str, int] = {}
+        line_off, line_sent = [0], []
         for test, refs in lines:
-            for text in (test, *refs):
-                s = index.get(text)
-                if s is None:
-                    s = index[text] = len(sent_off) - 1
-                    sent_words.extend([ids[w] for w in self.tokens(text)])
-                    sent_off.append(len(sent_words))
-                line_sent.append(s)
+            line_sent.append(index.setdefault(test, len(index)))
+            line_sent.extend([index.setdefault(ref, len(index)) for ref in refs])
             line_off.append(len(line_sent))
-        return (np.array(sent_off, dtype=np.int64), np.array(sent_words, dtype=np.int32),
+        ids = self._ids
+        sent_off, sent_words = _compiled.sentence_words(
+            list(index), self._word_ids, lambda text: tuple([ids[w] for w in self.tokens(text)]))
+        return (np.frombuffer(sent_off, dtype=np.int64), np.frombuffer(sent_words, dtype=np.int32),
                 np.array(line_off, dtype=np.int64), np.array(line_sent, dtype=np.int64))
-
-    def _flat_trie(self) -> tuple[np.ndarray, ...]:
-        """The phrase trie as arrays (see _meteor.score_lines), children sorted by word id."""
-        if self._flat is None:
-            ids = self._ids
-            child_off, child_word, child_node, ent_off, ent_record, ent_target = [0], [], [], [0], [], []
-            for children, entries in zip(self._children, self._entries, strict=True):
-                for word_id, node in sorted((ids[w], node) for w, node in children.items()):
-                    child_word.append(word_id)
-                    child_node.append(node)
-                child_off.append(len(child_word))
-                for record, target in entries:
-                    ent_record.append(record)
-                    ent_target.append(target)
-                ent_off.append(len(ent_record))
-            i32 = np.int32
-            self._flat = (np.array(child_off, dtype=i32), np.array(child_word, dtype=i32),
-                          np.array(child_node, dtype=i32), np.array(ent_off, dtype=i32),
-                          np.array(ent_record, dtype=i32), np.array(ent_target, dtype=i32),
-                          np.array(self._is_target, dtype=np.int8), np.array(self._depth, dtype=i32))
-        return self._flat
 
     def _python_stats(self, test: str, refs: list[str]) -> list[MeteorStats]:
         """Statistics of each reference of a line, in Python (the readable reference)."""
@@ -827,7 +847,7 @@ class MeteorScorer:
         infos = [self._word_info(w) for w in toks]
         para_from: dict[int, list[tuple[int, int, int]]] = {}
         para_at: list[tuple[int, int, int]] = []
-        n, children, entries, is_target = len(toks), self._children, self._entries, self._is_target
+        n, (children, entries, is_target) = len(toks), self._python_trie()
         for i in range(n):  # every phrase of the table that starts at i: by position, then length
             node, end = 0, i
             while end < n and (node := children[node].get(toks[end])) is not None:
