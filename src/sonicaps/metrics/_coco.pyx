@@ -15,11 +15,11 @@ item by item; ref_off[i]:ref_off[i + 1] are item i's references among the refere
 
 from cpython cimport array
 from libc.math cimport exp, pow, sqrt
-from libc.stdint cimport int32_t, int64_t, uint64_t
-from libc.stdlib cimport calloc, free, malloc, realloc
-from libc.string cimport memcmp, memset
+from libc.stdlib cimport calloc
 
 import array
+
+include "_bytemap.pxi"
 
 # The reference's guards against division by zero (BleuScorer: tiny, small).
 cdef double TINY = 1e-15
@@ -74,13 +74,94 @@ cdef class Ngrams:
         free(self.length)
 
 
-def ngrams(list sentences, int n, dict vocab=None):
-    """Ngrams of these sentences (strings), 1..n-grams. vocab: word -> id, extended in place."""
+cdef class Words:
+    """Sentences as word ids, split two ways: as str.split() splits (BLEU, CIDEr-D: any
+    whitespace) and as str.split(" ") (ROUGE-L: single spaces, so "" is one empty word)."""
+
+    cdef ByteMap map
+    cdef readonly Py_ssize_t n_sentences
+    cdef int64_t *off  # str.split() words of sentence s: ids[off[s]:off[s + 1]]
+    cdef int32_t *ids
+    cdef int64_t *space_off  # str.split(" ") words: space_ids[space_off[s]:space_off[s + 1]]
+    cdef int32_t *space_ids
+
+    def __cinit__(self):
+        bm_init(&self.map)
+
+    def __dealloc__(self):
+        bm_free(&self.map)
+        free(self.off)
+        free(self.ids)
+        free(self.space_off)
+        free(self.space_ids)
+
+
+cdef inline bint _is_space(unsigned char c) noexcept nogil:
+    """str.isspace() for an ASCII character."""
+    return c == 32 or 9 <= c <= 13 or 28 <= c <= 31
+
+
+def words(list sentences):
+    """Words of these sentences (strings)."""
+    cdef Words w = Words()
+    cdef Py_ssize_t n_sent = len(sentences), s, i, a, n, cap = 0, cap_space = 0, total = 0, total_space = 0
+    cdef const unsigned char *p
+    cdef object text, word
+    w.n_sentences = n_sent
+    w.off = <int64_t *>malloc((n_sent + 1) * sizeof(int64_t))
+    w.space_off = <int64_t *>malloc((n_sent + 1) * sizeof(int64_t))
+    if w.off == NULL or w.space_off == NULL:
+        raise MemoryError()
+    for s in range(n_sent):
+        text = sentences[s]
+        if not isinstance(text, str):
+            raise TypeError(f"sentence {s} is {type(text).__name__}, not a string")
+        w.off[s], w.space_off[s] = total, total_space
+        n = len(text)
+        w.ids = <int32_t *>_grow(w.ids, &cap, total + n // 2 + 1, sizeof(int32_t))
+        w.space_ids = <int32_t *>_grow(w.space_ids, &cap_space, total_space + n + 1, sizeof(int32_t))
+        if PyUnicode_IS_ASCII(text):
+            p = <const unsigned char *>PyUnicode_DATA(text)
+            a = 0  # split(" "): every single space ends a word, empty ones included
+            for i in range(n + 1):
+                if i == n or p[i] == 32:
+                    w.space_ids[total_space] = bm_intern(&w.map, <const char *>p + a, i - a)
+                    total_space += 1
+                    a = i + 1
+            a = -1  # split(): runs of non-whitespace
+            for i in range(n + 1):
+                if i == n or _is_space(p[i]):
+                    if a >= 0:
+                        w.ids[total] = bm_intern(&w.map, <const char *>p + a, i - a)
+                        total += 1
+                        a = -1
+                elif a < 0:
+                    a = i
+        else:
+            toks = text.split(" ")
+            w.space_ids = <int32_t *>_grow(w.space_ids, &cap_space, total_space + len(toks), sizeof(int32_t))
+            for word in toks:
+                w.space_ids[total_space] = bm_intern_str(&w.map, word)
+                total_space += 1
+            toks = text.split()
+            w.ids = <int32_t *>_grow(w.ids, &cap, total + len(toks), sizeof(int32_t))
+            for word in toks:
+                w.ids[total] = bm_intern_str(&w.map, word)
+                total += 1
+    w.off[n_sent], w.space_off[n_sent] = total, total_space
+    if w.ids == NULL:
+        w.ids = <int32_t *>malloc(sizeof(int32_t))
+        w.space_ids = <int32_t *>malloc(sizeof(int32_t))
+    return w
+
+
+def ngrams(Words wd, int n):
+    """Ngrams of the sentences' str.split() words, 1..n-grams."""
     cdef Ngrams t = Ngrams()
-    cdef Py_ssize_t n_sent = len(sentences), s, i, k, j, total = 0, cap_words = 0, cap_ent = 0, cap_grams = 0
-    cdef Py_ssize_t slots, mask, slot, n_grams = 0, n_ent = 0, w0, wn
-    cdef int32_t *words = NULL
-    cdef int64_t *word_off = NULL
+    cdef Py_ssize_t n_sent = wd.n_sentences, s, i, k, j, total = wd.off[wd.n_sentences], cap_ent = 0
+    cdef Py_ssize_t cap_grams = 0, slots, mask, slot, n_grams = 0, n_ent = 0, w0, wn
+    cdef const int32_t *words = wd.ids
+    cdef const int64_t *word_off = wd.off
     cdef int32_t *table = NULL  # open addressing: slot -> n-gram id, -1 free
     cdef int64_t *gram_start = NULL  # per n-gram id: where its words are in `words`
     cdef uint64_t *gram_hash = NULL
@@ -88,33 +169,16 @@ def ngrams(list sentences, int n, dict vocab=None):
     cdef int64_t *where = NULL  # per n-gram id: its entry in that sentence
     cdef uint64_t h
     cdef int32_t g
-    cdef object w, text, v
     if n < 1:
         raise ValueError("n must be at least 1")
-    if vocab is None:
-        vocab = {}
     t.n, t.n_sentences = n, n_sent
     try:
-        word_off = <int64_t *>malloc((n_sent + 1) * sizeof(int64_t))
         t.length = <int32_t *>malloc((n_sent + 1) * sizeof(int32_t))
         t.off = <int64_t *>malloc((n_sent + 1) * sizeof(int64_t))
-        if word_off == NULL or t.length == NULL or t.off == NULL:
+        if t.length == NULL or t.off == NULL:
             raise MemoryError()
         for s in range(n_sent):
-            text = sentences[s]
-            if not isinstance(text, str):
-                raise TypeError(f"sentence {s} is {type(text).__name__}, not a string")
-            word_off[s] = total
-            toks = text.split()
-            t.length[s] = len(toks)
-            words = <int32_t *>_grow(words, &cap_words, total + len(toks), sizeof(int32_t))
-            for w in toks:
-                v = vocab.get(w)
-                if v is None:
-                    v = vocab[w] = len(vocab)
-                words[total] = v
-                total += 1
-        word_off[n_sent] = total
+            t.length[s] = <int32_t>(word_off[s + 1] - word_off[s])
         slots = 1024
         while slots < 2 * n * total + 2:
             slots *= 2
@@ -168,8 +232,6 @@ def ngrams(list sentences, int n, dict vocab=None):
         if t.order == NULL:
             t.order = <signed char *>malloc(1)
     finally:
-        free(words)
-        free(word_off)
         free(table)
         free(gram_start)
         free(gram_hash)
@@ -386,48 +448,29 @@ def cider_d(Ngrams t, Py_ssize_t items, const int64_t[::1] ref_off, int n, doubl
         free(norm_c)
 
 
-def rouge_l(list candidates, list references, double beta, double[::1] out, dict vocab=None):
-    """Rouge.calc_score for each item (tokens split on single spaces): into out."""
-    cdef Py_ssize_t i, a, b, n_c, n_r, cap = 0, cap_row = 0
-    cdef int32_t *cand = NULL
-    cdef int32_t *ref = NULL
-    cdef Py_ssize_t cap_ref = 0
+def rouge_l(Words wd, Py_ssize_t items, const int64_t[::1] ref_off, double beta, double[::1] out):
+    """Rouge.calc_score for each item, on the sentences' str.split(" ") words: into out."""
+    cdef Py_ssize_t i, r, s, a, b, n_c, n_r, cap_row = 0
+    cdef const int32_t *cand
+    cdef const int32_t *ref
     cdef int *row = NULL
     cdef int lcs, diag, up
     cdef double prec, rec, prec_max, rec_max, beta2 = pow(beta, 2.0)
-    cdef object text, w, v
-    cdef list refs
-    if len(candidates) != len(references) or out.shape[0] != len(candidates):
-        raise ValueError("one reference list and one output per candidate")
-    if vocab is None:
-        vocab = {}
+    if ref_off.shape[0] != items + 1 or ref_off[0] != 0 or items + ref_off[items] != wd.n_sentences:
+        raise ValueError("ref_off does not fit the sentences")
+    if out.shape[0] != items:
+        raise ValueError("out must hold one score per item")
     try:
-        for i in range(len(candidates)):
-            toks = (<str?>candidates[i]).split(" ")
-            n_c = len(toks)
-            cand = <int32_t *>_grow(cand, &cap, n_c, sizeof(int32_t))
-            for a in range(n_c):
-                w = toks[a]
-                v = vocab.get(w)
-                if v is None:
-                    v = vocab[w] = len(vocab)
-                cand[a] = v
-            refs = references[i]
-            if not refs:
+        for i in range(items):
+            cand, n_c = wd.space_ids + wd.space_off[i], wd.space_off[i + 1] - wd.space_off[i]
+            if ref_off[i + 1] <= ref_off[i]:
                 raise ValueError(f"item {i} has no references")
             prec_max = rec_max = 0.0
-            for text in refs:
-                rtoks = (<str?>text).split(" ")
-                n_r = len(rtoks)
-                ref = <int32_t *>_grow(ref, &cap_ref, n_r, sizeof(int32_t))
-                for b in range(n_r):
-                    w = rtoks[b]
-                    v = vocab.get(w)
-                    if v is None:
-                        v = vocab[w] = len(vocab)
-                    ref[b] = v
+            row = <int *>_grow(row, &cap_row, n_c + 1, sizeof(int))
+            for r in range(ref_off[i], ref_off[i + 1]):
+                s = items + r
+                ref, n_r = wd.space_ids + wd.space_off[s], wd.space_off[s + 1] - wd.space_off[s]
                 # Longest common subsequence, one row of the table at a time.
-                row = <int *>_grow(row, &cap_row, n_c + 1, sizeof(int))
                 for a in range(n_c + 1):
                     row[a] = 0
                 for b in range(n_r):
@@ -451,6 +494,4 @@ def rouge_l(list candidates, list references, double beta, double[::1] out, dict
             else:
                 out[i] = 0.0
     finally:
-        free(cand)
-        free(ref)
         free(row)

@@ -13,11 +13,12 @@ most 64 words go through here; the caller scores the others in Python.
 
 from cpython cimport array
 from libc.math cimport isnan, pow
-from libc.stdint cimport int32_t, int64_t, uint16_t, uint32_t, uint64_t
-from libc.stdlib cimport calloc, free, malloc, qsort, realloc
-from libc.string cimport memset
+from libc.stdint cimport uint16_t, uint32_t
+from libc.stdlib cimport calloc, qsort
 
 import array
+
+include "_bytemap.pxi"
 
 cdef enum:
     BEAM_SIZE = 40  # meteor.BEAM_SIZE
@@ -888,74 +889,133 @@ def paraphrase_trie(const int64_t[::1] key_off, const int64_t[::1] phrase_off, c
         free(target)
 
 
-cdef bint _words_alone(str text) except -1:
+cdef inline bint _linking(unsigned char c) noexcept nogil:
+    return c == 44 or c == 39 or c == 96 or c == 46  # , ' ` .
+
+
+cdef bint _words_alone(str text) noexcept:
     """Whether the text's METEOR tokens are its words' tokens, each word normalized on its
     own (MeteorScorer.tokens' fast path): printable ASCII words joined by single spaces, none
     ending in a character whose normalization patterns reach across a space (, ' ` .)."""
     cdef Py_ssize_t i, n = len(text)
-    cdef Py_UCS4 c, prev = 32
-    if not text.isascii():
+    cdef const unsigned char *p
+    cdef unsigned char c, prev = 32
+    if not PyUnicode_IS_ASCII(text):
         return False
+    p = <const unsigned char *>PyUnicode_DATA(text)
     for i in range(n):
-        c = text[i]
+        c = p[i]
         if c == 32:
-            if prev == 32 or prev == 44 or prev == 39 or prev == 96 or prev == 46:
+            if prev == 32 or _linking(prev):
                 return False
         elif c < 33 or c > 126:
             return False
         prev = c
-    return n == 0 or not (prev == 32 or prev == 44 or prev == 39 or prev == 96 or prev == 46)
+    return n == 0 or not (prev == 32 or _linking(prev))
 
 
-def unknown_words(list texts, dict memo):
-    """The words of these texts (see _words_alone) that `memo` lacks, and the indices of the
-    texts that must be normalized whole."""
-    cdef str text
-    cdef Py_ssize_t t, i, start, n
-    unknown = set()
-    whole = []
-    for t in range(len(texts)):
-        text = texts[t]
-        if not _words_alone(text):
-            whole.append(t)
-            continue
-        n, start = len(text), 0
-        for i in range(n + 1):
-            if i == n or text[i] == u" ":
-                if i > start:
-                    w = text[start:i]
-                    if w not in memo:
-                        unknown.add(w)
-                start = i + 1
-    return unknown, whole
+cdef class WordIds:
+    """The ids of each PTB word's METEOR tokens (a word: what lies between two spaces of a
+    text that _words_alone accepts), so that a corpus' texts become ids without building a
+    string per word."""
 
+    cdef ByteMap map
+    cdef int32_t *start  # per word: its ids are toks[start[k]:start[k] + count[k]]
+    cdef int32_t *count
+    cdef int32_t *toks
+    cdef Py_ssize_t cap, n_toks, cap_toks
 
-def sentence_words(list texts, dict memo, whole):
-    """Each text as word ids: its words' ids from memo (word -> tuple of ids), or, for a
-    text that must be normalized whole (see _words_alone), whole(text) (a tuple of ids).
-    Returns (offsets int64, ids int32) as array.array, text t being
-    ids[offsets[t]:offsets[t + 1]]."""
-    cdef str text
-    cdef Py_ssize_t t, i, start, n, k
-    cdef tuple ids
-    cdef array.array off = array.array("q", [0]), out = array.array("i")
-    for t in range(len(texts)):
-        text = texts[t]
-        if not _words_alone(text):
-            ids = whole(text)
-            for k in range(len(ids)):
-                array.resize_smart(out, len(out) + 1)
-                out.data.as_ints[len(out) - 1] = ids[k]
-        else:
-            n, start = len(text), 0
+    def __cinit__(self):
+        bm_init(&self.map)
+
+    def __dealloc__(self):
+        bm_free(&self.map)
+        free(self.start)
+        free(self.count)
+        free(self.toks)
+
+    def __len__(self):
+        return self.map.n
+
+    def add(self, str word, tuple ids):
+        """Record a word's token ids (a word already recorded keeps its first ids)."""
+        cdef Py_ssize_t k, before = self.map.n, i
+        if not PyUnicode_IS_ASCII(word):
+            raise ValueError(f"{word!r}: only ASCII words occur in texts that split into words")
+        k = bm_intern(&self.map, <const char *>PyUnicode_DATA(word), len(word))
+        if k < before:
+            return
+        if k >= self.cap:
+            self.cap = max(2 * self.cap, 256)
+            self.start = <int32_t *>_realloc(self.start, self.cap * sizeof(int32_t))
+            self.count = <int32_t *>_realloc(self.count, self.cap * sizeof(int32_t))
+        self.toks = <int32_t *>_grow(self.toks, &self.cap_toks, self.n_toks + len(ids) + 1, sizeof(int32_t))
+        self.start[k], self.count[k] = <int32_t>self.n_toks, <int32_t>len(ids)
+        for i in range(len(ids)):
+            self.toks[self.n_toks] = ids[i]
+            self.n_toks += 1
+
+    def unknown(self, list texts):
+        """The words of these texts that have no ids yet, and the indices of the texts that
+        must be normalized whole (see _words_alone)."""
+        cdef str text
+        cdef Py_ssize_t t, i, a, n
+        cdef const char *p
+        unknown = set()
+        whole = []
+        for t in range(len(texts)):
+            text = texts[t]
+            if not _words_alone(text):
+                whole.append(t)
+                continue
+            p, n, a = <const char *>PyUnicode_DATA(text), len(text), 0
             for i in range(n + 1):
-                if i == n or text[i] == u" ":
-                    if i > start:
-                        ids = memo[text[start:i]]
-                        for k in range(len(ids)):
-                            array.resize_smart(out, len(out) + 1)
-                            out.data.as_ints[len(out) - 1] = ids[k]
-                    start = i + 1
-        array.resize_smart(off, len(off) + 1)
-        off.data.as_longlongs[len(off) - 1] = len(out)
-    return off, out
+                if i == n or p[i] == 32:
+                    if i > a and bm_find(&self.map, p + a, i - a) < 0:
+                        unknown.add(text[a:i])
+                    a = i + 1
+        return unknown, whole
+
+    def sentences(self, list texts, whole):
+        """Each text as token ids: its words' ids, or, for a text that must be normalized
+        whole, whole(text) (a tuple of ids). Returns (offsets int64, ids int32) as
+        array.array, text t being ids[offsets[t]:offsets[t + 1]]."""
+        cdef str text
+        cdef Py_ssize_t t, i, a, n, k, total = 0, cap = 0
+        cdef int32_t w
+        cdef const char *p
+        cdef tuple ids
+        cdef int32_t *out = NULL
+        cdef array.array off = array.array("q"), result = array.array("i")
+        array.resize(off, len(texts) + 1)
+        try:
+            off.data.as_longlongs[0] = 0
+            for t in range(len(texts)):
+                text = texts[t]
+                if not _words_alone(text):
+                    ids = whole(text)
+                    out = <int32_t *>_grow(out, &cap, total + len(ids) + 1, sizeof(int32_t))
+                    for k in range(len(ids)):
+                        out[total] = ids[k]
+                        total += 1
+                else:
+                    p, n, a = <const char *>PyUnicode_DATA(text), len(text), 0
+                    out = <int32_t *>_grow(out, &cap, total + 8 * (n + 1), sizeof(int32_t))
+                    for i in range(n + 1):
+                        if i == n or p[i] == 32:
+                            if i > a:
+                                w = bm_find(&self.map, p + a, i - a)
+                                if w < 0:
+                                    raise KeyError(text[a:i])
+                                out = <int32_t *>_grow(out, &cap, total + self.count[w] + 1, sizeof(int32_t))
+                                for k in range(self.start[w], self.start[w] + self.count[w]):
+                                    out[total] = self.toks[k]
+                                    total += 1
+                            a = i + 1
+                off.data.as_longlongs[t + 1] = total
+            array.resize(result, total)
+            for k in range(total):
+                result.data.as_ints[k] = out[k]
+        finally:
+            free(out)
+        return off, result

@@ -377,7 +377,7 @@ def _ngram_metrics(names: list[str], tok_c: list[str], tok_r: list[list[str]]
     if "rouge_l" in names:
         from sonicaps.metrics.rouge import rouge_l
 
-        corpus["rouge_l"], per_item["rouge_l"] = rouge_l(tok_c, tok_r)
+        corpus["rouge_l"], per_item["rouge_l"] = rouge_l(tok_c, tok_r, ngrams=ngrams)
     if "cider_d" in names or "spider" in names:
         from sonicaps.metrics.cider import cider_d
 

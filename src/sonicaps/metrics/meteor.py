@@ -607,8 +607,8 @@ class MeteorScorer:
         self._tokens: dict[str, list[str]] = {}
         self._word_tokens: dict[str, list[str]] = {}
         # A word of the texts (what the PTB tokenizer left between spaces) -> the ids of its
-        # tokens, for texts whose words normalize on their own (see _meteor.sentence_words).
-        self._word_ids: dict[str, tuple[int, ...]] = {}
+        # tokens, for texts whose words normalize on their own (compiled path).
+        self._word_ids = _compiled.WordIds() if _compiled is not None else None
         # The trie of the paraphrase table's phrases (both sides) among the prepared words, as
         # arrays for the compiled scorer (_meteor.score_lines documents them) or as Python
         # lists: per node its children (word -> node), entries (record, paraphrase node) and
@@ -649,7 +649,7 @@ class MeteorScorer:
         ids = self._ids
         if _compiled is not None:  # texts as their words, each word's tokens computed once
             texts = texts if isinstance(texts, list) else list(texts)
-            unknown, whole = _compiled.unknown_words(texts, self._word_ids)
+            unknown, whole = self._word_ids.unknown(texts)
             word_tokens = {w: [w] if _PLAIN.fullmatch(w) else self._normalized_word(w) for w in unknown}
             found = [*word_tokens.values(), *(self.tokens(texts[i]) for i in whole)]
         else:
@@ -661,7 +661,8 @@ class MeteorScorer:
             if new:
                 self._trie = self._build_trie()
             return
-        self._word_ids.update((w, tuple([ids[t] for t in toks])) for w, toks in word_tokens.items())
+        for w, toks in word_tokens.items():
+            self._word_ids.add(w, tuple([ids[t] for t in toks]))
         if new:
             para = self.res.paraphrases
             found = _compiled.paraphrase_trie(para.key_off, para.phrase_off, para.phrase_tok, para.ent_off,
@@ -788,8 +789,8 @@ class MeteorScorer:
             line_sent.extend([index.setdefault(ref, len(index)) for ref in refs])
             line_off.append(len(line_sent))
         ids = self._ids
-        sent_off, sent_words = _compiled.sentence_words(
-            list(index), self._word_ids, lambda text: tuple([ids[w] for w in self.tokens(text)]))
+        sent_off, sent_words = self._word_ids.sentences(
+            list(index), lambda text: tuple([ids[w] for w in self.tokens(text)]))
         return (np.frombuffer(sent_off, dtype=np.int64), np.frombuffer(sent_words, dtype=np.int32),
                 np.array(line_off, dtype=np.int64), np.array(line_sent, dtype=np.int64))
 

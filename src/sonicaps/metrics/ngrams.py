@@ -42,6 +42,7 @@ class CorpusNgrams:
     ref_off: np.ndarray  # int64, items + 1
     n: int
     table: object  # compiled.Ngrams, or per sentence sentence_ngrams(...) (Python path)
+    words: object = None  # compiled.Words of the sentences (compiled path), which ROUGE-L reuses
 
     @property
     def compiled(self) -> bool:
@@ -53,17 +54,23 @@ class CorpusNgrams:
         return self.table
 
 
-def count_corpus(candidates: list[str], references: list[list[str]], n: int = MAX_N,
-                 python: bool = False) -> CorpusNgrams:
-    """Count every sentence once (python=True: the pure-Python path even where the
-    extension is built, for tests)."""
+def layout(candidates: list[str], references: list[list[str]]) -> tuple[list[str], np.ndarray]:
+    """The corpus' sentences, candidates first, and where each item's references start
+    among the references (int64, items + 1)."""
     if len(candidates) != len(references):
         raise ValueError(f"{len(candidates)} candidates but {len(references)} reference lists")
     sentences = [*candidates, *(r for refs in references for r in refs)]
     ref_off = np.fromiter(accumulate((len(refs) for refs in references), initial=0), dtype=np.int64,
                           count=len(references) + 1)
+    return sentences, ref_off
+
+
+def count_corpus(candidates: list[str], references: list[list[str]], n: int = MAX_N,
+                 python: bool = False) -> CorpusNgrams:
+    """Count every sentence once (python=True: the pure-Python path even where the
+    extension is built, for tests)."""
+    sentences, ref_off = layout(candidates, references)
     if compiled is not None and not python:
-        table = compiled.ngrams(sentences, n)
-    else:
-        table = [sentence_ngrams(text, n) for text in sentences]
-    return CorpusNgrams(len(candidates), ref_off, n, table)
+        words = compiled.words(sentences)
+        return CorpusNgrams(len(candidates), ref_off, n, compiled.ngrams(words, n), words)
+    return CorpusNgrams(len(candidates), ref_off, n, [sentence_ngrams(text, n) for text in sentences])

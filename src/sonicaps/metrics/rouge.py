@@ -11,18 +11,24 @@ from __future__ import annotations
 
 import numpy as np
 
-from sonicaps.metrics.ngrams import compiled
+from sonicaps.metrics.ngrams import CorpusNgrams, compiled, layout
 
 BETA = 1.2
 
 
-def rouge_l(candidates: list[str], references: list[list[str]], python: bool = False
-            ) -> tuple[float, np.ndarray]:
-    """Corpus ROUGE-L (mean of items, as the reference) and per-item scores (python=True:
-    the pure-Python path even where the extension is built, for tests)."""
+def rouge_l(candidates: list[str], references: list[list[str]], python: bool = False,
+            ngrams: CorpusNgrams | None = None) -> tuple[float, np.ndarray]:
+    """Corpus ROUGE-L (mean of items, as the reference) and per-item scores. ngrams: the
+    corpus' n-gram table, whose words it reuses; python=True: the pure-Python path even
+    where the extension is built (for tests)."""
     scores = np.zeros(len(candidates))
     if compiled is not None and not python:
-        compiled.rouge_l(list(candidates), [list(refs) for refs in references], BETA, scores)
+        if ngrams is not None and ngrams.words is not None:
+            words, ref_off = ngrams.words, ngrams.ref_off
+        else:
+            sentences, ref_off = layout(candidates, references)
+            words = compiled.words(sentences)
+        compiled.rouge_l(words, len(candidates), ref_off, BETA, scores)
     else:
         _rouge_python(candidates, references, scores)
     return float(np.mean(scores)) if len(scores) else 0.0, scores
