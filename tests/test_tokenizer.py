@@ -180,3 +180,43 @@ def test_lexer_tables_cache_is_rebuilt_when_damaged(tmp_path, monkeypatch):
     cached.write_text('{"rules": [')  # a damaged file is derived again and replaced
     assert tokenizer._lexer_tables() == derived
     assert json.loads(cached.read_text()) == derived
+
+
+def test_without_the_extension_the_tokens_are_the_same(monkeypatch):
+    """Where the C loop over captions is not built, the Python one gives the same tokens
+    (the reference tests above run whichever is built)."""
+    from corpora import corpus
+
+    from sonicaps.metrics import tokenizer
+
+    if tokenizer._compiled is None:
+        pytest.skip("the C extension is not built: nothing to compare")
+    candidates, references = corpus(200, seed=12)
+    rng = random.Random(7)
+    captions = TRICKY + candidates + [r for refs in references for r in refs]
+    captions += [random_caption(rng) for _ in range(3000)]
+    compiled = tokenize(captions)
+    monkeypatch.setattr(tokenizer, "_compiled", None)
+    tokenizer._MIDDLE.clear()
+    tokenizer._LAST.clear()
+    assert_same(captions, compiled, tokenize(captions))
+
+
+def test_rules_compiled_from_the_cached_engine_code_equal_re_compile():
+    """The lexer tables carry the regex engine's code for each rule (compiling them took
+    ~10 ms a run); a pattern made from it must equal re.compile's (Pattern equality compares
+    the pattern, the flags and the engine code)."""
+    import re
+
+    from sonicaps.metrics import tokenizer
+
+    cached = tokenizer._COMPILED["rules"]
+    assert len(cached) == len(tokenizer._RULES)
+    for i, (tok, ctx, _) in enumerate(tokenizer._RULES):
+        pattern = f"({tok}){ctx or ''}"
+        compiled = tokenizer._compiled_pattern(pattern, re.DOTALL, cached[i:i + 1])
+        assert compiled == re.compile(pattern, re.DOTALL)
+    dotted = tokenizer._TABLES["dotted"]
+    assert tokenizer._compiled_pattern(dotted, 0, [tokenizer._COMPILED["dotted"]]) == re.compile(dotted)
+    # Code made for another pattern is not used.
+    assert tokenizer._compiled_pattern("(a)b", 0, cached[:1]) == re.compile("(a)b")

@@ -495,3 +495,132 @@ def rouge_l(Words wd, Py_ssize_t items, const int64_t[::1] ref_off, double beta,
                 out[i] = 0.0
     finally:
         free(row)
+
+
+# --- PTB tokenization: tokenizer.tokenize's loop over captions -----------------------------
+
+cdef extern from "Python.h":
+    object PyUnicode_DecodeASCII(const char *s, Py_ssize_t size, const char *errors)
+
+# Words the lexer splits (assimilations): never a single WORD token.
+cdef tuple _ASSIMILATIONS = (b"cannot", b"gonna", b"gotta", b"lemme", b"gimme", b"wanna")
+
+
+cdef inline bint _letter(unsigned char c) noexcept nogil:
+    return 65 <= c <= 90 or 97 <= c <= 122
+
+
+cdef inline bint _digit(unsigned char c) noexcept nogil:
+    return 48 <= c <= 57
+
+
+cdef bint _lexed_whole(const unsigned char *p, Py_ssize_t n) noexcept nogil:
+    """tokenizer._SCAN_WHOLE.search on an ASCII caption: a token may span a space, a space
+    runs on into a tab, or the lexer ends the line early."""
+    cdef Py_ssize_t i
+    cdef unsigned char c
+    for i in range(n):
+        c = p[i]
+        if c == 60 or c == 13 or c == 11 or c == 12:  # < \r \x0b \x0c
+            return True
+        if (_digit(c) or c == 41) and i + 2 < n and p[i + 1] == 32 and _digit(p[i + 2]):
+            return True
+        if c == 46 and i + 2 < n and p[i + 1] == 32 and p[i + 2] == 46:
+            return True
+        if c == 9 and i > 0 and p[i - 1] == 32:
+            return True
+    return False
+
+
+cdef Py_ssize_t _simple(const unsigned char *p, Py_ssize_t n) noexcept:
+    """The length of a piece's word when the piece is tokenizer._SIMPLE's WORD token that
+    needs no lookup: ASCII letters, maybe one final , ; : ! or ? (dropped), and not an
+    assimilation. 0 otherwise (a final period may be an abbreviation's: the memo decides)."""
+    cdef Py_ssize_t i, m = n
+    cdef bytes low
+    if n == 0:
+        return 0
+    if p[n - 1] in b",;:!?":
+        m = n - 1
+    if m == 0:
+        return 0
+    for i in range(m):
+        if not _letter(p[i]):
+            return 0
+    if 5 <= m <= 6:
+        low = bytes(p[:m]).lower()
+        if low in _ASSIMILATIONS:
+            return 0
+    return m
+
+
+def ptb_tokenize(list texts, dict middle, dict last, middle_miss, last_miss, contextual, python_caption,
+                 whole_caption):
+    """tokenizer.tokenize after its newline replacement, for ASCII captions: each caption
+    split at spaces, a piece's output a lower-cased word (the common case) or the memo's
+    (middle: pieces followed by a space; last: the last piece + the character after it;
+    middle_miss(piece) / last_miss(piece, following) fill them); whole_caption(i) lexes
+    caption i whole when a piece's output is `contextual` or _lexed_whole says so.
+    python_caption(i) does all of it for a caption that is not ASCII."""
+    cdef Py_ssize_t n_texts = len(texts), i, j, k, a, n, m, cap = 0, length
+    cdef const unsigned char *p
+    cdef const unsigned char *q
+    cdef char *buf = NULL
+    cdef bint ok
+    cdef object text, value, piece
+    cdef str following
+    out = []
+    try:
+        for i in range(n_texts):
+            text = texts[i]
+            if not PyUnicode_IS_ASCII(text):
+                out.append(python_caption(i))
+                continue
+            p, n = <const unsigned char *>PyUnicode_DATA(text), len(text)
+            if _lexed_whole(p, n):
+                out.append(whole_caption(i))
+                continue
+            following = u"\n" if i + 1 < n_texts else u""
+            buf = <char *>_grow(buf, &cap, n + 1, 1)
+            length, a, ok = 0, 0, True
+            for k in range(n + 1):
+                if k < n and p[k] != 32:
+                    continue
+                m = _simple(p + a, k - a)
+                if m:
+                    if length:
+                        buf[length] = 32
+                        length += 1
+                    for j in range(m):  # lower-cased (ASCII letters)
+                        buf[length + j] = p[a + j] | 32
+                    length += m
+                else:
+                    piece = text[a:k]
+                    if k < n:
+                        value = middle.get(piece)
+                        if value is None:
+                            value = middle_miss(piece)
+                    else:
+                        value = last.get(piece + following)
+                        if value is None:
+                            value = last_miss(piece, following)
+                    if value is contextual or not PyUnicode_IS_ASCII(value):
+                        ok = False
+                        break
+                    if len(value):
+                        buf = <char *>_grow(buf, &cap, length + len(value) + n + 2, 1)
+                        if length:
+                            buf[length] = 32
+                            length += 1
+                        memcpy(buf + length, PyUnicode_DATA(value), len(value))
+                        length += len(value)
+                a = k + 1
+            if ok:
+                out.append(PyUnicode_DecodeASCII(buf, length, NULL))
+            elif value is contextual:
+                out.append(whole_caption(i))
+            else:
+                out.append(python_caption(i))
+    finally:
+        free(buf)
+    return out

@@ -38,6 +38,7 @@ after Java 7 / JDK 17.
 
 from __future__ import annotations
 
+import _sre
 import bisect
 import contextlib
 import functools
@@ -47,9 +48,16 @@ import re
 import sys
 import unicodedata
 import zlib
+from array import array
+from binascii import a2b_base64
 from pathlib import Path
 
 from sonicaps.sources import cache_dir, write_atomic
+
+try:  # the loop over captions in C (_coco.pyx); absent when installed without a compiler
+    from sonicaps.metrics import _coco as _compiled
+except ImportError:
+    _compiled = None
 
 # Tokens pycocoevalcap drops after tokenizing (upper-case brackets never match lower-cased text).
 PUNCTUATIONS = frozenset(["''", "'", "``", "`", "-LRB-", "-RRB-", "-LCB-", "-RCB-",
@@ -91,6 +99,8 @@ _RULES = [tuple(rule) for rule in _TABLES["rules"]]
 _FIRST = [frozenset(codes) for codes in _TABLES["first"]]
 # Each run of BMP code points that no rule tells apart: its first code point and class code.
 _RUN_STARTS, _RUN_CODES = _TABLES["run_starts"], _TABLES["run_codes"]
+# The rules and the abbreviations pattern, compiled (see _compiled_pattern).
+_COMPILED = _TABLES.get("compiled", {})
 # Per rule, its compiled pattern (token in group 1, then the context), compiled when first
 # needed; per class code, the rules that can start with it. Both are bounded by the classes.
 _PATTERNS: list[re.Pattern | None] = [None] * len(_RULES)
@@ -118,8 +128,23 @@ def _candidates(code: str) -> tuple[int, ...]:
     for i in found:
         if _PATTERNS[i] is None:
             tok, ctx, _ = _RULES[i]
-            _PATTERNS[i] = re.compile(f"({tok}){ctx or ''}", re.DOTALL)
+            cached = _COMPILED.get("rules", [])[i:i + 1]
+            _PATTERNS[i] = _compiled_pattern(f"({tok}){ctx or ''}", re.DOTALL, cached)
     return found
+
+
+def _compiled_pattern(pattern: str, flags: int, cached: list) -> re.Pattern:
+    """re.compile(pattern, flags), from the regex engine's code cached with the tables
+    (ptb_rules._sre_code; cached: [that entry] or []) where it is this pattern's for this
+    engine, else compiled as usual."""
+    if cached and cached[0] and cached[0][0] == _sre.MAGIC and cached[0][1] == zlib.crc32(pattern.encode()):
+        magic, crc, final_flags, code, groups, groupindex, indexgroup = cached[0]
+        try:
+            code = array("I", a2b_base64(code)).tolist()
+            return _sre.compile(pattern, final_flags, code, groups, groupindex, tuple(indexgroup))
+        except (TypeError, ValueError, RuntimeError):  # an engine that reads its code otherwise
+            pass
+    return re.compile(pattern, flags)
 
 
 # Normalizations of the default options: LaTeX quotes, "&amp;" -> "&", fractions, currency.
@@ -323,7 +348,7 @@ def _piece_output(piece: str, following: str) -> object:
 @functools.cache
 def _dotted() -> re.Pattern:
     """The words that keep their final period, compiled when first needed."""
-    return re.compile(_TABLES["dotted"])
+    return _compiled_pattern(_TABLES["dotted"], 0, [_COMPILED.get("dotted")])
 
 
 def _keeps_period(word: str) -> bool:
@@ -362,23 +387,30 @@ def tokenize(captions: list[str]) -> list[str]:
     neighbour matter (see the module docstring); a caption's line breaks other than '\\n' end it.
     """
     texts = [c.replace("\n", " ") for c in captions]
+    if _compiled is not None:  # the same loop in C for ASCII captions (_coco.ptb_tokenize)
+        return _compiled.ptb_tokenize(
+            texts, _MIDDLE, _LAST, lambda piece: _memo(_MIDDLE, piece, piece, " "),
+            lambda piece, following: _memo(_LAST, piece + following, piece, following), _CONTEXTUAL,
+            lambda i: _caption(texts, i, _SCAN_WHOLE.search(texts[i]) is not None),
+            lambda i: _whole(texts, i))
     # One search over all captions for those that must be lexed whole ('\0' matches nothing).
     starts = list(itertools.accumulate((len(t) + 1 for t in texts), initial=0))
     whole = {bisect.bisect_right(starts, m.start()) - 1 for m in _SCAN_WHOLE.finditer("\0".join(texts))}
-    out = []
-    middle_get, last_get = _MIDDLE.get, _LAST.get
-    for i, text in enumerate(texts):
-        if i in whole:
-            out.append(_whole(texts, i))
-            continue
-        pieces = text.split(" ")
-        last = pieces.pop()
-        following = "\n" if i + 1 < len(texts) else ""
-        values = list(map(middle_get, pieces))
-        if None in values:
-            values = [_memo(_MIDDLE, piece, piece, " ") if v is None else v
-                      for piece, v in zip(pieces, values, strict=True)]
-        value = last_get(last + following)
-        values.append(_memo(_LAST, last + following, last, following) if value is None else value)
-        out.append(_whole(texts, i) if _CONTEXTUAL in values else " ".join(filter(None, values)))
-    return out
+    return [_caption(texts, i, i in whole) for i in range(len(texts))]
+
+
+def _caption(texts: list[str], i: int, whole: bool) -> str:
+    """Caption i's output: lexed whole, or piece by piece from the memos."""
+    if whole:
+        return _whole(texts, i)
+    text = texts[i]
+    pieces = text.split(" ")
+    last = pieces.pop()
+    following = "\n" if i + 1 < len(texts) else ""
+    values = list(map(_MIDDLE.get, pieces))
+    if None in values:
+        values = [_memo(_MIDDLE, piece, piece, " ") if v is None else v
+                  for piece, v in zip(pieces, values, strict=True)]
+    value = _LAST.get(last + following)
+    values.append(_memo(_LAST, last + following, last, following) if value is None else value)
+    return _whole(texts, i) if _CONTEXTUAL in values else " ".join(filter(None, values))
