@@ -40,7 +40,7 @@ cdef struct Match:
 
 
 cdef struct Path:
-    int neg, chunks, dist, idx, last, order, node
+    int neg, chunks, dist, idx, last, node
     uint64_t tbits, rbits
 
 
@@ -117,19 +117,6 @@ cdef inline Match make_match(int rstart, int rlen, int tstart, int tlen, int mod
     return m
 
 
-cdef int path_cmp(const void *a, const void *b) noexcept nogil:
-    # (score, chunks, distance), then the order before sorting: a stable sort, as Collections.sort.
-    cdef const Path *p = <const Path *>a
-    cdef const Path *q = <const Path *>b
-    if p.neg != q.neg:
-        return -1 if p.neg < q.neg else 1
-    if p.chunks != q.chunks:
-        return -1 if p.chunks < q.chunks else 1
-    if p.dist != q.dist:
-        return -1 if p.dist < q.dist else 1
-    return -1 if p.order < q.order else (1 if p.order > q.order else 0)
-
-
 cdef int hit_cmp(const void *a, const void *b) noexcept nogil:
     cdef const Hit *p = <const Hit *>a
     cdef const Hit *q = <const Hit *>b
@@ -156,24 +143,61 @@ cdef int at_cmp(const void *a, const void *b) noexcept nogil:
     return -1 if p.target < q.target else (1 if p.target > q.target else 0)
 
 
-cdef void sort_paths(Path *paths, int n) noexcept:
-    cdef int k
-    for k in range(n):
-        paths[k].order = k
-    qsort(paths, n, sizeof(Path), path_cmp)
+cdef inline bint path_less(const Path *p, const Path *q) noexcept:
+    """(score, chunks, distance) order, as the jar's PartialAlignment comparator."""
+    if p.neg != q.neg:
+        return p.neg < q.neg
+    if p.chunks != q.chunks:
+        return p.chunks < q.chunks
+    return p.dist < q.dist
 
 
-cdef bint shares_synset(const Tables *tb, int a, int b) noexcept:
-    """Whether words a and b share a synset (each word's ids are sorted)."""
-    cdef int64_t i = tb.syn_off[a], i1 = tb.syn_off[a + 1], j = tb.syn_off[b], j1 = tb.syn_off[b + 1]
-    while i < i1 and j < j1:
-        if tb.syn[i] == tb.syn[j]:
-            return True
-        if tb.syn[i] < tb.syn[j]:
-            i += 1
-        else:
-            j += 1
-    return False
+cdef void sort_paths(Path *paths, int n, Path *tmp) noexcept:
+    """A stable sort, as Collections.sort: insertion sort on runs of 16, then merges through
+    tmp (room for n paths). (libc's qsort allocated and copied on every call, most of the
+    aligner's time.)"""
+    cdef int lo, hi, i, j, width, a, b, k, mid
+    cdef Path x
+    cdef Path *src = paths
+    cdef Path *dst = tmp
+    for lo in range(0, n, 16):
+        hi = min(lo + 16, n)
+        for i in range(lo + 1, hi):
+            x = paths[i]
+            j = i - 1
+            while j >= lo and path_less(&x, &paths[j]):
+                paths[j + 1] = paths[j]
+                j -= 1
+            paths[j + 1] = x
+    width = 16
+    while width < n:
+        for lo in range(0, n, 2 * width):
+            mid, hi = min(lo + width, n), min(lo + 2 * width, n)
+            a, b, k = lo, mid, lo
+            while a < mid and b < hi:
+                if path_less(&src[b], &src[a]):
+                    dst[k] = src[b]
+                    b += 1
+                else:
+                    dst[k] = src[a]
+                    a += 1
+                k += 1
+            while a < mid:
+                dst[k] = src[a]
+                a += 1
+                k += 1
+            while b < hi:
+                dst[k] = src[b]
+                b += 1
+                k += 1
+        src, dst = dst, src
+        width *= 2
+    if src != paths:
+        memcpy(paths, src, n * sizeof(Path))
+
+
+cdef extern from *:
+    int __builtin_ctzll(unsigned long long) nogil
 
 
 cdef int find_child(const Tables *tb, int node, int word) noexcept:
@@ -208,8 +232,13 @@ cdef class _Work:
     cdef Py_ssize_t pa_cap
     cdef Py_ssize_t *pf_off
     cdef Py_ssize_t *pa_off
+    cdef int64_t *syn_keys  # test_synsets' table (open addressing, -1 free)
+    cdef uint64_t *syn_masks
+    cdef Py_ssize_t syn_cap, syn_slots
 
     def __dealloc__(self):
+        free(self.syn_keys)
+        free(self.syn_masks)
         free(self.matches)
         free(self.paths)
         free(self.next_paths)
@@ -226,6 +255,44 @@ cdef class _Work:
         cap = self.path_cap
         self.next_paths = <Path *>_grow(self.next_paths, &cap, n, sizeof(Path))
         self.path_cap = cap
+
+
+cdef void test_synsets(const Tables *tb, _Work w, const int32_t *tw, int n1) except *:
+    """For the test sentence of a line: each synset of its words -> the mask of the words
+    that have it, so a reference word's synonym matches are an OR of masks (instead of
+    intersecting its synsets with each test word's)."""
+    cdef Py_ssize_t total = 0, slots = 16, slot, k
+    cdef int i
+    cdef int64_t sid
+    for i in range(n1):
+        total += tb.syn_off[tw[i] + 1] - tb.syn_off[tw[i]]
+    while slots < 2 * total:
+        slots *= 2
+    if slots > w.syn_cap:
+        w.syn_keys = <int64_t *>_realloc(w.syn_keys, slots * sizeof(int64_t))
+        w.syn_masks = <uint64_t *>_realloc(w.syn_masks, slots * sizeof(uint64_t))
+        w.syn_cap = slots
+    w.syn_slots = slots
+    memset(w.syn_keys, 0xFF, slots * sizeof(int64_t))
+    for i in range(n1):
+        for k in range(tb.syn_off[tw[i]], tb.syn_off[tw[i] + 1]):
+            sid = tb.syn[k]
+            slot = <Py_ssize_t>((<uint64_t>sid * <uint64_t>0x9E3779B97F4A7C15) >> 40) & (slots - 1)
+            while w.syn_keys[slot] != -1 and w.syn_keys[slot] != sid:
+                slot = (slot + 1) & (slots - 1)
+            if w.syn_keys[slot] == -1:
+                w.syn_keys[slot], w.syn_masks[slot] = sid, 0
+            w.syn_masks[slot] |= <uint64_t>1 << i
+
+
+cdef inline uint64_t synset_mask(_Work w, int64_t sid) noexcept:
+    """The test words that have this synset (test_synsets)."""
+    cdef Py_ssize_t slot = <Py_ssize_t>((<uint64_t>sid * <uint64_t>0x9E3779B97F4A7C15) >> 40) & (w.syn_slots - 1)
+    while w.syn_keys[slot] != -1:
+        if w.syn_keys[slot] == sid:
+            return w.syn_masks[slot]
+        slot = (slot + 1) & (w.syn_slots - 1)
+    return 0
 
 
 cdef void find_phrases(const Tables *tb, _Work w, const int32_t *words, int n, Py_ssize_t *npf,
@@ -338,6 +405,7 @@ cdef void align(const Tables *tb, _Work w, const int32_t *tw, int n1, const int3
     cdef int i, j, k, x, n, nm = 0
     cdef Py_ssize_t nh = 0, nh1
     cdef bint same = n1 == n2
+    cdef uint64_t shared
     cdef Match *m
     cdef const Hit *h
 
@@ -366,11 +434,14 @@ cdef void align(const Tables *tb, _Work w, const int32_t *tw, int n1, const int3
                 if tb.stems[tw[i]] == tb.stems[rw[j]] and thash[i] != rhash[j]:
                     ms[nm] = make_match(j, 1, i, 1, STEM)
                     nm += 1
-        for j in range(n2):
-            if tb.syn_off[rw[j]] == tb.syn_off[rw[j] + 1]:
-                continue
-            for i in range(n1):
-                if thash[i] != rhash[j] and shares_synset(tb, tw[i], rw[j]):
+        for j in range(n2):  # test words sharing a synset with reference word j (test_synsets)
+            shared = 0
+            for k in range(tb.syn_off[rw[j]], tb.syn_off[rw[j] + 1]):
+                shared |= synset_mask(w, tb.syn[k])
+            while shared:
+                i = __builtin_ctzll(shared)
+                shared &= shared - 1
+                if thash[i] != rhash[j]:
                     ms[nm] = make_match(j, 1, i, 1, SYNONYM)
                     nm += 1
         for k in range(nh):
@@ -478,7 +549,7 @@ cdef void resolve(_Work w, Match *staged, int *first, int *per_ref, int *fixed, 
     paths[0].tbits, paths[0].rbits = test_bits, ref_bits
     for current in range(n2):
         if n_paths > 1:
-            sort_paths(paths, n_paths)
+            sort_paths(paths, n_paths, nxt)
             n_paths = min(n_paths, BEAM_SIZE)
         n_next = 0
         bit = <uint64_t>1 << current
@@ -527,12 +598,12 @@ cdef void resolve(_Work w, Match *staged, int *first, int *per_ref, int *fixed, 
             n_paths = 1  # keep the best path as it was
     # Complete paths: close the open chunk, best first.
     if n_paths > 1:
-        sort_paths(paths, n_paths)
+        sort_paths(paths, n_paths, nxt)
         n_paths = min(n_paths, BEAM_SIZE)
     for p in range(n_paths):
         if paths[p].last != -1:
             paths[p].chunks += 1
-    sort_paths(paths, n_paths)
+    sort_paths(paths, n_paths, nxt)
     k = paths[0].node
     while k != -1:
         chosen[staged[w.nodes[k].match].rstart] = w.nodes[k].match
@@ -619,6 +690,7 @@ def score_lines(words, trie, tuple params, const int64_t[::1] sent_off, const in
             skipped.append(l)
             continue
         t_sent = line_sent[line_off[l]]
+        test_synsets(&tb, w, &sent_words[sent_off[t_sent]], <int>(sent_off[t_sent + 1] - sent_off[t_sent]))
         best = -1.0
         for k in range(line_off[l] + 1, line_off[l + 1]):
             r_sent = line_sent[k]
@@ -959,21 +1031,28 @@ cdef class WordIds:
         """The words of these texts that have no ids yet, and the indices of the texts that
         must be normalized whole (see _words_alone)."""
         cdef str text
-        cdef Py_ssize_t t, i, a, n
+        cdef Py_ssize_t t, i, a, n, before
         cdef const char *p
-        unknown = set()
+        cdef ByteMap seen  # the unknown words so far: each becomes a string once
+        unknown = []
         whole = []
-        for t in range(len(texts)):
-            text = texts[t]
-            if not _words_alone(text):
-                whole.append(t)
-                continue
-            p, n, a = <const char *>PyUnicode_DATA(text), len(text), 0
-            for i in range(n + 1):
-                if i == n or p[i] == 32:
-                    if i > a and bm_find(&self.map, p + a, i - a) < 0:
-                        unknown.add(text[a:i])
-                    a = i + 1
+        bm_init(&seen)
+        try:
+            for t in range(len(texts)):
+                text = texts[t]
+                if not _words_alone(text):
+                    whole.append(t)
+                    continue
+                p, n, a = <const char *>PyUnicode_DATA(text), len(text), 0
+                for i in range(n + 1):
+                    if i == n or p[i] == 32:
+                        if i > a and bm_find(&self.map, p + a, i - a) < 0:
+                            before = seen.n
+                            if bm_intern(&seen, p + a, i - a) == before:
+                                unknown.append(text[a:i])
+                        a = i + 1
+        finally:
+            bm_free(&seen)
         return unknown, whole
 
     def sentences(self, list texts, whole):
