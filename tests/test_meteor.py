@@ -370,3 +370,24 @@ def test_word_table_equals_preparing_each_word():
     for word in words:
         h, s, synsets, function = scorer._word_info(word)
         assert (h, s, tuple(sorted(synsets)), function) == fresh._compute_word(word), word
+
+
+def test_map_npy_equals_np_load(tmp_path):
+    """The index's arrays are mapped without np.load's header parsing; same arrays."""
+    import mmap
+
+    arrays = {"i8": np.arange(5, dtype=np.int64), "u2": np.array([1, 65535], dtype=np.uint16),
+              "words": np.array([b"a", b"bcd"]), "flags": np.array([True, False]),
+              "empty": np.zeros(0, dtype=np.int32), "table": np.arange(12, dtype=np.float64).reshape(3, 4),
+              "scalar": np.array(7)}
+    for name, array in arrays.items():
+        np.save(tmp_path / f"{name}.npy", array)
+        mapped = meteor_data.map_npy(tmp_path / f"{name}.npy")
+        loaded = np.load(tmp_path / f"{name}.npy", mmap_mode="r")
+        assert mapped.dtype == loaded.dtype and mapped.shape == loaded.shape, name
+        assert np.array_equal(mapped, loaded) and not mapped.flags.writeable, name
+        base = mapped
+        while isinstance(base, np.ndarray) and base.base is not None:
+            base = base.base
+        base = base.obj if isinstance(base, memoryview) else base
+        assert isinstance(base, mmap.mmap) == bool(array.size), name

@@ -202,21 +202,27 @@ def test_without_the_extension_the_tokens_are_the_same(monkeypatch):
     assert_same(captions, compiled, tokenize(captions))
 
 
-def test_rules_compiled_from_the_cached_engine_code_equal_re_compile():
-    """The lexer tables carry the regex engine's code for each rule (compiling them took
-    ~10 ms a run); a pattern made from it must equal re.compile's (Pattern equality compares
-    the pattern, the flags and the engine code)."""
+def test_patterns_made_from_cached_engine_code_equal_re_compile(tmp_path, monkeypatch):
+    """sonicaps.metrics._regex keeps the regex engine's code of the metrics' fixed patterns
+    on disk (compiling them took ~15 ms a run); a pattern made from it must equal
+    re.compile's (Pattern equality compares the pattern, the flags and the engine code)."""
     import re
 
-    from sonicaps.metrics import tokenizer
+    from sonicaps.metrics import _regex, meteor, tokenizer
 
-    cached = tokenizer._COMPILED["rules"]
-    assert len(cached) == len(tokenizer._RULES)
-    for i, (tok, ctx, _) in enumerate(tokenizer._RULES):
-        pattern = f"({tok}){ctx or ''}"
-        compiled = tokenizer._compiled_pattern(pattern, re.DOTALL, cached[i:i + 1])
-        assert compiled == re.compile(pattern, re.DOTALL)
-    dotted = tokenizer._TABLES["dotted"]
-    assert tokenizer._compiled_pattern(dotted, 0, [tokenizer._COMPILED["dotted"]]) == re.compile(dotted)
-    # Code made for another pattern is not used.
-    assert tokenizer._compiled_pattern("(a)b", 0, cached[:1]) == re.compile("(a)b")
+    monkeypatch.setattr("sonicaps.sources.cache_dir", lambda: tmp_path)
+    monkeypatch.setattr(_regex, "_cache", None)
+    patterns = [(f"({tok}){ctx or ''}", re.DOTALL) for tok, ctx, _ in tokenizer._RULES]
+    patterns += [(tokenizer._TABLES["dotted"], 0)]
+    patterns += [(p.pattern, p.flags & ~re.UNICODE) for module in (tokenizer, meteor)
+                 for p in vars(module).values() if isinstance(p, re.Pattern)]
+    first = [_regex.compile(p, f) for p, f in patterns]  # compiled, and cached on disk
+    monkeypatch.setattr(_regex, "_cache", None)
+    again = [_regex.compile(p, f) for p, f in patterns]  # made from the file
+    assert _regex._cache and len(_regex._cache) == len(set(patterns))
+    for (pattern, flags), a, b in zip(patterns, first, again, strict=True):
+        assert a == b == re.compile(pattern, flags), pattern
+    # A damaged file is ignored (and rewritten).
+    _regex._path().write_bytes(b"\x00damaged")
+    monkeypatch.setattr(_regex, "_cache", None)
+    assert _regex.compile("(a)b") == re.compile("(a)b")

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import re
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from sonicaps.metrics import _regex
 from sonicaps.metrics.models import MetricModels
 from sonicaps.metrics.parallel import ForkedWorker, worker_processes
 
@@ -43,7 +43,7 @@ NEEDS_FER = frozenset({"fer", "fense", "spider_fl", "mace"})
 # FER thresholds and penalties: FENSE and SPIDEr-FL (0.9, 0.9), MACE (0.97, 0.3).
 FENSE_THRESHOLD, FENSE_PENALTY = 0.9, 0.9
 MACE_THRESHOLD, MACE_PENALTY = 0.97, 0.3
-_BLEU_N = re.compile(r"^bleu_([1-9][0-9]*)$")
+_BLEU_N = _regex.compile(r"^bleu_([1-9][0-9]*)$")
 
 
 def _order(name: str) -> tuple[int, int]:

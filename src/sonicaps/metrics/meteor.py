@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sonicaps.metrics import parallel
+from sonicaps.metrics import _regex, parallel
 from sonicaps.metrics.meteor_data import (
     NBP_ANY,
     NBP_NUMERIC_ONLY,
@@ -51,6 +51,7 @@ from sonicaps.metrics.meteor_data import (
     _spans,
     java_tokens,
     load_resources,
+    map_npy,
 )
 
 try:  # the per-pair work in C (_meteor.pyx); absent when sonicaps was installed without a compiler
@@ -87,35 +88,35 @@ _ALPHA = ("A-Za-z\u0160\u017d\u0161\u017e\u0178\u00c0-\u00d6\u00d8-\u00f6\u00f8-
           "\u0400-\u04ff\u0500-\u0527\ua640-\ua66e\ua67e-\ua697\u1d00-\u1d7f")
 _ALNUM = "0-9" + _ALPHA
 # Java's \s: space, tab, LF, VT, FF, CR.
-_SEP_OTHER = re.compile(f"([^{_ALNUM} \t\n\x0b\f\r.'`,\\-\u2018\u2019])")
-_MULTI_DOT = re.compile(r"\.([.]+)")
-_MULTI_DOT2 = re.compile(r"DOTMULTI\.([^.])")
-_COMMAS = (re.compile(r"([^0-9]),([^0-9])"), re.compile(r"([0-9]),([^0-9])"),
-           re.compile(r"([^0-9]),([0-9])"))
-_QUOTE = re.compile("[`\u2018\u2019]")
-_QUOTE2 = re.compile("[\u201c\u201d]|''")
-_RM_DASH = re.compile(f"([{_ALNUM}.])-([{_ALNUM}])")
+_SEP_OTHER = _regex.compile(f"([^{_ALNUM} \t\n\x0b\f\r.'`,\\-\u2018\u2019])")
+_MULTI_DOT = _regex.compile(r"\.([.]+)")
+_MULTI_DOT2 = _regex.compile(r"DOTMULTI\.([^.])")
+_COMMAS = (_regex.compile(r"([^0-9]),([^0-9])"), _regex.compile(r"([0-9]),([^0-9])"),
+           _regex.compile(r"([^0-9]),([0-9])"))
+_QUOTE = _regex.compile("[`\u2018\u2019]")
+_QUOTE2 = _regex.compile("[\u201c\u201d]|''")
+_RM_DASH = _regex.compile(f"([{_ALNUM}.])-([{_ALNUM}])")
 _CONTRACTIONS = (
-    (re.compile(f"([^{_ALPHA}])'([^{_ALPHA}])"), r"\1 ' \2"),
-    (re.compile(f"([^{_ALPHA}0-9])'([{_ALPHA}])"), r"\1 ' \2"),
-    (re.compile(f"([{_ALPHA}])'([^{_ALPHA}])"), r"\1 ' \2"),
-    (re.compile(f"([{_ALPHA}])'([{_ALPHA}])"), r"\1 '\2"),
-    (re.compile(r"([0-9])'(s)"), r"\1 '\2"),
+    (_regex.compile(f"([^{_ALPHA}])'([^{_ALPHA}])"), r"\1 ' \2"),
+    (_regex.compile(f"([^{_ALPHA}0-9])'([{_ALPHA}])"), r"\1 ' \2"),
+    (_regex.compile(f"([{_ALPHA}])'([^{_ALPHA}])"), r"\1 ' \2"),
+    (_regex.compile(f"([{_ALPHA}])'([{_ALPHA}])"), r"\1 '\2"),
+    (_regex.compile(r"([0-9])'(s)"), r"\1 '\2"),
 )
-_NBP_LETTER = re.compile(f"[{_ALPHA}]")
-_WHITE = re.compile("[ \u2000-\u200a\u202f\u205f\u3000\u00a0]+")
+_NBP_LETTER = _regex.compile(f"[{_ALPHA}]")
+_WHITE = _regex.compile("[ \u2000-\u200a\u202f\u205f\u3000\u00a0]+")
 # String.trim() removes every char <= U+0020.
 _JAVA_SPACE = "".join(map(chr, range(33)))
 # Already normalized text: normalizing only collapses its spaces.
-_PLAIN = re.compile("[a-z0-9 ]*")
+_PLAIN = _regex.compile("[a-z0-9 ]*")
 # Printable ASCII words separated by single spaces (what PTB tokenization gives) ...
-_SPACED_ASCII = re.compile("[!-~]+(?: [!-~]+)*")
+_SPACED_ASCII = _regex.compile("[!-~]+(?: [!-~]+)*")
 # ... normalize word by word unless a word ends with one of these: only there can the
 # normalizer's patterns reach across a space (they consume the space after ' ` , . and
 # look at the word after a final "."), so only there does a word's neighbour matter.
 _LINKING_ENDS = frozenset(",'`.")
 # Supplementary characters, which Java strings hold as two UTF-16 units.
-_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+_ASTRAL = _regex.compile("[\U00010000-\U0010ffff]")
 
 
 def normalize(line: str, nonbreaking: dict[str, int]) -> str:
@@ -517,7 +518,7 @@ class WordTable:
 
     def __init__(self, folder: Path):
         def load(name: str) -> np.ndarray:
-            return np.asarray(np.load(folder / f"{name}.npy", mmap_mode="r"))
+            return map_npy(folder / f"{name}.npy")
 
         self.words = SortedWords(load("words"))
         self.hash, self.stem_hash, self.function = load("hash"), load("stem_hash"), load("function")

@@ -14,7 +14,6 @@ import functools
 import re
 import re._constants as _sre
 import re._parser as _parser
-import zlib
 
 # Code points (hex ranges) that JFlex 1.4 compiled into the 3.4.1 jar as [:letter:]
 # (Java 7's Character.isLetter, BMP only), probed from the jar. Kept verbatim because
@@ -423,34 +422,11 @@ _FIRST = [frozenset(_first_codes(_PARSED[tok])[0]) for tok, _, _ in _SOURCES]
 
 
 def tables() -> dict:
-    """What the tokenizer needs at run time, as JSON-ready values: the rules, and each
-    pattern the tokenizer compiles from them already compiled (see compiled_pattern)."""
+    """What the tokenizer needs at run time, as JSON-ready values."""
     return {
         "rules": [list(rule) for rule in _RULES],
         "first": [sorted(codes) for codes in _FIRST],
         "run_starts": _RUN_STARTS,
         "run_codes": _RUN_CODES,
         "dotted": _EMITTED[_DOTTED_SOURCE],
-        "compiled": {"rules": [_sre_code(f"({tok}){ctx or ''}", re.DOTALL) for tok, ctx, _ in _RULES],
-                     "dotted": _sre_code(_EMITTED[_DOTTED_SOURCE], 0)},
     }
-
-
-def _sre_code(pattern: str, flags: int) -> list:
-    """What re.compile hands to the regex engine (_sre.compile) for this pattern, JSON-ready
-    (tokenizer._compiled_pattern compiles from it). Parsing and compiling the rules took
-    ~10 ms of each run's tokenization; the engine's code is cached with the tables instead,
-    which are keyed by the Python version, whose engine defines the code."""
-    import _sre as engine
-    from array import array
-    from base64 import b64encode
-    from re import _compiler
-
-    parsed = _parser.parse(pattern, flags)
-    code = _compiler._code(parsed, flags)
-    groupindex = dict(parsed.state.groupdict)
-    indexgroup = [None] * parsed.state.groups
-    for name, index in groupindex.items():
-        indexgroup[index] = name
-    return [engine.MAGIC, zlib.crc32(pattern.encode()), flags | parsed.state.flags,
-            b64encode(array("I", code).tobytes()).decode(), parsed.state.groups - 1, groupindex, indexgroup]

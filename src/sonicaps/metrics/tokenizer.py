@@ -38,7 +38,6 @@ after Java 7 / JDK 17.
 
 from __future__ import annotations
 
-import _sre
 import bisect
 import contextlib
 import functools
@@ -48,10 +47,9 @@ import re
 import sys
 import unicodedata
 import zlib
-from array import array
-from binascii import a2b_base64
 from pathlib import Path
 
+from sonicaps.metrics import _regex
 from sonicaps.sources import cache_dir, write_atomic
 
 try:  # the loop over captions in C (_coco.pyx); absent when installed without a compiler
@@ -99,8 +97,6 @@ _RULES = [tuple(rule) for rule in _TABLES["rules"]]
 _FIRST = [frozenset(codes) for codes in _TABLES["first"]]
 # Each run of BMP code points that no rule tells apart: its first code point and class code.
 _RUN_STARTS, _RUN_CODES = _TABLES["run_starts"], _TABLES["run_codes"]
-# The rules and the abbreviations pattern, compiled (see _compiled_pattern).
-_COMPILED = _TABLES.get("compiled", {})
 # Per rule, its compiled pattern (token in group 1, then the context), compiled when first
 # needed; per class code, the rules that can start with it. Both are bounded by the classes.
 _PATTERNS: list[re.Pattern | None] = [None] * len(_RULES)
@@ -108,7 +104,7 @@ _CANDIDATES: dict[str, tuple[int, ...]] = {}
 # Class codes of the BMP characters met so far (at most 65536 entries). Characters outside the
 # BMP are first replaced by a surrogate: no rule names either, so they share a class.
 _CHAR_CODES: dict[int, str] = {}
-_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+_ASTRAL = _regex.compile("[\U00010000-\U0010ffff]")
 
 
 def _mapped(text: str) -> str:
@@ -128,32 +124,17 @@ def _candidates(code: str) -> tuple[int, ...]:
     for i in found:
         if _PATTERNS[i] is None:
             tok, ctx, _ = _RULES[i]
-            cached = _COMPILED.get("rules", [])[i:i + 1]
-            _PATTERNS[i] = _compiled_pattern(f"({tok}){ctx or ''}", re.DOTALL, cached)
+            _PATTERNS[i] = _regex.compile(f"({tok}){ctx or ''}", re.DOTALL)
     return found
 
 
-def _compiled_pattern(pattern: str, flags: int, cached: list) -> re.Pattern:
-    """re.compile(pattern, flags), from the regex engine's code cached with the tables
-    (ptb_rules._sre_code; cached: [that entry] or []) where it is this pattern's for this
-    engine, else compiled as usual."""
-    if cached and cached[0] and cached[0][0] == _sre.MAGIC and cached[0][1] == zlib.crc32(pattern.encode()):
-        magic, crc, final_flags, code, groups, groupindex, indexgroup = cached[0]
-        try:
-            code = array("I", a2b_base64(code)).tolist()
-            return _sre.compile(pattern, final_flags, code, groups, groupindex, tuple(indexgroup))
-        except (TypeError, ValueError, RuntimeError):  # an engine that reads its code otherwise
-            pass
-    return re.compile(pattern, flags)
-
-
 # Normalizations of the default options: LaTeX quotes, "&amp;" -> "&", fractions, currency.
-_QUOTE_MAPS = [(re.compile("[\x91\u2018\u201b\u2039]"), "`"), (re.compile("[\x92\u2019\u203a]"), "'"),
-               (re.compile("[\x93\u201c\xab]"), "``"), (re.compile("[\x94\u201d\xbb]"), "''")]
-_DOUBLE_QUOTE = re.compile('"|&quot;')
-_AMP = re.compile("(?ai:&amp;)")
+_QUOTE_MAPS = [(_regex.compile("[\x91\u2018\u201b\u2039]"), "`"), (_regex.compile("[\x92\u2019\u203a]"), "'"),
+               (_regex.compile("[\x93\u201c\xab]"), "``"), (_regex.compile("[\x94\u201d\xbb]"), "''")]
+_DOUBLE_QUOTE = _regex.compile('"|&quot;')
+_AMP = _regex.compile("(?ai:&amp;)")
 _FRACTIONS = {"\xbc": "1/4", "\xbd": "1/2", "\xbe": "3/4", "\u2153": "1/3", "\u2154": "2/3"}
-_CURRENCY = re.compile("[\x80\xa4\u20a0\u20ac]")
+_CURRENCY = _regex.compile("[\x80\xa4\u20a0\u20ac]")
 
 
 def _latex_quotes(tok: str, opening: bool) -> str:
@@ -295,18 +276,18 @@ def _java_lower(tok: str) -> str:
 # the next piece would start inside it), or the lexer may end the line early. (Written to
 # start with a character class, which the regex engine scans for quickly.)
 _BLANKS = "\t\xa0\u2000-\u200a\u3000"  # the lexer's spaces other than ' '
-_SCAN_WHOLE = re.compile(rf"[\d).<\r\x0b\x0c\u2028\u2029{_BLANKS}]"
+_SCAN_WHOLE = _regex.compile(rf"[\d).<\r\x0b\x0c\u2028\u2029{_BLANKS}]"
                          rf"(?:(?<=[<\r\x0b\x0c\u2028\u2029])|(?<=[\d)]) \d|(?<=\.) \.|(?<= [{_BLANKS}]))")
 # A piece's tokens depend on more than the character after it only when they end in a
 # one-letter "X." (the next word may make it "X" + "."), in "no" + "." and the like (a digit
 # next makes it "no."), in "PTY" + "." (" Ltd" next makes it "PTY."), or when "X." is followed
 # by blanks; captions with such a piece are lexed whole.
-_ONE_LETTER_DOT = re.compile("[A-Za-z]\\.")
+_ONE_LETTER_DOT = _regex.compile("[A-Za-z]\\.")
 _BEFORE_NEXT = frozenset(["ca", "fig", "figs", "prop", "no", "nos", "art", "pp", "op", "pty", "pte"])
-_DOT_THEN_SPACE = re.compile(f"[A-Za-z]\\.[\\x85{_BLANKS}]+$")
+_DOT_THEN_SPACE = _regex.compile(f"[A-Za-z]\\.[\\x85{_BLANKS}]+$")
 # A piece of ASCII letters, maybe with one final punctuation mark, is a WORD token (and the mark,
 # dropped), unless the letters are an assimilation or the mark a period that they keep.
-_SIMPLE = re.compile("([A-Za-z]+)[,;:!?.]?")
+_SIMPLE = _regex.compile("([A-Za-z]+)[,;:!?.]?")
 _ASSIMILATIONS = frozenset(["cannot", "gonna", "gotta", "lemme", "gimme", "wanna"])
 # Bounded memos of a space-free piece's output (lower-cased, punctuation dropped): _MIDDLE for
 # pieces followed by a space, _LAST for the last piece, keyed with the character after it
@@ -319,7 +300,7 @@ _CONTEXTUAL = object()
 # whitespace, then this many characters (the longest such context is a word of at most 12
 # letters and one more character, or an SGML tag).
 _TAIL_CHARS = 256
-_LEADING_SPACE = re.compile(f"[ {_BLANKS}\r\n\x0b\x0c\x85\u2028\u2029]*")
+_LEADING_SPACE = _regex.compile(f"[ {_BLANKS}\r\n\x0b\x0c\x85\u2028\u2029]*")
 
 
 def _finish(tokens: list[str]) -> str:
@@ -348,7 +329,7 @@ def _piece_output(piece: str, following: str) -> object:
 @functools.cache
 def _dotted() -> re.Pattern:
     """The words that keep their final period, compiled when first needed."""
-    return _compiled_pattern(_TABLES["dotted"], 0, [_COMPILED.get("dotted")])
+    return _regex.compile(_TABLES["dotted"])
 
 
 def _keeps_period(word: str) -> bool:
