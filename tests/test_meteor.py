@@ -348,11 +348,17 @@ def test_blocks_and_worker_processes_do_not_change_scores(monkeypatch):
     assert np.array_equal(split_items, whole_items)
 
 
-def test_sorted_words_find_exact_words_only():
+def test_sorted_words_find_exact_words_only(monkeypatch):
     words = meteor_data.SortedWords(meteor_data._sorted_words(["b", "ab", "a\u00e9", "\U0001f600x"]))
     queries = ["ab", "a", "abc", "b\0", "a\u00e9", "\ud83d\ude00x", "zzzzzzzzzzzz", "\ud83d"]
     found = [words.words[i].decode() if i >= 0 else None for i in words.find(queries)]
     assert found == ["ab", None, None, None, "a\u00e9", "\U0001f600x", None, None]
+    # The search in C equals numpy's searchsorted on the index's words, a sample of them and misses.
+    index = meteor_data.load_resources().paraphrases.sorted_vocab
+    sample = [w.decode() for w in index.words[::13].tolist()] + queries + ["zz", "", "x" * 60, "ab\0"]
+    compiled = index.find(sample)
+    monkeypatch.setattr(meteor_data, "_compiled", None)
+    assert np.array_equal(compiled, index.find(sample)) and (compiled >= 0).sum() > 3000
 
 
 def test_word_table_equals_preparing_each_word():

@@ -15,6 +15,7 @@ from cpython cimport array
 from libc.math cimport isnan, pow
 from libc.stdint cimport uint16_t, uint32_t
 from libc.stdlib cimport calloc, qsort
+from libc.string cimport memchr
 
 import array
 
@@ -1098,3 +1099,39 @@ cdef class WordIds:
         finally:
             free(out)
         return off, result
+
+
+def find_words(const unsigned char[:, ::1] table, list words, encode):
+    """meteor_data.SortedWords.find: the row of each word in `table` (sorted, NUL-padded
+    fixed-width UTF-8, one word a row), -1 where it is absent. encode(word) gives a
+    non-ASCII word's bytes."""
+    cdef Py_ssize_t n_rows = table.shape[0], width = table.shape[1], k, lo, hi, mid, n
+    cdef const unsigned char *q
+    cdef int c
+    cdef bytes b
+    cdef object word
+    cdef array.array out = array.array("q")
+    array.resize(out, len(words))
+    for k in range(len(words)):
+        word = words[k]
+        if PyUnicode_IS_ASCII(word):
+            q, n = <const unsigned char *>PyUnicode_DATA(word), len(<str>word)
+        else:
+            b = encode(word)
+            q, n = <const unsigned char *>b, len(b)
+        out.data.as_longlongs[k] = -1
+        if n > width or n_rows == 0 or memchr(q, 0, n) != NULL:
+            continue  # a fixed-width row can hold neither
+        lo, hi = 0, n_rows
+        while lo < hi:  # the first row >= the word (rows compare as NUL-padded bytes)
+            mid = (lo + hi) >> 1
+            c = memcmp(&table[mid, 0], q, n)
+            if c == 0 and n < width and table[mid, n] != 0:
+                c = 1
+            if c < 0:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo < n_rows and memcmp(&table[lo, 0], q, n) == 0 and (n == width or table[lo, n] == 0):
+            out.data.as_longlongs[k] = lo
+    return out

@@ -144,11 +144,14 @@ class SortedWords:
 
     def __init__(self, words: np.ndarray):
         self.words = words
+        self._rows = words.view(np.uint8).reshape(len(words), words.itemsize) if len(words) else None
 
     def find(self, words: list[str]) -> np.ndarray:
         """Position of each word, -1 where it is absent."""
         if not words or not len(self.words):
             return np.full(len(words), -1, dtype=np.int64)
+        if _compiled is not None:
+            return np.frombuffer(_compiled.find_words(self._rows, words, _utf8), dtype=np.int64)
         encoded = [_utf8(w) for w in words]
         # Fixed-width bytes drop trailing NULs and truncate: such queries cannot be found.
         fits = np.array([len(e) <= self.words.itemsize and b"\0" not in e for e in encoded])
