@@ -107,7 +107,7 @@ def test_demo_captions_are_sensible(examples, tmp_path, backends):
 def readme_demo_captions() -> dict[str, str]:
     """The captions the README shows for `sonicaps demo`."""
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    block = text.split("The demo prints one caption per clip", 1)[1].split("```")[1]
+    block = text.split("`sonicaps demo` prints", 1)[1].split("```")[1]
     return dict(line.split(None, 1) for line in block.strip().splitlines())
 
 
