@@ -129,7 +129,8 @@ def test_bad_input_is_reported_with_its_line(tmp_path):
 def test_pipeline_output_to_hf_and_torch_dataset(examples, tmp_path, backends):
     run([examples], tmp_path / "captions", PipelineConfig(), backends=backends, progress=False)
     done = subprocess.run([sys.executable, "-m", "sonicaps.cli", "convert", str(tmp_path / "captions"),
-                           str(tmp_path / "hf"), "--to", "hf"], capture_output=True, text=True, timeout=300)
+                           "-o", str(tmp_path / "hf"), "--to", "hf"],
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     from_output = CaptionDataset(tmp_path / "captions")
     from_hf = CaptionDataset(tmp_path / "hf")

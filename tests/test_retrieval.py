@@ -169,8 +169,8 @@ def test_train_index_and_search_a_real_scenecaps_folder(tmp_path, monkeypatch, c
     data = tmp_path / "scenecaps"
     make(data, 160, seed=11, progress=False)
     run = tmp_path / "run"
-    assert cli(["train-retrieval", "--data", str(data), "--out", str(run), "--epochs", "40",
-                "--no-progress"]) == 0
+    assert cli(["train-retrieval", "--data", str(data), "-o", str(run), "--epochs", "40",
+                "--quiet"]) == 0
     report = json.loads((run / "report.json").read_text())
     test = report["test"]
     assert {"audio_to_text", "text_to_audio", "zero_shot"} <= set(test)
@@ -180,7 +180,7 @@ def test_train_index_and_search_a_real_scenecaps_folder(tmp_path, monkeypatch, c
         assert test[way]["R@1"] > 3 / n_test, (way, test[way]["R@1"], n_test)
     assert (run / "model.safetensors").is_file()
     index = tmp_path / "index"
-    assert cli(["index", str(data), "-o", str(index), "--model", str(run), "--no-progress"]) == 0
+    assert cli(["index", str(data), "-o", str(index), "--model", str(run), "--quiet"]) == 0
     events = {}
     for line in (data / "events.jsonl").read_text().splitlines():
         rec = json.loads(line)

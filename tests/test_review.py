@@ -282,7 +282,7 @@ def test_export_and_statistics(captioned, tmp_path):
         "agreement"
     ] == json.loads(json.dumps(stats["agreement"]))
     assert "ann / bob" in cli("review-stats", str(captioned), "--review-db", db)
-    out = cli("export", str(captioned), "--reviewed", "--review-db", db, "--dest", str(tmp_path / "cli"))
+    out = cli("export", str(captioned), "--reviewed", "--review-db", db, "-o", str(tmp_path / "cli"))
     assert f"wrote {n} reviewed captions" in out
     assert pd.read_csv(tmp_path / "cli" / "reviewed_captions.csv")[["id", "caption"]].equals(
         exported[["id", "caption"]]

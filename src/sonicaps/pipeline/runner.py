@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from sonicaps.audio import AudioError
 from sonicaps.clip import Clip
-from sonicaps.pipeline.config import PipelineConfig
+from sonicaps.pipeline.config import PipelineConfig, caption_settings
 from sonicaps.pipeline.inputs import Source, decode_source, is_span, iter_sources, last_clip_id
 from sonicaps.pipeline.stages import Backends, caption_batch, failure
 from sonicaps.pipeline.store import Progress, Store, printable
@@ -115,10 +115,12 @@ def commit(store: Store, rows: list[dict], fails: list[dict], summary: RunSummar
 
 def run(inputs: Iterable[str | Path], out_dir: str | Path, cfg: PipelineConfig | None = None, *,
         audio_root: str | Path | None = None, backends: Backends | None = None,
-        progress: bool = True) -> RunSummary:
-    """Caption every clip of `inputs` into `out_dir`, skipping what is already there."""
+        progress: bool = True, overwrite: bool = False) -> RunSummary:
+    """Caption every clip of `inputs` into `out_dir`, skipping what is already there. An
+    output made with other settings is refused unless `overwrite` (Store.claim)."""
     cfg = cfg or PipelineConfig()
     store = Store(out_dir)
+    store.claim(caption_settings(cfg), overwrite)
     todo, summary, skip = pending(inputs, audio_root, store, cfg)
     if not todo:
         return summary
