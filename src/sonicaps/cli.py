@@ -468,24 +468,47 @@ def _index(args: argparse.Namespace) -> int:
     from sonicaps.retrieval.scorer import PACKAGED
 
     added, skipped, failed = build_index(args.collection, args.output, args.model or PACKAGED,
-                                         progress=not args.quiet, text_model=args.text_model)
-    print(f"indexed {added} clips into {args.output} ({skipped} already there, {failed} unreadable)")
+                                         progress=not args.quiet, text_model=args.text_model,
+                                         segment_s=args.segment_s)
+    print(f"indexed {added} clips into {args.output} ({skipped} already there, {failed} unreadable files)")
     return 0
 
 
 def _search(args: argparse.Namespace) -> int:
+    """One query, or (with neither a query nor --audio) one per line of standard input with the
+    models loaded once: `sonicaps search --index I` is an interactive prompt on a terminal."""
     import json
 
-    from sonicaps.retrieval.index import search
+    from sonicaps.retrieval.index import Searcher
 
-    hits = search(args.index, text=args.query, audio=args.audio, k=args.k)
-    if args.json:
-        print(json.dumps([h.__dict__ for h in hits], indent=2))
+    searcher = Searcher(args.index)
+
+    def show(hits) -> None:
+        if args.json:
+            print(json.dumps([h.__dict__ for h in hits], indent=None if interactive else 2), flush=True)
+            return
+        for h in hits:
+            span = f"{h.start_s:g}-{h.end_s:g} s" if h.end_s is not None else ""
+            print(f"{h.score:6.3f}  {h.path} {span}  {h.caption}", flush=True)
+
+    interactive = args.query is None and args.audio is None
+    if not interactive:
+        show(searcher(text=args.query, audio=args.audio, k=args.k))
         return 0
-    for h in hits:
-        span = f"{h.start_s:g}-{h.end_s:g} s" if h.end_s is not None else ""
-        print(f"{h.score:6.3f}  {h.path} {span}  {h.caption}")
-    return 0
+    prompt = sys.stdin.isatty()
+    if prompt:
+        print(f"{len(searcher.index)} clips in {args.index}; type a query, or an empty line to stop",
+              file=sys.stderr)
+    while True:
+        if prompt:
+            print("query> ", end="", file=sys.stderr, flush=True)
+        line = sys.stdin.readline()
+        if not line or (prompt and not line.strip()):
+            return 0
+        if line.strip():
+            show(searcher(text=line.strip(), k=args.k))
+            if not args.json:
+                print(flush=True)
 
 
 _DESCRIPTION = """\
@@ -776,7 +799,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sr = command("search", "find clips by text, or by an example recording")
     sr.add_argument("query", nargs="?", help="text query, e.g. 'a dog barks near traffic' (default: with "
-                    "--audio, that; else read queries from standard input, one per line)")
+                    "--audio, that; else read queries from standard input, one per line, with the models "
+                    "loaded once: an interactive prompt on a terminal)")
     sr.add_argument("--audio", help="search by this example recording instead of text (default: none)")
     sr.add_argument("--index", required=True, help="an index built by sonicaps index")
     sr.add_argument("-k", type=int, default=10, help="results per query")
