@@ -533,6 +533,10 @@ _GROUPS = {
 }
 
 
+# Which extra brings a module that only some commands import (pyproject.toml).
+_EXTRAS = {"fastapi": "review,serve", "uvicorn": "review,serve", "ray": "ray", "accelerate": "hf"}
+
+
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Shows each option's default after its help, unless there is none to show (a flag,
     a required option, or None: then the help says what happens without it)."""
@@ -877,6 +881,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except ImportError as e:  # a command whose extra is not installed
+        extra = _EXTRAS.get((e.name or "").split(".")[0])
+        hint = f": install it with pip install 'sonicaps[{extra}]'" if extra else ""
+        print(f"sonicaps: error: {args.command} needs {e.name or e}, which is not installed{hint}",
+              file=sys.stderr)
+        return 2
     except (ValueError, TypeError, OSError, RuntimeError) as e:  # OSError: e.g. a full disk
         print(f"sonicaps: error: {e}", file=sys.stderr)
         return 2
