@@ -39,6 +39,19 @@ def _caption(args: argparse.Namespace) -> int:
     return 0
 
 
+def _calibrate(args: argparse.Namespace) -> int:
+    from sonicaps.calibrate import calibrate, to_json
+    from sonicaps.pipeline.config import PipelineConfig, load_config
+
+    cfg = load_config(args.config) if args.config else PipelineConfig()
+    cal = calibrate(args.data, cfg, review_db=args.review_db, audio_root=args.audio_root,
+                    progress=not args.quiet)
+    print(cal.report())
+    if args.output:
+        Path(args.output).write_text(to_json(cal) + "\n", encoding="utf-8")
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     from sonicaps.export import export, export_dir
 
@@ -523,7 +536,7 @@ Help on one command:  sonicaps COMMAND --help      Guides: docs/ in the reposito
 # Commands by task, in the order a user meets them; a command missing here is listed
 # under "other" (so a new command is never hidden from --help).
 _GROUPS = {
-    "caption audio": ["caption", "export", "demo", "serve"],
+    "caption audio": ["caption", "export", "demo", "calibrate", "serve"],
     "curate and review datasets": ["select", "clean", "dedupe", "stats", "convert", "review",
                                    "review-stats", "scenes"],
     "train and evaluate models": ["train", "predict", "evaluate", "train-retrieval"],
@@ -594,6 +607,18 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--address", help="with --engine ray: 'auto' or ray://host:port of an existing "
                    "cluster (default: start a local one)")
     c.set_defaults(fn=_caption)
+
+    ca = command("calibrate", "measure the check stage's acceptance threshold on your own labelled clips "
+                 "or reviewed captions")
+    ca.add_argument("data", nargs="+", help="manifests with a labels column (or AudioSet segment lists), "
+                    "or one captioned output folder reviewed with `sonicaps review`")
+    ca.add_argument("--config", help="the pipeline config whose check backend is calibrated "
+                    "(default: built-in)")
+    ca.add_argument("--review-db", help="the review folder (default: the output's _review)")
+    ca.add_argument("--audio-root", help="treat CSV inputs as AudioSet segment lists over this folder "
+                    "(default: CSVs are manifests)")
+    ca.add_argument("-o", "--output", help="also write the result as JSON to this file (default: print only)")
+    ca.set_defaults(fn=_calibrate)
 
     e = command("export", "write the AudioSetCaps release layout (captions.csv, qa.csv) beside an output")
     e.add_argument("captions", metavar="OUTPUT_DIR", help="a `sonicaps caption` output directory")
