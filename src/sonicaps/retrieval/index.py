@@ -20,6 +20,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -357,8 +358,24 @@ class Searcher:
     def __call__(self, text: str | None = None, audio: str | Path | None = None, k: int = 10) -> list[Hit]:
         if (text is None) == (audio is None):
             raise ValueError("give either a text query or an audio file")
-        query = self.model.embed_text(text) if text is not None else self.model.embed_file(audio)
+        with _one_torch_thread():
+            query = self.model.embed_text(text) if text is not None else self.model.embed_file(audio)
         return self.index.search(query, k)
+
+
+@contextmanager
+def _one_torch_thread():
+    """One query is one short sentence: torch's intra-op threads only wait on each other. On
+    this project's 2 busy cores, MiniLM took 300 ms (p90 1.2 s) per query with 2 threads and
+    27 ms (p90 48 ms) with 1 (benchmarks/search_speed.py)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def search(index_dir: str | Path, text: str | None = None, audio: str | Path | None = None,
