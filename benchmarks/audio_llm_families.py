@@ -59,7 +59,7 @@ def make_folder(root: Path, n: int) -> Path:
 def run_cli(folder: Path, out: Path, cfg: dict, config: Path) -> tuple[bool, str]:
     config.write_text(yaml.safe_dump(cfg))
     done = subprocess.run([sys.executable, "-m", "sonicaps.cli", "caption", str(folder), "-o", str(out),
-                           "--config", str(config), "--no-progress"], capture_output=True, text=True)
+                           "--config", str(config), "--quiet"], capture_output=True, text=True)
     if done.returncode != 0:
         return False, done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "exit != 0"
     files = list(out.glob("part-*.parquet"))
