@@ -140,7 +140,11 @@ def test_a_command_whose_extra_is_missing_names_it(tmp_path, monkeypatch, capsys
     import sys
 
     (tmp_path / "c.csv").write_text("id,caption\na,A dog barks.\n")
+    from sonicaps.curate import text
+
     monkeypatch.setitem(sys.modules, "spacy", None)  # as after `pip install sonicaps`
+    text.tokenizer.cache_clear()  # an earlier test's spaCy objects would still serve
+    text._tagger.cache_clear()
     assert main(["clean", str(tmp_path / "c.csv"), "-o", str(tmp_path / "o.parquet")]) == 2
     assert "pip install 'sonicaps[curate]'" in capsys.readouterr().err
     monkeypatch.setitem(sys.modules, "uvicorn", None)
