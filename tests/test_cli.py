@@ -180,3 +180,6 @@ assert not [m for m in sys.modules if m.split(".")[0] in EXTRAS and sys.modules[
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "captioned 7 clips" in done.stdout and "cider_d" in done.stdout
+    # --quiet silences every progress bar: the check's sentence model printed transformers'
+    # "Loading weights" bar whatever the flag
+    assert "Loading weights" not in done.stderr and "it/s]" not in done.stderr, done.stderr[-2000:]
