@@ -318,7 +318,8 @@ def gemma3n(out: Path) -> Path:
     # sliding windows only, the last tokens would never see the 188 audio tokens.
     text = dict(vocab_size=len(tok), vocab_size_per_layer_input=n_text, hidden_size=32, intermediate_size=64,
                 num_hidden_layers=2, layer_types=["sliding_attention", "full_attention"],
-                num_attention_heads=4, num_key_value_heads=2, head_dim=8, hidden_size_per_layer_input=8, num_kv_shared_layers=0,
+                num_attention_heads=4, num_key_value_heads=2, head_dim=8, hidden_size_per_layer_input=8,
+                num_kv_shared_layers=0,
                 laurel_rank=4, altup_num_inputs=2, sliding_window=64, max_position_embeddings=2048,
                 initializer_range=0.2, pad_token_id=ids["<pad>"], bos_token_id=ids["<bos>"],
                 eos_token_id=[ids["<eos>"], ids["<end_of_turn>"]])
