@@ -24,6 +24,10 @@ STAND_INS = {
     "Qwen/Qwen2.5-Omni-7B": "qwen2_5_omni",
     "Qwen/Qwen3-Omni-30B-A3B-Captioner": "qwen3_omni_moe",
     "nvidia/audio-flamingo-3-hf": "audioflamingo3",
+    "mistralai/Voxtral-Mini-3B-2507": "voxtral",
+    "google/gemma-3n-E4B-it": "gemma3n",
+    "microsoft/Phi-4-multimodal-instruct": "phi4_multimodal",
+    "ibm-granite/granite-speech-3.3-8b": "granite_speech",
     "mistralai/Mistral-7B-Instruct-v0.3": "chat_lm",
     "laion/clap-htsat-unfused": "clap",
 }
@@ -53,7 +57,13 @@ def folder(examples, tmp_path_factory) -> Path:
 
 def test_every_config_is_covered():
     assert {"transformers.yaml", "vllm.yaml", "audio-flamingo-3.yaml", "qwen2.5-omni.yaml",
-            "qwen3-omni-captioner.yaml", "serve-client.yaml"} <= set(SHIPPED)
+            "qwen3-omni-captioner.yaml", "serve-client.yaml", "voxtral.yaml", "gemma-3n.yaml",
+            "phi-4-multimodal.yaml", "granite-speech.yaml"} <= set(SHIPPED)
+    # Every audio-language family has a shipped config (so the test below runs it).
+    import tiny_audio_lms
+
+    shipped_ids = {read(CONFIGS / n).get(s, {}).get("model") for n in SHIPPED for s in ("ask", "write")}
+    assert set(tiny_audio_lms.BUILDERS) <= {STAND_INS.get(i) for i in shipped_ids}
 
 
 @pytest.mark.parametrize("name", SHIPPED)
