@@ -36,6 +36,7 @@ from sonicaps.clip import Clip  # noqa: E402
 from sonicaps.pipeline.store import Store  # noqa: E402
 from sonicaps.prompts import QUESTIONS  # noqa: E402
 
+
 def make_folder(root: Path, n: int) -> Path:
     rng = np.random.default_rng(0)
     root.mkdir(parents=True)

@@ -18,7 +18,7 @@ from sonicaps.pipeline.runner import run
 from sonicaps.pipeline.store import Store
 
 try:
-    import ray
+    import ray  # noqa: F401 - the module needs it; the cluster comes from conftest.py
 except ImportError:  # pragma: no cover - CI installs it through scripts/setup.sh
     if os.environ.get("CI"):
         raise

@@ -3,10 +3,11 @@
 transformers' `GraniteSpeechFeatureExtractor` computes its log-mel features with
 `torchaudio.transforms.MelSpectrogram`, and refuses to build without torchaudio. A
 torchaudio wheel only loads beside the exact torch it was built for, and PyPI's newest
-(2.11.1, 2026-12) is built for torch 2.11: the pinned torch 2.13 has no torchaudio. Where torchaudio is missing, this subclass computes the same
-spectrogram with `torch.stft` and transformers' own `mel_filter_bank` (HTK scale, no
-normalisation, as torchaudio's defaults), and keeps the rest of the extractor (log
-compression, per-clip normalisation, frame stacking, token counts) from transformers.
+(2.11.1, 2026-12) is built for torch 2.11: the pinned torch 2.13 has no torchaudio. Where
+torchaudio is missing, this subclass computes the same spectrogram with `torch.stft` and
+transformers' own `mel_filter_bank` (HTK scale, no normalisation, as torchaudio's
+defaults), and keeps the rest of the extractor (log compression, per-clip normalisation,
+frame stacking, token counts) from transformers.
 It matches transformers' torchaudio features to 8e-6 (float32 rounding: torchaudio builds its
 filter bank in float32, transformers in float64) on references recorded with torchaudio 2.9
 (tests/data/granite_speech_features.npz, made by tests/data/make_granite_speech_features.py).
