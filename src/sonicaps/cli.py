@@ -417,21 +417,25 @@ def _score(args: argparse.Namespace) -> int:
 
     from sonicaps.metrics import human_upper_bound, score
     from sonicaps.metrics.caption_files import pair, read_caption_records, read_captions
+    from sonicaps.metrics.models import MetricModels
 
+    models = MetricModels(sbert=args.sbert_model, echecker=args.echecker, bert_score=args.bert_model,
+                          clap=args.clap_model, device=args.device, batch_size=args.batch_size)
     unscored: list[str] = []
     if args.human:
         if len(args.files) != 1:
             raise ValueError("--human takes one file: the references")
         references = read_captions(args.files[0], args.encoding)
         ids = list(references)
-        result = human_upper_bound([references[i] for i in ids], args.metrics, ids=ids)
+        result = human_upper_bound([references[i] for i in ids], args.metrics, ids=ids, models=models)
     else:
         if len(args.files) != 2:
             raise ValueError("give two files: CANDIDATES REFERENCES (or --human REFERENCES)")
+        several = args.metrics is not None and args.metrics.strip().lower().replace("-", "_") == "spider_max"
         pairs = pair(read_caption_records(args.files[0], args.encoding),
-                     read_caption_records(args.files[1], args.encoding))
+                     read_caption_records(args.files[1], args.encoding), several=several)
         ids, unscored = pairs.ids, pairs.unscored
-        result = score(pairs.candidates, pairs.references, args.metrics, ids=ids)
+        result = score(pairs.candidates, pairs.references, args.metrics, ids=ids, models=models)
     per_item = result.pop("per_item")
     if args.per_item:
         pd.DataFrame({"id": ids, **per_item}).to_csv(args.per_item, index=False)
@@ -443,17 +447,18 @@ def _score(args: argparse.Namespace) -> int:
         print(json.dumps({"items": len(ids), "references_without_candidate": len(unscored), **result},
                          indent=2))
         return 0
-    models = result.pop("models", {})
+    used = result.pop("models", {})
     unavailable = result.pop("unavailable", {})
     result.pop("turns", None)
     title = "human upper bound" if args.human else "score"
-    print(f"{'metric':<10}  {title}   ({len(ids)} items)")
+    width = max([10, *map(len, result), *map(len, unavailable)])
+    print(f"{'metric':<{width}}  {title}   ({len(ids)} items)")
     for name, value in result.items():
-        note = f"   model: {models[name]}" if name in models else ""
-        print(f"{name:<10}  {value:.4f}{note}")
+        note = f"   model: {used[name]}" if name in used else ""
+        print(f"{name:<{width}}  {value:.4f}{note}")
     shown: dict[str, str] = {}
     for name, reason in unavailable.items():
-        print(f"{name:<10}  unavailable: " + (f"as {shown[reason]}" if reason in shown else reason))
+        print(f"{name:<{width}}  unavailable: " + (f"as {shown[reason]}" if reason in shown else reason))
         shown.setdefault(reason, name)
     return 0
 
@@ -740,17 +745,36 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-progress", action="store_true")
     d.set_defaults(fn=_demo)
 
-    s = sub.add_parser("score", help="score captions against references (BLEU .. SPIDEr, SBERT-sim)")
+    s = sub.add_parser("score", help="score captions against references (every aac-metrics metric)")
     s.add_argument("files", nargs="+", metavar="FILE",
                    help="CANDIDATES REFERENCES: any caption layout sonicaps reads (AudioCaps, Clotho, DCASE "
                    "submission, WavCaps, tables with id and caption columns); candidates are matched to "
                    "references by clip (a YouTube clip matches whatever layout names it)")
     s.add_argument("--human", action="store_true",
                    help="score each reference against the others (the human upper bound)")
-    s.add_argument("--metrics", help="comma-separated names or groups (bleu, coco, all); "
-                   "default: every metric that can run here")
+    s.add_argument("--metrics", help="comma-separated metric names (bleu_1..bleu_<n>, meteor, rouge_l, "
+                   "cider_d, spice, spider, spider_fl, spider_max, fer, sbert_sim, fense, bert_score, "
+                   "clap_sim, mace, vocab) or aac-metrics' sets (default, dcase2020, dcase2023, dcase2024, "
+                   "all) or the groups bleu, coco; default: the set 'default'. spider_max alone scores "
+                   "several candidates per id")
     s.add_argument("--json", action="store_true", help="print machine-readable JSON")
     s.add_argument("--per-item", metavar="CSV", help="also write per-item scores to this CSV")
+    s.add_argument("--sbert-model", metavar="ID|DIR", default=None,
+                   help="sentence model of sbert_sim and fense (default: paraphrase-TinyBERT-L6-v2 when it "
+                   "can be loaded, else the shipped all-MiniLM-L6-v2; the output names the one used)")
+    s.add_argument("--echecker", metavar="NAME|CKPT", default="echecker_clotho_audiocaps_base",
+                   help="FENSE error detector of fer, fense, spider_fl and mace: a published name "
+                   "(echecker_clotho_audiocaps_base, echecker_clotho_audiocaps_tiny) or a .ckpt in FENSE's "
+                   "layout (default: %(default)s)")
+    s.add_argument("--bert-model", metavar="ID|DIR", default="roberta-large",
+                   help="model of bert_score (default: %(default)s, last layer, as aac-metrics)")
+    s.add_argument("--clap-model", metavar="ID|PATH", default="MS-CLAP-2023",
+                   help="CLAP of clap_sim and mace: MS-CLAP-2023, an msclap .pth (or a folder holding "
+                   "CLAP_weights_2023.pth) or any transformers CLAP id or folder (default: %(default)s)")
+    s.add_argument("--device", default=None,
+                   help="device of the model-based metrics, e.g. cpu, cuda (default: cuda if available)")
+    s.add_argument("--batch-size", type=int, default=32,
+                   help="sentences per batch in the model-based metrics (default: %(default)s)")
     s.add_argument("--encoding", default="utf-8", help="the text encoding of CSV/JSON files (default utf-8)")
     s.set_defaults(fn=_score)
 

@@ -36,20 +36,21 @@ class Pairs:
     """Candidates and their references, in the candidates' order."""
 
     ids: list[str]  # the candidates' ids
-    candidates: list[str]
+    candidates: list  # one caption per id, or a list of them with several=True (SPIDEr-max)
     references: list[list[str]]
     unscored: list[str] = field(default_factory=list)  # reference ids with no candidate
 
 
-def pair(candidates: list[CaptionRecord], references: list[CaptionRecord]) -> Pairs:
+def pair(candidates: list[CaptionRecord], references: list[CaptionRecord], several: bool = False) -> Pairs:
     """Each candidate with its reference clip: the same id, else the one clip its identity
     matches. Every candidate must have exactly one caption and one reference; references
     without a candidate are allowed and listed in `unscored` (CIDEr-D's idf then comes
-    from the scored clips only)."""
-    several = next((c for c in candidates if len(c.captions) != 1), None)
-    if several is not None:
-        raise ValueError(f"id {several.id!r} has {len(several.captions)} candidate captions; "
-                         "the candidates file needs exactly one per id")
+    from the scored clips only). several=True (SPIDEr-max) takes each id's candidates as a list."""
+    extra = next((c for c in candidates if len(c.captions) != 1), None)
+    if extra is not None and not several:
+        raise ValueError(f"id {extra.id!r} has {len(extra.captions)} candidate captions; "
+                         "the candidates file needs exactly one per id (several are scored by "
+                         "--metrics spider_max)")
     by_id = {r.id: r for r in references}
     index = ClipIndex()
     for r in references:
@@ -78,4 +79,5 @@ def pair(candidates: list[CaptionRecord], references: list[CaptionRecord]) -> Pa
         raise ValueError(f"{len(ambiguous)} candidate ids match several reference clips: "
                          + "; ".join(ambiguous[:3]))
     unscored = [r.id for r in references if r.id not in chosen]
-    return Pairs([c.id for c in candidates], [c.captions[0] for c in candidates], refs, unscored)
+    chosen_captions = [list(c.captions) if several else c.captions[0] for c in candidates]
+    return Pairs([c.id for c in candidates], chosen_captions, refs, unscored)
