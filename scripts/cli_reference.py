@@ -6,21 +6,12 @@ so the reference cannot drift from the code: run it after changing an option.
 
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 
-from sonicaps.cli import build_parser
+from sonicaps.cli import build_parser, subcommands
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "reference" / "cli.md"
-
-
-def commands(parser: argparse.ArgumentParser, prefix: str = "sonicaps"):
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                yield f"{prefix} {name}", sub
-                yield from commands(sub, f"{prefix} {name}")
 
 
 def main() -> None:
@@ -31,8 +22,8 @@ def main() -> None:
              "`-o/--output` for every output path, `--from/--to` for formats, `-q/--quiet` for "
              "progress bars; a default is shown after each option's help.", "",
              "```", parser.format_help().rstrip(), "```", ""]
-    for name, sub in commands(parser):
-        parts += [f"## `{name}`", "", "```", sub.format_help().rstrip(), "```", ""]
+    for name, sub in subcommands(parser):
+        parts += [f"## `sonicaps {name}`", "", "```", sub.format_help().rstrip(), "```", ""]
     OUT.write_text("\n".join(parts))
     print(f"wrote {OUT}")
 

@@ -11,21 +11,13 @@ import shutil
 import pandas as pd
 import pytest
 
-from sonicaps.cli import build_parser, main
+from sonicaps.cli import build_parser, main, subcommands
 from sonicaps.pipeline.config import PipelineConfig
 from sonicaps.pipeline.runner import run
 
 
-def _commands(parser: argparse.ArgumentParser, prefix: str = ""):
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                yield f"{prefix}{name}", sub
-                yield from _commands(sub, f"{prefix}{name} ")
-
-
 def test_every_option_has_help_a_default_and_the_convention():
-    commands = dict(_commands(build_parser()))
+    commands = dict(subcommands(build_parser()))
     assert len(commands) >= 20
     for name, sub in commands.items():
         for action in sub._actions:
@@ -52,7 +44,7 @@ def test_top_level_help_groups_every_command_and_version(capsys):
     text = capsys.readouterr().out
     assert "caption audio:" in text and "score captions:" in text
     assert "usage: sonicaps" in text and "Parses arguments" not in text
-    for name, _ in _commands(build_parser()):
+    for name, _ in subcommands(build_parser()):
         if " " not in name:
             assert f"\n  {name} " in text, name
     with pytest.raises(SystemExit):
@@ -132,7 +124,7 @@ def test_the_cli_reference_lists_every_command():
     from pathlib import Path
 
     text = (Path(__file__).resolve().parents[1] / "docs" / "reference" / "cli.md").read_text()
-    for name, _ in _commands(build_parser()):
+    for name, _ in subcommands(build_parser()):
         assert f"## `sonicaps {name}`" in text, f"run scripts/cli_reference.py: {name} is missing"
 
 

@@ -1,5 +1,8 @@
+import hashlib
+
 import pytest
 
+import sonicaps.weights as weights
 from sonicaps.weights import MINILM, MissingWeights, WeightFile, locate
 
 
@@ -69,3 +72,38 @@ def test_the_ontology_is_downloaded_at_first_use_or_stops_the_run_once(tmp_path,
     assert "Dog" in ontology.parents_by_name()["Bark"]
     assert ontology.path().is_file() and ontology.path() != have
     ontology.parents_by_name.cache_clear()
+
+
+@pytest.mark.parametrize("as_url", [True, False])
+def test_download_verified_keeps_only_the_expected_file(tmp_path, as_url):
+    """The ontology and FENSE's checkpoints come through this: a file whose hash differs
+    (a changed or truncated download) never lands under the final name, nor as a .part."""
+    src = tmp_path / "src.bin"
+    src.write_bytes(b"the published bytes")
+    source = src.as_uri() if as_url else src
+    good = hashlib.sha256(b"the published bytes").hexdigest()
+    target = tmp_path / "cache" / "file.bin"
+    with pytest.raises(ValueError, match=f"expected {'0' * 64}"):
+        weights.download_verified(source, target, "0" * 64)
+    assert list((tmp_path / "cache").iterdir()) == []
+    assert weights.download_verified(source, target, good) == target
+    assert target.read_bytes() == b"the published bytes"
+    assert list((tmp_path / "cache").iterdir()) == [target]
+    with pytest.raises(OSError):
+        weights.download_verified((tmp_path / "missing").as_uri(), tmp_path / "x", good)
+
+
+def test_fense_checkpoint_unreachable_or_wrong_is_one_clear_message(tmp_path, monkeypatch):
+    from sonicaps.metrics import fluency
+    from sonicaps.metrics.models import ModelUnavailable
+
+    monkeypatch.setenv("FENSE_DATA", str(tmp_path / "fense"))
+    src = tmp_path / "published.ckpt"
+    monkeypatch.setitem(fluency.ECHECKERS, "tiny", ((tmp_path / "gone.ckpt").as_uri(), "0" * 64, "1 KB"))
+    with pytest.raises(ModelUnavailable, match=r"could not be downloaded.*--echecker PATH"):
+        fluency.checkpoint_path("tiny")
+    src.write_bytes(b"not the checkpoint")
+    monkeypatch.setitem(fluency.ECHECKERS, "tiny", (src.as_uri(), "0" * 64, "1 KB"))
+    with pytest.raises(ModelUnavailable, match="expected 0{64}"):
+        fluency.checkpoint_path("tiny")
+    assert not (tmp_path / "fense" / "tiny.ckpt").exists()

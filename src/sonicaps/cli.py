@@ -656,6 +656,16 @@ def _output(parser: argparse.ArgumentParser, help: str, required: bool = True, *
     parser.add_argument("-o", "--output", required=required, help=help, **kw)
 
 
+def subcommands(parser: argparse.ArgumentParser, prefix: str = ""):
+    """("name", parser) for every command and sub-command, in the order help shows them
+    (what the CLI reference and the convention test walk)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield f"{prefix}{name}", sub
+                yield from subcommands(sub, f"{prefix}{name} ")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from sonicaps import __version__
 

@@ -8,16 +8,13 @@ download-weights` or by `python -m sonicaps.sources fetch`, or copied from a loc
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import shutil
-import urllib.request
 from functools import cache
 from pathlib import Path
 
 from sonicaps.sources import cache_dir
-from sonicaps.weights import MissingWeights
+from sonicaps.weights import MissingWeights, download_verified
 
 URL = "https://raw.githubusercontent.com/audioset/ontology/master/ontology.json"
 SHA256 = "9c685f4403eecc3ca9be37fd7285cf212feaaea6ff7229d3e7ca89e0d1f2d15d"
@@ -32,20 +29,10 @@ def install(source: str | Path | None = None) -> Path:
     target = path()
     if target.is_file():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".part")
-    if source is not None:
-        shutil.copyfile(source, tmp)
-    else:
-        with urllib.request.urlopen(URL, timeout=60) as r, open(tmp, "wb") as f:
-            shutil.copyfileobj(r, f)
-    with open(tmp, "rb") as f:
-        got = hashlib.file_digest(f, "sha256").hexdigest()
-    if got != SHA256:
-        tmp.unlink()
-        raise MissingWeights(f"{source or URL}: sha256 {got}, expected {SHA256} (AudioSet ontology)")
-    tmp.replace(target)
-    return target
+    try:
+        return download_verified(source if source is not None else URL, target, SHA256)
+    except ValueError as e:
+        raise MissingWeights(f"{e} (AudioSet ontology)") from None
 
 
 @cache

