@@ -280,3 +280,19 @@ def test_near_duplicate_audio_is_found_by_sound(examples, tmp_path):
     assert sims["dog_then_man.wav"] > 0.98  # measured 0.990
     assert max(s for tid, s in sims.items() if tid != "dog_then_man.wav") < 0.8  # measured 0.59
     assert set(near_duplicates(train, [ev], threshold=0.95)) == {"dog_then_man.wav"}
+
+
+def test_clean_says_which_rows_it_could_not_read_and_exits_1(tmp_path, capsys):
+    """`clean` is a conversion too: a row it cannot read is named, and the run exits 1
+    unless --allow-dropped (it used to print nothing and exit 0)."""
+    from sonicaps.cli import main
+
+    src = tmp_path / "train.csv"
+    src.write_text("audiocap_id,youtube_id,start_time,caption\n1,abcdefghijk,30,A dog barks 2 times.\n"
+                   "2,bcdefghijkl,soon,A cat meows\n")
+    assert main(["clean", str(src), "-o", str(tmp_path / "out.csv"), "--to", "audiocaps-csv"]) == 1
+    err = capsys.readouterr().err
+    assert "1 row(s) or clip(s) not written" in err and "train.csv:3" in err and "--allow-dropped" in err
+    assert (tmp_path / "out.csv").read_text().splitlines()[1].endswith("A dog barks two times")
+    assert main(["clean", str(src), "-o", str(tmp_path / "out2.csv"), "--to", "audiocaps-csv",
+                 "--allow-dropped"]) == 0

@@ -227,6 +227,39 @@ def test_audioset_segment_list(tmp_path, examples):
     assert srcs[2].error and "no audio file" in srcs[2].error
 
 
+def test_an_audiocaps_csv_over_an_audio_folder_is_captioned_and_scored_by_clip(
+        tmp_path, examples, backends, capsys):
+    """`caption audiocaps/test.csv --audio-root wavs/`: one 10-s clip per (YouTube id, start)
+    however many captions it has, from a cut file or the whole video, named as `convert` and
+    `score` name AudioCaps clips, so the output scores against the same CSV."""
+    from sonicaps.cli import main
+
+    root = tmp_path / "wavs"
+    root.mkdir()
+    shutil.copy(examples / "cow.mp3", root / "abcdefghijk_30.mp3")
+    shutil.copy(examples / "dog_then_man.wav", root / "Yxyzxyzxyz_.wav")  # a whole video
+    refs = tmp_path / "test.csv"
+    refs.write_text("audiocap_id,youtube_id,start_time,caption\n"
+                    "1,abcdefghijk,30,A cow moos\n2,abcdefghijk,30,Cattle low in a field\n"
+                    "3,xyzxyzxyz_,0,A dog barks and a man talks\n4,missingmiss,0,Rain falls\n"
+                    "5,abcdefghijk,soon,A cow\n")
+    srcs = list(iter_sources([refs], audio_root=root))
+    assert [s.clip_id or s.key for s in srcs] == ["abcdefghijk_30", "xyzxyzxyz__0", "missingmiss_0", "line6"]
+    assert (srcs[1].start_s, srcs[1].end_s) == (0.0, 10.0) and srcs[1].path.endswith("Yxyzxyzxyz_.wav")
+    assert "no audio file" in srcs[2].error and "not a number" in srcs[3].error
+    out = tmp_path / "out"
+    summary = run([refs], out, PipelineConfig(), backends=backends, progress=False, audio_root=root)
+    ids = sorted(pd.read_parquet(out)["id"])
+    assert ids == ["abcdefghijk_30", "xyzxyzxyz__0"], ids
+    assert summary.failures == 2
+    clean = tmp_path / "refs.csv"  # score wants every reference row readable
+    clean.write_text("".join(refs.read_text().splitlines(keepends=True)[:-1]))
+    capsys.readouterr()
+    assert main(["score", str(out), str(clean), "--metrics", "bleu_1"]) == 0
+    text = capsys.readouterr()
+    assert "2 of 3" in text.out + text.err, text
+
+
 class FlakyWriter(BuiltinWriter):
     """A backend that returns garbage for one clip and worse captions on retries."""
 

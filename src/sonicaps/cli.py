@@ -320,14 +320,14 @@ def _clean(args: argparse.Namespace) -> int:
 
     from sonicaps.curate.text import LanguageTool, caption_flags, clean_caption, vocabulary
     from sonicaps.formats.readers import Report, read_records
-    from sonicaps.formats.writers import write_records
+    from sonicaps.formats.writers import WriteReport, write_records
 
     grammar = LanguageTool(args.languagetool) if args.languagetool else None
     flag_counts: Counter = Counter()
     cleaned: list[str] = []
 
     def records():
-        for rec in read_records(args.src, args.from_format, report=report):
+        for rec in read_records(args.src, args.from_format, report=report, encoding=args.encoding):
             caps = [clean_caption(c, numbers=not args.keep_numbers, final_period=args.keep_period)
                     for c in rec.captions]
             if grammar:
@@ -342,8 +342,9 @@ def _clean(args: argparse.Namespace) -> int:
             yield rec
 
     report = Report()
+    written = WriteReport()
     out = _output_arg(args)
-    n = write_records(records(), out, args.to)
+    n = write_records(records(), out, args.to, report=written)
     vocab = vocabulary(cleaned)
     print(f"cleaned {n} clips ({len(cleaned)} captions) into {out}; vocabulary {len(vocab)} words")
     if args.vocab:
@@ -355,9 +356,7 @@ def _clean(args: argparse.Namespace) -> int:
             w.writerows(vocab.most_common())
     for flag, count in flag_counts.most_common():
         print(f"  {count:>7} clips flagged: {flag}")
-    for line in report.skipped[:50]:
-        print(f"  skipped {line}", file=sys.stderr)
-    return 0
+    return _write_summary(written, True, args.allow_dropped, report.skipped)
 
 
 def _stats(args: argparse.Namespace) -> int:
@@ -690,7 +689,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "CPU backends, configs/builtin.toml)")
     c.add_argument("--overwrite", action="store_true", help="delete the captions an earlier run with "
                    "another config left in the output, and start again")
-    c.add_argument("--audio-root", help="treat CSV inputs as AudioSet segment lists over this folder "
+    c.add_argument("--audio-root", help="treat CSV inputs as AudioSet segment lists or AudioCaps CSVs over this folder "
                    "(default: CSVs are manifests)")
     c.add_argument("--batch-size", type=int, help="clips per model call (default: the config's, 16)")
     c.add_argument("--segment-s", type=float, help="clip length in seconds (default: the config's, 10)")
@@ -708,7 +707,7 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--config", help="the pipeline config whose check backend is calibrated "
                     "(default: built-in)")
     ca.add_argument("--review-db", help="the review folder (default: the output's _review)")
-    ca.add_argument("--audio-root", help="treat CSV inputs as AudioSet segment lists over this folder "
+    ca.add_argument("--audio-root", help="treat CSV inputs as AudioSet segment lists or AudioCaps CSVs over this folder "
                     "(default: CSVs are manifests)")
     ca.add_argument("-o", "--output", help="also write the result as JSON to this file (default: print only)")
     ca.set_defaults(fn=_calibrate)
@@ -775,6 +774,9 @@ def build_parser() -> argparse.ArgumentParser:
     cl.add_argument("--languagetool", help="URL of a LanguageTool server to correct grammar with "
                     "(default: no grammar correction)")
     cl.add_argument("--vocab", help="also write the vocabulary with counts to this CSV")
+    cl.add_argument("--encoding", default="utf-8", help="the text encoding of CSV/JSON input")
+    cl.add_argument("--allow-dropped", action="store_true",
+                    help="exit 0 even if some rows could not be read or written")
     cl.set_defaults(fn=_clean)
 
     dd = command("dedupe", "remove training clips that overlap evaluation clips (by name, or YouTube id "

@@ -163,11 +163,18 @@ _AUDIOSET_LINE = re.compile(r'^\s*([^,#\s]+)\s*,\s*([\d.]+)\s*,\s*([\d.]+)\s*(?:
 def iter_audioset(path: Path, audio_root: Path, mid_to_name: dict[str, str] | None = None
                   ) -> Iterator[Source]:
     """AudioSet segment lists (`YTID, start_seconds, end_seconds, positive_labels`, with
-    '#' comment lines). The audio file is found under audio_root as a cut segment
+    '#' comment lines), or AudioCaps caption CSVs (`youtube_id, start_time`: 10-s clips,
+    one source per clip however many captions it has, named `<YTID>_<start>` as `convert`
+    and `score` name them). The audio file is found under audio_root as a cut segment
     (`[Y]<YTID>_<start>_<end>.*` or `[Y]<YTID>_<start>.*`) or a whole video (`[Y]<YTID>.*`)."""
     index: dict[str, Path] = {}
     for src in iter_folder(audio_root):
         index.setdefault(Path(src.path).stem, Path(src.path))
+    with open(path, encoding="utf-8-sig") as f:
+        head = next((line for line in f if line.strip() and not line.lstrip().startswith("#")), "")
+    if "youtube_id" in head and "start_time" in head:
+        yield from _iter_audiocaps(path, audio_root, index)
+        return
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             if not line.strip() or line.lstrip().startswith("#"):
@@ -187,19 +194,43 @@ def iter_audioset(path: Path, audio_root: Path, mid_to_name: dict[str, str] | No
             if m.group(4):
                 mids = [x.strip() for x in m.group(4).split(",") if x.strip()]
                 labels = tuple(mid_to_name.get(x, x) for x in mids) if mid_to_name else tuple(mids)
-            cid = clip_id(ytid, start, end)
-            cut = [f"{y}{ytid}_{s}" for y in ("", "Y")
-                   for s in (f"{start:.3f}_{end:.3f}", f"{_fmt(start)}_{_fmt(end)}",
-                             f"{int(start)}_{int(end)}", f"{int(start)}", f"{start:.3f}")]
-            hit = next((index[c] for c in cut if c in index), None)
-            if hit is not None:
-                yield Source(str(hit), ytid, labels=labels, clip_id=cid)
-            elif (whole := index.get(ytid) or index.get("Y" + ytid)) is not None:
-                yield Source(str(whole), ytid, start, end, labels, clip_id=cid,
-                             origin=f"{path.name} line {n}")
-            else:
-                yield Source(str(audio_root / ytid), ytid, labels=labels, clip_id=cid,
-                             error=f"no audio file for {ytid} under {audio_root}")
+            yield _segment(index, audio_root, ytid, start, end, labels, clip_id(ytid, start, end),
+                           f"{path.name} line {n}")
+
+
+def _iter_audiocaps(path: Path, audio_root: Path, index: dict[str, Path]) -> Iterator[Source]:
+    from sonicaps.formats.identity import CLIP_S, clip_key
+
+    seen: set[str] = set()
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        for n, row in enumerate(csv.DictReader(f), 2):
+            ytid = (row.get("youtube_id") or "").strip()
+            try:
+                start = float(row.get("start_time") or "")
+            except ValueError:
+                yield Source(f"{path}:line {n}", f"line{n}",
+                             error=f"line {n}: start_time {row.get('start_time')!r} is not a number")
+                continue
+            cid = clip_key(ytid, start)
+            if not ytid or cid in seen:
+                continue
+            seen.add(cid)
+            yield _segment(index, audio_root, ytid, start, start + CLIP_S, None, cid, f"{path.name} line {n}")
+
+
+def _segment(index: dict[str, Path], audio_root: Path, ytid: str, start: float, end: float,
+             labels: tuple[str, ...] | None, cid: str, origin: str) -> Source:
+    """The source of one YouTube segment: its cut file, else its span of the whole video."""
+    cut = [f"{y}{ytid}_{s}" for y in ("", "Y")
+           for s in (f"{start:.3f}_{end:.3f}", f"{_fmt(start)}_{_fmt(end)}",
+                     f"{int(start)}_{int(end)}", f"{int(start)}", f"{start:.3f}")]
+    hit = next((index[c] for c in cut if c in index), None)
+    if hit is not None:
+        return Source(str(hit), ytid, labels=labels, clip_id=cid)
+    if (whole := index.get(ytid) or index.get("Y" + ytid)) is not None:
+        return Source(str(whole), ytid, start, end, labels, clip_id=cid, origin=origin)
+    return Source(str(audio_root / ytid), ytid, labels=labels, clip_id=cid,
+                  error=f"no audio file for {ytid} under {audio_root}")
 
 
 def iter_sources(inputs: list[str | Path], audio_root: str | Path | None = None) -> Iterator[Source]:
