@@ -689,8 +689,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "CPU backends, configs/builtin.toml)")
     c.add_argument("--overwrite", action="store_true", help="delete the captions an earlier run with "
                    "another config left in the output, and start again")
-    c.add_argument("--audio-root", help="treat CSV inputs as AudioSet segment lists or AudioCaps CSVs over this folder "
-                   "(default: CSVs are manifests)")
+    c.add_argument("--audio-root", help="treat CSV inputs as AudioSet segment lists or AudioCaps CSVs "
+                   "over this folder (default: CSVs are manifests)")
     c.add_argument("--batch-size", type=int, help="clips per model call (default: the config's, 16)")
     c.add_argument("--segment-s", type=float, help="clip length in seconds (default: the config's, 10)")
     c.add_argument("--max-attempts", type=int, help="write/check rounds per clip (default: the config's, 2)")
@@ -707,8 +707,8 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--config", help="the pipeline config whose check backend is calibrated "
                     "(default: built-in)")
     ca.add_argument("--review-db", help="the review folder (default: the output's _review)")
-    ca.add_argument("--audio-root", help="treat CSV inputs as AudioSet segment lists or AudioCaps CSVs over this folder "
-                    "(default: CSVs are manifests)")
+    ca.add_argument("--audio-root", help="treat CSV inputs as AudioSet segment lists or AudioCaps CSVs "
+                    "over this folder (default: CSVs are manifests)")
     ca.add_argument("-o", "--output", help="also write the result as JSON to this file (default: print only)")
     ca.set_defaults(fn=_calibrate)
 
