@@ -53,6 +53,10 @@ def inputs(tmp_path):
 def test_audioset_ids_are_normalised():
     assert split_audioset_id("Y--0w1YA1Hm4_30.000_40.000") == ("--0w1YA1Hm4", 30.0, 40.0)
     assert split_audioset_id("Ya_b-c_d-e_f_0_10000") == ("a_b-c_d-e_f", 0.0, 10.0)  # milliseconds
+    # Seconds past 1000 (a clip near the end of a long video) stay seconds; a 10-s clip
+    # written in milliseconds past 1000 s stays milliseconds.
+    assert split_audioset_id("Yabcdefghijk_995.000_1005.000") == ("abcdefghijk", 995.0, 1005.0)
+    assert split_audioset_id("Yabcdefghijk_995000_1005000") == ("abcdefghijk", 995.0, 1005.0)
     assert split_audioset_id("YabcdefghiJ") == ("YabcdefghiJ", None, None)  # an id starting with Y
     assert split_audioset_id("Y7fmOlUlwoNg.wav") == ("7fmOlUlwoNg", None, None)
     assert split_audioset_id("plain_id") is None
@@ -80,6 +84,16 @@ def _key(records):
     return [(r.id, list(r.captions)) for r in records]
 
 
+# The clips' spans in the input files: AudioCaps clips are the 10 s from start_time.
+SPANS = {"audiocaps": [("--0w1YA1Hm4_30", 30.0, 40.0), ("a_b-c_d-e_f_0", 0.0, 10.0)],
+         "audiosetcaps": [("--0w1YA1Hm4_30", 30.0, 40.0), ("a_b-c_d-e_f_0", 0.0, 10.0),
+                          ("plain_id", None, None)]}
+
+
+def _spans(records):
+    return [(r.id, r.start_s, r.end_s) for r in records]
+
+
 @pytest.mark.parametrize("source", ["audiocaps", "audiosetcaps", "clotho", "wavcaps"])
 @pytest.mark.parametrize("to", TARGETS)
 def test_every_format_converts_and_round_trips(inputs, tmp_path, source, to):
@@ -89,12 +103,24 @@ def test_every_format_converts_and_round_trips(inputs, tmp_path, source, to):
     assert write_records(iter(original), dest, to) == len(original)
     back = list(read_records(dest))
     assert _key(back) == _key(original)  # every id and caption, in order
+    if source in SPANS:  # ... and every clip's span, as the input file gives it
+        assert _spans(back) == _spans(original) == SPANS[source]
     if to != "audiocaps-csv":  # the richer formats keep everything
         assert [r.to_dict() for r in back] == [r.to_dict() for r in original]
     # ... and back again: B -> A for the formats sonicaps writes.
     again = tmp_path / f"again-{dest.name}"
     write_records(iter(back), again, to)
     assert _key(read_records(again)) == _key(original)
+
+
+@pytest.mark.parametrize("to", [t for t in TARGETS if t != "audiocaps-csv"])
+def test_question_answers_survive_conversion(inputs, tmp_path, to):
+    """AudioSetCaps' Q&A (joined from its second CSV) go through every format that can hold them."""
+    original = list(read_records(inputs["audiosetcaps"], qa=inputs["qa"]))
+    assert original[0].qa["answer_1"] == "a dog"
+    dest = tmp_path / {"hf": "hf", "parquet": "out.parquet", "jsonl": "out.jsonl", "webdataset": "wds"}[to]
+    write_records(iter(original), dest, to)
+    assert [r.qa for r in read_records(dest)] == [r.qa for r in original]
 
 
 def test_bad_input_is_reported_with_its_line(tmp_path):
