@@ -107,6 +107,18 @@ def test_hiss_is_noise_not_a_snake(backends):
     assert "snake" not in BuiltinWriter().write([clip], [a], 0)[0].lower()
 
 
+def test_the_verifier_keeps_at_most_max_sources(monkeypatch):
+    """However many candidates the verifier accepts, a clip gets at most the number of
+    sources its thresholds were calibrated for, strongest first."""
+    from sonicaps.backends.builtin import sources
+
+    monkeypatch.setattr(sources, "boosted_probability", lambda x, model: 0.99)
+    features = dict.fromkeys(sources.FEATURES, 0.0)
+    cands = [sources.Candidate(f"thing {k}", f"Thing {k}", k, [k], np.zeros(4), features) for k in range(6)]
+    limit = sources.verifier()["max_sources"]
+    assert limit < 6 and [c.subject for c in sources.verify(cands)] == [f"thing {k}" for k in range(limit)]
+
+
 def test_writer_never_uses_banned_openings():
     assert _from_text("The audio contains a dog barking loudly. Then silence.") == \
         "A dog barking loudly"

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from sonicaps.formats.readers import FormatError, Report, detect, read_records
-from sonicaps.formats.records import split_audioset_id
+from sonicaps.formats.records import clip_key, split_audioset_id
 from sonicaps.formats.torch_dataset import CaptionDataset
 from sonicaps.formats.writers import TARGETS, write_records
 from sonicaps.pipeline.config import PipelineConfig
@@ -57,6 +57,9 @@ def test_audioset_ids_are_normalised():
     # written in milliseconds past 1000 s stays milliseconds.
     assert split_audioset_id("Yabcdefghijk_995.000_1005.000") == ("abcdefghijk", 995.0, 1005.0)
     assert split_audioset_id("Yabcdefghijk_995000_1005000") == ("abcdefghijk", 995.0, 1005.0)
+    # Two clips of one video whose starts differ by a fraction keep apart.
+    assert [clip_key("abcdefghijk", s) for s in (30.0, 30.5, None)] == [
+        "abcdefghijk_30", "abcdefghijk_30.5", "abcdefghijk"]
     assert split_audioset_id("YabcdefghiJ") == ("YabcdefghiJ", None, None)  # an id starting with Y
     assert split_audioset_id("Y7fmOlUlwoNg.wav") == ("7fmOlUlwoNg", None, None)
     assert split_audioset_id("plain_id") is None

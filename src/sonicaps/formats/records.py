@@ -51,7 +51,8 @@ def split_audioset_id(raw: str) -> tuple[str, float | None, float | None] | None
 
 
 def clip_key(youtube_id: str, start_s: float | None) -> str:
-    """The id sonicaps gives an AudioSet clip: "<YouTube id>_<start in whole seconds>"."""
+    """The id sonicaps gives an AudioSet clip: "<YouTube id>_<start in seconds>", the start
+    written as short as it goes ("_30", "_30.5": two clips of a video never share an id)."""
     return youtube_id if start_s is None else f"{youtube_id}_{start_s:g}"
 
 
