@@ -1,7 +1,7 @@
 """Mutation testing of the core: does the suite catch plausible bugs?
 
     nice -n 10 .venv/bin/python benchmarks/mutation.py [--only ID_OR_MODULE ...] [--check]
-        [--list] [--json FILE] [--keep]
+        [--list] [-o RESULTS.json] [--keep] [--tree CHECKOUT]
 
 A fixed, reviewed list of mutants follows: each is one small bug of the kind a user would
 notice (an off-by-one, a flipped comparison, a dropped rename, a swallowed error), written
@@ -400,10 +400,10 @@ def _dead_copies() -> None:
             continue
 
 
-def make_copy() -> Path:
+def make_copy(tree: Path) -> Path:
     _dead_copies()
     root = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-"))
-    shutil.copytree(REPO, root / "repo", ignore=COPY_IGNORE, symlinks=True)
+    shutil.copytree(tree, root / "repo", ignore=COPY_IGNORE, symlinks=True)
     return root
 
 
@@ -471,9 +471,13 @@ def main() -> int:
                     help="run only these mutant ids or modules (e.g. pipeline/store.py); default: all")
     ap.add_argument("--check", action="store_true", help="only check that every snippet applies (no tests)")
     ap.add_argument("--list", action="store_true", help="list the mutants and exit")
-    ap.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")
+    ap.add_argument("-o", "--output", type=Path, default=None,
+                    help="also write the results to this JSON file (default: print only)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary copy (its path is printed)")
     ap.add_argument("--min-rate", type=float, default=0.9, help="exit non-zero below this kill rate (0.9)")
+    ap.add_argument("--tree", type=Path, default=REPO,
+                    help="the checkout to mutate and test (default: this one), e.g. an export of "
+                         "another branch, to compare its tests on the same list")
     args = ap.parse_args()
 
     ids = [m.id for m in MUTANTS]
@@ -490,7 +494,7 @@ def main() -> int:
     results: dict[str, dict] = {}
     problems = 0
     for m in chosen:
-        file = REPO / PACKAGE / m.path
+        file = args.tree / PACKAGE / m.path
         text = file.read_text(encoding="utf-8") if file.exists() else ""
         why = stale(m, text) if text else f"{m.path} does not exist"
         if why:
@@ -506,7 +510,7 @@ def main() -> int:
     if args.check:
         return 1 if problems else 0
 
-    root = make_copy()
+    root = make_copy(args.tree)
     print(f"working copy: {root / 'repo'}", flush=True)
     try:
         # Baseline: every test group must pass unmutated, or its failures would count as kills.
@@ -551,8 +555,8 @@ def main() -> int:
             shutil.rmtree(root, ignore_errors=True)
 
     rate = report(chosen, results)
-    if args.json:
-        args.json.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "rate": rate,
+    if args.output:
+        args.output.write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "rate": rate,
                                          "mutants": [asdict(m) | results.get(m.id, {}) for m in chosen]},
                                         indent=1))
     return 1 if problems or rate < args.min_rate else 0
