@@ -271,13 +271,13 @@ def test_cli_train_predict_evaluate(scenes, tmp_path):
         "lstm",
         "--data",
         str(scenes),
-        "--out",
+        "-o",
         str(run),
         "--config",
         str(config),
         "--max-epochs",
         "2",
-        "--no-progress",
+        "--quiet",
     )
     assert "best val CIDEr-D" in out
     meta = json.loads((run / "config.json").read_text())

@@ -279,13 +279,13 @@ def test_curation_end_to_end_from_audioset_files(audioset, examples, tmp_path):
               "-o", str(tmp_path / "selected.csv"), "--min-clips", "2", "--drop-music", "--cap", "3")
     assert "music subtree" in out and "balanced: at most 3 clips per label" in out
     cli("caption", str(tmp_path / "selected.csv"), "--audio-root", str(audio), "-o",
-        str(tmp_path / "captions"), "--no-progress")
+        str(tmp_path / "captions"), "--quiet")
     captions = pd.read_parquet(tmp_path / "captions")
     assert set(captions["label_source"]) == {"given"} and len(captions) > 0
     assert {cid[:11] for cid in captions["id"]} <= set(IDS[:4])  # a 25-s file gives 3 clips
     # The balance cap keeps the four clips with three labels (the ones with audio) and no more.
     assert not (tmp_path / "captions" / "_failures.jsonl").exists()
-    out = cli("clean", str(tmp_path / "captions"), str(tmp_path / "clean.parquet"), "--vocab",
+    out = cli("clean", str(tmp_path / "captions"), "-o", str(tmp_path / "clean.parquet"), "--vocab",
               str(tmp_path / "vocab.csv"))
     assert f"cleaned {len(captions)} clips" in out
     vocab = pd.read_csv(tmp_path / "vocab.csv", keep_default_na=False)
@@ -301,7 +301,8 @@ def test_curation_end_to_end_from_audioset_files(audioset, examples, tmp_path):
     assert all(r.id.split("_")[0] != IDS[0] for r in kept)
     cli("stats", str(tmp_path / "train.parquet"), "-o", str(tmp_path / "card"))
     assert (tmp_path / "card" / "card.md").exists()
-    cli("convert", str(tmp_path / "train.parquet"), str(tmp_path / "release.csv"), "--to", "audiocaps-csv")
+    cli("convert", str(tmp_path / "train.parquet"), "-o", str(tmp_path / "release.csv"), "--to",
+        "audiocaps-csv")
     released = list(read_records(tmp_path / "release.csv"))
     assert [(r.id, r.captions) for r in released] == [(r.id, r.captions) for r in kept]
 

@@ -75,7 +75,7 @@ def test_ray_gives_the_local_runners_output(cluster, collection, tmp_path, backe
 def test_killed_driver_then_rerun_is_exactly_once(cluster, collection, tmp_path):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "sonicaps.cli", "caption", str(collection), "-o", str(out),
-           "--engine", "ray", "--address", cluster, "--batch-size", "2", "--no-progress"]
+           "--engine", "ray", "--address", cluster, "--batch-size", "2", "--quiet"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.time() + 300
     while time.time() < deadline and len(list(out.glob("part-*.parquet"))) < 2:

@@ -1,14 +1,16 @@
 """The AudioSet ontology: which classes are kinds of which.
 
 The built-in asker needs it offline, so it is kept in the sonicaps cache: downloaded once
-from its published location (checked by sha256) by `python -m sonicaps.sources fetch`, or
-copied from a local file (`--ontology PATH`).
+from its published location (checked by sha256) at first use, by `sonicaps
+download-weights` or by `python -m sonicaps.sources fetch`, or copied from a local file
+(`--ontology PATH`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 import urllib.request
 from functools import cache
@@ -51,8 +53,14 @@ def parents_by_name() -> dict[str, frozenset[str]]:
     """Class name -> names of its direct parents (a class may have several)."""
     p = path()
     if not p.is_file():
-        raise MissingWeights(f"the AudioSet ontology is not in {p}: run "
-                             "`python -m sonicaps.sources fetch` (or add --ontology FILE)")
+        logging.getLogger(__name__).warning("the AudioSet ontology is not in %s: downloading it from %s "
+                                            "(once)", p, URL)
+        try:
+            install()
+        except (OSError, ValueError) as e:  # no network (urllib's URLError is an OSError)
+            raise MissingWeights(f"the AudioSet ontology is not in {p} and could not be downloaded "
+                                 f"from {URL} ({e}): run `sonicaps download-weights` where it can be, "
+                                 "or `python -m sonicaps.sources fetch --ontology FILE` with a copy") from e
     entries = json.loads(p.read_text(encoding="utf-8"))
     name = {e["id"]: e["name"] for e in entries}
     out: dict[str, set[str]] = {e["name"]: set() for e in entries}

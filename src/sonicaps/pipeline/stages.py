@@ -10,6 +10,7 @@ becomes one failure record and the rest of the batch goes on.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import time
@@ -29,6 +30,8 @@ from sonicaps.pipeline.store import printable
 from sonicaps.prompts import PROMPT_VERSION, QUESTIONS
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+_WARNED: set[str] = set()  # check backends already warned about (one warning per run)
 
 
 @dataclass
@@ -54,6 +57,15 @@ def failure(clip_or_source: Clip | str, stage: str, exc: BaseException,
     return {"source": printable(source), "id": cid, "stage": stage, "error": type(exc).__name__,
             "message": printable(f"{where}: {exc}" if where else str(exc))[:2000],
             "last_in_source": last or last_in_source}
+
+
+def detected_labels(evidence: dict[str, Any]) -> list[str]:
+    """A clip's labels when none were given: the classes of the sources the asker found (its
+    answer 1's events, speech and music included), not its top-k classifier scores, which
+    always number k and include what was judged absent (Silence, noise)."""
+    if "events" in evidence:
+        return list(dict.fromkeys(e["label"] for e in evidence["events"]))
+    return [n for n, _ in evidence.get("labels", [])[:5]]
 
 
 def _check_answers(out: list[Answers], n: int) -> list[Answers]:
@@ -183,7 +195,9 @@ def write_batch(clips: Sequence[Clip], answers: Sequence[Answers], asker_id: str
                 best[i] = (scores[i], texts[i], attempt + 1)
             else:
                 best[i] = (prev[0], prev[1], attempt + 1)
-        pending = [i for i in ok if i in scores and not _accepted(best[i][0], i, label_scores, threshold)]
+        # Undecided clips (no threshold, no labels) are not rewritten: nothing says they failed.
+        pending = [i for i in ok
+                   if i in scores and _accepted(best[i][0], i, label_scores, threshold) is False]
 
     rows = []
     now = datetime.now(UTC).replace(microsecond=0)
@@ -193,7 +207,7 @@ def write_batch(clips: Sequence[Clip], answers: Sequence[Answers], asker_id: str
         clip, ans = clips[i], answers[i]
         score, caption, attempts = best[i]
         given = clips[i].labels is not None
-        labels = list(clip.labels) if given else [n for n, _ in ans.evidence.get("labels", [])[:5]]
+        labels = list(clip.labels) if given else detected_labels(ans.evidence)
         rows.append({
             "id": clip.id, "source": printable(clip.source), "start_s": clip.start_s, "end_s": clip.end_s,
             "caption": caption.strip(),
@@ -202,7 +216,8 @@ def write_batch(clips: Sequence[Clip], answers: Sequence[Answers], asker_id: str
             "labels": labels, "label_source": "given" if given else "detected",
             "check_score": float(score),
             "label_score": float(label_scores[i]) if i in label_scores else None,
-            "check_rule": "label_score" if i in label_scores else f"threshold={threshold}",
+            "check_rule": ("label_score" if i in label_scores else f"threshold={threshold}"
+                           if threshold is not None else "uncalibrated"),
             "accepted": _accepted(score, i, label_scores, threshold),
             "attempts": attempts,
             "dropped_sources": json.dumps(dropped.get(i, [])),
@@ -284,20 +299,27 @@ def _written_by(writer: Writer, clip_id: str, caption: str) -> str:
     return writer.model_id if why is None else f"{writer.model_id} -> fallback {why}"
 
 
-def accept_threshold(scorer: Scorer, cfg: PipelineConfig) -> float:
-    """The configured threshold, else the check backend's calibrated one."""
+def accept_threshold(scorer: Scorer, cfg: PipelineConfig) -> float | None:
+    """The configured threshold, else the check backend's calibrated one, else None: then
+    clips with given labels are still decided by the label rule, the others keep their
+    score with `accepted` left null, and one warning says how to calibrate."""
     if cfg.accept_threshold is not None:
         return cfg.accept_threshold
     value = getattr(scorer, "accept_threshold", None)
     if value is None:
-        raise ValueError(f"check backend {scorer.model_id} has no calibrated threshold: "
-                         "set [pipeline] accept_threshold (benchmarks/calibrate_threshold.py)")
+        if scorer.model_id not in _WARNED:
+            _WARNED.add(scorer.model_id)
+            log.warning("check backend %s has no calibrated threshold: clips without labels get a "
+                        "check_score but accepted = null (no rewrite). Calibrate it on your own labelled or "
+                        "reviewed clips with `sonicaps calibrate DATA --config CONFIG` and set "
+                        "[pipeline] accept_threshold", scorer.model_id)
+        return None
     return float(value)
 
 
-def _accepted(score: float, i: int, label_scores: dict[int, float], threshold: float) -> bool:
+def _accepted(score: float, i: int, label_scores: dict[int, float], threshold: float | None) -> bool | None:
     ref = label_scores.get(i, threshold)
-    return bool(score >= ref - 1e-9)
+    return None if ref is None else bool(score >= ref - 1e-9)
 
 
 def _json_default(o: Any) -> Any:
