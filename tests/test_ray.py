@@ -18,7 +18,7 @@ from sonicaps.pipeline.runner import run
 from sonicaps.pipeline.store import Store
 
 try:
-    import ray
+    import ray  # noqa: F401 - the module needs it; the cluster comes from conftest.py
 except ImportError:  # pragma: no cover - CI installs it through scripts/setup.sh
     if os.environ.get("CI"):
         raise
@@ -28,12 +28,9 @@ from sonicaps.pipeline.ray_runner import ClusterTooSmall, check_resources, run_r
 
 
 @pytest.fixture(scope="module")
-def cluster() -> str:
-    """One local cluster for the module (starting Ray takes seconds). More logical CPUs than
-    cores, so that actors holding a CPU each do not starve the decode tasks."""
-    ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False)
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
+def cluster(ray_cluster) -> str:
+    """The session's local cluster (conftest.py)."""
+    return ray_cluster
 
 
 @pytest.fixture(scope="module")

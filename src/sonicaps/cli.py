@@ -111,8 +111,10 @@ def _train_captioner(args: argparse.Namespace) -> int:
         settings["glove"] = True
     run = train(args.data, args.output, TrainConfig.from_dict(settings), progress=not args.quiet)
     best = max(run.history, key=lambda h: h["val_cider_d"])
+    cut = (f"; stopped by --max-minutes after epoch {run.history[-1]['epoch']} of {run.cfg.max_epochs}"
+           if run.stopped == "max_minutes" else "")
     print(f"trained {run.cfg.model} on {args.data}: best val CIDEr-D {best['val_cider_d']:.3f} at epoch "
-          f"{best['epoch']}; saved to {args.output}")
+          f"{best['epoch']}{cut}; saved to {args.output}")
     return 0
 
 
