@@ -25,11 +25,11 @@ def test_formats_decode_to_16k_mono(tmp_path, ext):
     assert abs(peak_hz(x) - 440) < 5
 
 
-def test_m4a_goes_through_pyav(tmp_path):
-    path = tmp_path / "a.m4a"
+def write_m4a(path: Path, x: np.ndarray) -> Path:
+    """x: (samples, 2) at 48 kHz, AAC-encoded by PyAV (libsndfile cannot read it)."""
     with av.open(str(path), "w") as c:
         s = c.add_stream("aac", rate=48_000, layout="stereo")
-        x = tone(1000, 2.0, sr=48_000, channels=2).T.copy()
+        x = x.T.copy()
         for i in range(0, x.shape[1], 1024):
             frame = av.AudioFrame.from_ndarray(x[:, i:i + 1024], format="fltp", layout="stereo")
             frame.sample_rate = 48_000
@@ -37,9 +37,34 @@ def test_m4a_goes_through_pyav(tmp_path):
                 c.mux(p)
         for p in s.encode(None):
             c.mux(p)
-    y = load_audio(path)
+    return path
+
+
+def test_m4a_goes_through_pyav(tmp_path):
+    y = load_audio(write_m4a(tmp_path / "a.m4a", tone(1000, 2.0, sr=48_000, channels=2)))
     assert abs(len(y) / SR - 2.0) < 0.1
     assert abs(peak_hz(y) - 1000) < 5
+
+
+def level(x: np.ndarray, hz: float, sr: int = SR) -> float:
+    """Amplitude of the sine at hz in x (whatever x's length: a codec pads)."""
+    return float(2 * np.abs(np.sum(x * np.exp(-2j * np.pi * hz * np.arange(len(x)) / sr))) / len(x))
+
+
+@pytest.mark.parametrize("ext", ["wav", "m4a"])
+def test_every_channel_is_heard(tmp_path, ext):
+    """Channels are mixed down to mono, not dropped: a sound in the right channel only (a
+    300 Hz tone, silence on the left) is heard, and two channels with different sounds
+    (300 Hz left, 500 Hz right) give both, at the same level."""
+    sr = 48_000 if ext == "m4a" else SR
+    silent, left, right = np.zeros(2 * sr, np.float32), tone(300, 2.0, sr=sr), tone(500, 2.0, sr=sr)
+    for name, x in (("right", np.stack([silent, left], axis=1)), ("both", np.stack([left, right], axis=1))):
+        path = tmp_path / f"{name}.{ext}"
+        y = load_audio(write_m4a(path, x) if ext == "m4a" else write(path, x, sr=sr))
+        if name == "right":
+            assert level(y, 300) > 0.1  # 0.15 for the mean of the channels; 0 if one were dropped
+        else:
+            assert level(y, 300) == pytest.approx(level(y, 500), rel=0.05) and level(y, 500) > 0.1
 
 
 def test_eight_channels_and_8khz(tmp_path):

@@ -69,6 +69,13 @@ def test_a_checkpoint_that_does_not_fit_names_the_keys(tmp_path):
         HtsatRoberta.from_checkpoint(str(tmp_path / "bad.pt"), TINY_ROBERTA)
     with pytest.raises(ValueError, match="a retrieval checkpoint, not a captioner"):
         HtsatBart.from_checkpoint(str(save(tmp_path, "htsat_roberta_tiny_keys")), TINY_BART)
+    # A model of another size: every key there, one of them the wrong shape.
+    state = fake_state_dict(keys("htsat_roberta_tiny_keys"))
+    state["text_proj.0.weight"] = torch.zeros(3, 3)
+    torch.save({"model": state}, tmp_path / "other-size.pt")
+    wrong = r"other-size\.pt: does not fit.*wrong shapes.*text_proj\.0\.weight \(3, 3\)"
+    with pytest.raises(ValueError, match=wrong):
+        HtsatRoberta.from_checkpoint(str(tmp_path / "other-size.pt"), TINY_ROBERTA)
 
 
 def test_missing_unknown_and_unreadable_checkpoints(tmp_path, monkeypatch):

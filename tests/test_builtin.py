@@ -7,9 +7,9 @@ import pytest
 from conftest import SR, sweep, tone
 
 from sonicaps.backends.builtin.lexicon import gerund, table
-from sonicaps.backends.builtin.writer import _from_text, sentence
+from sonicaps.backends.builtin.writer import BuiltinWriter, _from_text, sentence
 from sonicaps.backends.builtin.yamnet import class_names
-from sonicaps.clip import Clip
+from sonicaps.clip import Answers, Clip
 from sonicaps.examples import SENTENCES, Placed, animal, mix, speak
 from sonicaps.prompts import QUESTIONS
 
@@ -72,6 +72,53 @@ def test_writer_connectives_follow_the_timeline():
     assert sentence([dog, man, car]) == "A dog barks repeatedly, then a man speaks while a car passes by"
 
 
+def _event(subject: str, verb: str, onset: float, offset: float, score: float, kind: str = "sound") -> dict:
+    return dict(kind=kind, label=subject, subject=subject, verb=verb, gerund=verb[:-1] + "ing",
+                score=score, onset=onset, offset=offset, count=1, impulsive=False, level_db=-20.0)
+
+
+def test_writer_names_the_strongest_sources_in_the_order_heard():
+    """With more events than it names (MAX_SOURCES = 3), the writer keeps the three the
+    asker scored highest, not the first three heard, and names them in time order; each
+    retry drops the weakest of them."""
+    events = [_event("a dog", "barks", 0.0, 2.0, 0.6), _event("a door", "slams", 2.5, 3.0, 0.3),
+              _event("a bird", "chirps", 3.0, 5.0, 0.5), _event("a car", "honks", 5.5, 6.5, 0.4),
+              _event("a man", "speaks", 7.0, 10.0, 0.9, kind="speech")]
+    clip = Clip("x", "x", 0.0, 10.0, np.zeros(10 * SR, np.float32))
+    answers = Answers(("", "", ""), {"events": events})
+    writer = BuiltinWriter()
+    assert writer.write([clip], [answers], 0) == [
+        "A dog barks, then a bird chirps, followed by a man speaking"]
+    assert writer.write([clip], [answers], 1) == ["A dog barks and then a man speaks"]
+    assert writer.write([clip], [answers], 5) == ["A man speaks"]
+
+
+def test_hiss_is_noise_not_a_snake(backends):
+    """YAMNet reads hiss as "Snake" (0.82 here). Noise classes are never a source, so noise
+    high-passed above 4 kHz must not become "A snake hisses"."""
+    from scipy.signal import butter, sosfilt
+
+    noise = np.random.default_rng(0).standard_normal(10 * SR)
+    x = sosfilt(butter(8, 4000, "highpass", fs=SR, output="sos"), noise)
+    clip = Clip("hiss", "hiss", 0.0, 10.0, (0.1 * x / x.std()).astype(np.float32))
+    a = backends.asker.ask([clip], QUESTIONS)[0]
+    assert a.evidence["labels"][0][0] == "Snake"  # what the exclusion is there for
+    assert a.evidence["events"] == []
+    assert "snake" not in BuiltinWriter().write([clip], [a], 0)[0].lower()
+
+
+def test_the_verifier_keeps_at_most_max_sources(monkeypatch):
+    """However many candidates the verifier accepts, a clip gets at most the number of
+    sources its thresholds were calibrated for, strongest first."""
+    from sonicaps.backends.builtin import sources
+
+    monkeypatch.setattr(sources, "boosted_probability", lambda x, model: 0.99)
+    features = dict.fromkeys(sources.FEATURES, 0.0)
+    cands = [sources.Candidate(f"thing {k}", f"Thing {k}", k, [k], np.zeros(4), features) for k in range(6)]
+    limit = sources.verifier()["max_sources"]
+    assert limit < 6 and [c.subject for c in sources.verify(cands)] == [f"thing {k}" for k in range(limit)]
+
+
 def test_writer_never_uses_banned_openings():
     assert _from_text("The audio contains a dog barking loudly. Then silence.") == \
         "A dog barking loudly"
@@ -83,6 +130,10 @@ def test_writer_reads_the_built_in_answer_text_without_copying_times():
     assert _from_text("Something plops from 2.0 s to 3.0 s, twice.") == "Something plops twice"
     assert _from_text("A cow moos from 1.0 s to 9.1 s, 5 times. A man speaks from 4.0 s to "
                       "6.0 s.") == "A cow moos repeatedly while a man speaks"
+    # Text carries no scores: the first three sources heard are named.
+    assert _from_text("A dog barks from 0.0 s to 1.0 s. A door slams from 2.0 s to 2.5 s. A bird "
+                      "chirps from 3.0 s to 4.0 s. A man speaks from 5.0 s to 9.0 s.") == \
+        "A dog barks, then a door slams, then a bird chirps"
 
 
 def test_gerunds():

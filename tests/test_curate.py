@@ -117,6 +117,53 @@ def test_audioset_selection_steps_and_balance(audioset):
         select(onto, [audioset / "segments.csv"], drop_labels=["Kazoo"])
 
 
+def write_small_audioset(tmp_path, rows: list[tuple[str, str]]) -> dict:
+    """ONTOLOGY and a segments.csv of (YouTube id, labels) rows; returns the ontology read."""
+    (tmp_path / "ontology.json").write_text(json.dumps(ONTOLOGY))
+    lines = [f'{yt}, 0.000, 10.000, "{labels}"\n' for yt, labels in rows]
+    (tmp_path / "segments.csv").write_text("".join(lines))
+    return read_ontology(tmp_path / "ontology.json")
+
+
+def test_labels_with_exactly_min_clips_clips_are_kept(tmp_path):
+    """Rare labels are those with fewer than min_clips clips (AudioCaps §3.1): at the
+    boundary a label stays, one clip fewer and it goes."""
+    rows = [(IDS[i], "/m/09x0r") for i in range(3)] + [(IDS[i], "/m/0bt9lr") for i in range(3, 5)]
+    onto = write_small_audioset(tmp_path, rows)
+
+    def labels(min_clips: int) -> set[str]:
+        sel = select(onto, [tmp_path / "segments.csv"], min_clips=min_clips)
+        return {label for s in sel.segments for label in s.labels}
+
+    assert labels(2) == {"/m/09x0r", "/m/0bt9lr"}  # Dog has exactly 2 clips
+    assert labels(3) == {"/m/09x0r"}  # Speech has exactly 3
+
+
+def test_cap_and_music_subtree(tmp_path):
+    """At most `cap` clips of a label (clips with one label each: exactly cap), and
+    --drop-music drops the whole music subtree (instruments, genres), not the label Music."""
+    rows = ([(IDS[i], "/m/0bt9lr") for i in range(5)] + [(IDS[5], "/m/042v_gx"), (IDS[6], "/m/0glt670"),
+            (IDS[7], "/m/04rlf,/m/0838f")])
+    onto = write_small_audioset(tmp_path, rows)
+    capped = select(onto, [tmp_path / "segments.csv"], cap=3)
+    assert [s.labels for s in capped.segments].count(("/m/0bt9lr",)) == 3
+    no_music = select(onto, [tmp_path / "segments.csv"], drop_music=True)
+    assert [s.labels for s in no_music.segments] == [("/m/0bt9lr",)] * 5 + [("/m/0838f",)]
+
+
+def test_too_long_means_more_words_than_the_limit():
+    """A caption is flagged when it has more than max_words words, counted as the dataset
+    card counts words per caption (spaCy's tokens without punctuation, so "dog's" and
+    "high-pitched" are two words each): exactly max_words is not too long."""
+    exactly = "A dog barks, " + " ".join(["then a dog barks"] * 4) + ", then a man speaks loudly twice."
+    assert len(exactly.replace(",", "").replace(".", "").split()) == 25
+    assert caption_flags(exactly) == []
+    assert caption_flags(exactly, max_words=24) == ["longer than 24 words"]
+    counted = "A high-pitched whine, then a dog's bark"  # a high - pitched whine then a dog 's bark
+    assert caption_flags(counted, max_words=9) == []
+    assert caption_flags(counted, max_words=8) == ["longer than 8 words"]
+
+
 def test_caption_clean_up_and_checks():
     assert clean_caption("A dog barks 2 times,  then 10 cars pass.") == ("A dog barks two times, then ten "
                                                                           "cars pass")
@@ -132,6 +179,7 @@ def test_caption_clean_up_and_checks():
         "mentions speech the answers say is absent"]
     labels = ["Speech", "Dog", "Bark"]
     assert caption_flags("Speech, Dog, Bark and rain", labels=labels) == ["lists label names"]
+    assert caption_flags("Speech, then a dog and bark", labels=labels) == []  # two names are no list
     assert caption_flags("word " * 26) == ["longer than 25 words"]
     vocab = vocabulary(["A dog barks.", "The dog's bark"])
     assert vocab == {"a": 1, "dog": 2, "barks": 1, "the": 1, "'s": 1, "bark": 1}
@@ -202,12 +250,14 @@ def test_dedupe_removes_overlapping_evaluation_clips(tmp_path):
              CaptionRecord("Yabcdefghij" "B_95.000_105.000", ["x"]),  # id only, AudioSetCaps style
              CaptionRecord("abcdefghijC_14", ["x"], youtube_id="abcdefghijC", start_s=14.0),
              CaptionRecord("abcdefghijC_15", ["x"], youtube_id="abcdefghijC", start_s=15.0),
-             CaptionRecord("birds.wav", ["x"]), CaptionRecord("other.wav", ["x"])]
+             CaptionRecord("birds.wav", ["x"]), CaptionRecord("other.wav", ["x"]),
+             CaptionRecord("whole-video", ["x"], youtube_id="abcdefghijA")]  # no start: the whole video
     sets = [read_eval_set(tmp_path / n) for n in ("audiocaps_test.csv", "vggsound.csv", "clotho_eval.csv")]
     report = DedupeReport()
     kept = [r.id for r in dedupe(iter(train), sets, report)]
     assert kept == ["abcdefghijA_50", "abcdefghijC_15", "other.wav"]
-    assert report.removed == {"audiocaps_test.csv": ["abcdefghijA_35", "Yabcdefghij" "B_95.000_105.000"],
+    assert report.removed == {"audiocaps_test.csv": ["abcdefghijA_35", "Yabcdefghij" "B_95.000_105.000",
+                                                     "whole-video"],
                               "vggsound.csv": ["abcdefghijC_14"], "clotho_eval.csv": ["birds.wav"]}
 
 

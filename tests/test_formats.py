@@ -10,7 +10,7 @@ import sys
 import pytest
 from roundtrip import FULL, round_trip
 
-from sonicaps.formats.identity import parse_youtube_name
+from sonicaps.formats.identity import clip_key, parse_youtube_name
 from sonicaps.formats.readers import FormatError, Report, detect, read_records
 from sonicaps.formats.torch_dataset import CaptionDataset
 from sonicaps.formats.writers import TARGETS, write_records
@@ -57,10 +57,17 @@ def test_youtube_clip_names_are_read_as_their_layouts_mean_them():
     assert parse_youtube_name("--0w1YA1Hm4_30_40") == ("--0w1YA1Hm4", 30.0, 40.0)  # `caption`: an end
     assert parse_youtube_name("Y--0w1YA1Hm4_30.000_40.000") == ("--0w1YA1Hm4", 30.0, 40.0)
     assert parse_youtube_name("Ya_b-c_d-e_f_0_10000") == ("a_b-c_d-e_f", 0.0, 10.0)  # milliseconds
+    # Seconds past 1000 (a clip near the end of a long video) stay seconds; a 10-s clip
+    # written in milliseconds past 1000 s stays milliseconds.
+    assert parse_youtube_name("Yabcdefghijk_995.000_1005.000") == ("abcdefghijk", 995.0, 1005.0)
+    assert parse_youtube_name("Yabcdefghijk_995000_1005000") == ("abcdefghijk", 995.0, 1005.0)
     assert parse_youtube_name("vfY_TJq7n_U_130") == ("vfY_TJq7n_U", 130.0, 140.0)  # an AudioCaps row
     assert parse_youtube_name("YabcdefghiJ") == ("YabcdefghiJ", None, None)  # an id starting with Y
     assert parse_youtube_name("Y7fmOlUlwoNg.wav") == ("7fmOlUlwoNg", None, None)  # WavCaps: no span
     assert parse_youtube_name("plain_id") is None
+    # Two clips of one video whose starts differ by a fraction keep apart.
+    assert [clip_key("abcdefghijk", s) for s in (30.0, 30.5, None)] == [
+        "abcdefghijk_30", "abcdefghijk_30.5", "abcdefghijk"]
 
 
 def test_readers(inputs):
@@ -87,6 +94,16 @@ def _key(records):
     return [(r.id, list(r.captions)) for r in records]
 
 
+# The clips' spans in the input files: AudioCaps clips are the 10 s from start_time.
+SPANS = {"audiocaps": [("--0w1YA1Hm4_30", 30.0, 40.0), ("a_b-c_d-e_f_0", 0.0, 10.0)],
+         "audiosetcaps": [("--0w1YA1Hm4_30_10", 30.0, 40.0), ("a_b-c_d-e_f_0_10", 0.0, 10.0),
+                          ("plain_id", None, None)]}
+
+
+def _spans(records):
+    return [(r.id, r.start_s, r.end_s) for r in records]
+
+
 @pytest.mark.parametrize("source", ["audiocaps", "audiosetcaps", "clotho", "wavcaps"])
 @pytest.mark.parametrize("to", TARGETS)
 def test_every_format_converts_and_round_trips(inputs, tmp_path, source, to):
@@ -94,9 +111,22 @@ def test_every_format_converts_and_round_trips(inputs, tmp_path, source, to):
     inside a cell, unicode) comes back, or the report says what the layout could not hold."""
     original = list(read_records(inputs[source]))
     back, _ = round_trip(original, to, tmp_path / "once")
+    if source in SPANS:  # every clip's span, as the input file gives it, read and kept
+        assert _spans(original) == SPANS[source]
+        if to in FULL:
+            assert _spans(back) == SPANS[source]
     if to in FULL:  # ... and back again: B -> A for the formats sonicaps writes.
         again, _ = round_trip(back, to, tmp_path / "twice")
         assert _key(again) == _key(original)
+
+
+@pytest.mark.parametrize("to", FULL)
+def test_question_answers_survive_conversion(inputs, tmp_path, to):
+    """AudioSetCaps' Q&A (joined from its second CSV) go through sonicaps' own formats."""
+    original = list(read_records(inputs["audiosetcaps"], qa=inputs["qa"]))
+    assert original[0].qa["answer_1"] == "a dog"
+    back, _ = round_trip(original, to, tmp_path)
+    assert [r.qa for r in back] == [r.qa for r in original]
 
 
 def test_bad_input_is_reported_with_its_line(tmp_path):

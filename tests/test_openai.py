@@ -509,6 +509,27 @@ def test_overlong_and_markup_replies_are_not_stored():
     assert caption_problem("A dog barks twice, then a man speaks.") is None
 
 
+def test_a_failed_request_is_asked_again_by_a_later_call():
+    """A clip's failure is handed back once, without a request (the stage's clip-by-clip
+    retry of the batch it failed in: its retries are spent), then forgotten: a later call
+    (the next attempt, batch or run) asks the server again, and gets its answer."""
+    clip, hz = _tone_clip(0, 300), 300
+    with FaultServer(script=["500", "ok", "ok", "ok", "500"]) as server:
+        asker = OpenAIAsker(**_client(server.url, max_retries=0, answer_retries=0))
+        writer = OpenAIWriter(**_client(server.url, max_retries=0, answer_retries=0))
+        for _ in range(2):
+            with pytest.raises(openai.InternalServerError):
+                asker.ask([clip], QUESTIONS)
+        assert len(server.log) == 1
+        answers = asker.ask([clip], QUESTIONS)[0]
+        assert answers.texts[0] == tone_answer(hz) and len(server.log) == 4  # one per question
+        for _ in range(2):
+            with pytest.raises(openai.InternalServerError):
+                writer.write([clip], [answers], 0)
+        assert len(server.log) == 5
+        assert writer.write([clip], [answers], 0) == [tone_caption(hz)] and len(server.log) == 6
+
+
 def test_a_reasoning_block_is_not_the_caption():
     """Reasoning models served without a reasoning parser put <think>...</think> first."""
     reply = "<think>\nThe answers say a dog.\n</think>\n\nA dog barks twice."

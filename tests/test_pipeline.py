@@ -356,6 +356,44 @@ def test_symlink_cycle_is_walked_once(tmp_path, examples):
     assert [s.key for s in iter_sources([d])] == ["cow"]
 
 
+def test_extensions_are_matched_in_any_case(tmp_path):
+    """Cameras and Windows write DOG.WAV and Take1.Flac: a folder's audio files are found
+    whatever the case of their extension (none is left out silently)."""
+    for name in ("DOG.WAV", "Take1.Flac", "bird.mp3"):
+        write(tmp_path / name, tone(440, 0.5))
+    (tmp_path / "notes.TXT").write_text("not audio")
+    assert sorted(s.key for s in iter_sources([tmp_path])) == ["DOG", "Take1", "bird"]
+
+
+@pytest.mark.parametrize("tail_s", [0.5, 1.0, 1.5])
+def test_a_spans_last_clip_is_known_before_decoding(tmp_path, tail_s):
+    """Resume decides from a span alone whether its last clip is stored, so last_clip_id
+    must name the clip decoding ends with, also when the last piece is exactly min_tail_s
+    long (kept) or just shorter (dropped). Otherwise the span is redone on every re-run."""
+    from sonicaps.pipeline.inputs import Source, decode_source, last_clip_id
+
+    path = write(tmp_path / "long.wav", tone(330, 30.0))
+    src = Source(str(path), "long", 2.0, 2.0 + 10.0 + tail_s)
+    clips = list(decode_source(src, 10.0, 1.0))
+    assert len(clips) == (1 if tail_s < 1.0 else 2)
+    assert last_clip_id(src, 10.0, 1.0) == clips[-1].id
+
+
+def test_infinite_samples_are_recorded_not_captioned(tmp_path, backends):
+    """A float wav holding Inf (a broken DSP chain) is a bad clip: recorded with the reason,
+    never handed to the models; the file beside it is captioned."""
+    d = tmp_path / "in"
+    d.mkdir()
+    bad = tone(300, 3.0)
+    bad[100:200] = np.inf
+    sf.write(d / "inf.wav", bad, SR, subtype="FLOAT")
+    write(d / "good.wav", tone(440, 3.0))
+    run([d], tmp_path / "out", backends=backends, progress=False)
+    assert list(pd.read_parquet(tmp_path / "out")["id"]) == ["good_0_3"]
+    (fail,) = failures(tmp_path / "out")
+    assert fail["id"] == "inf_0_3" and "100 non-finite (NaN/Inf) samples" in fail["message"]
+
+
 def _row(cid: str, source: str, last: bool) -> dict:
     from sonicaps.pipeline.store import SCHEMA
 
@@ -364,15 +402,77 @@ def _row(cid: str, source: str, last: bool) -> dict:
                   "last_in_source": last}
 
 
-# What survives each crash point: failures that do not finish a source are written first,
-# then the rows, then the failures that finish a source.
-SURVIVES = {"_write_shard": (set(), {"b_0_10"}),
-            "_append_failures": ({"b.wav"}, {"b_0_10", "a_0_10", "b_10_20"})}
+def _crash_at(monkeypatch, k: int | None,
+              kinds: tuple[str, ...] = ("failures", "shard", "rename")) -> list[str]:
+    """Make the store's k-th write (0-based, counting writes of these kinds) die halfway
+    through, as a kill would: half a failure record appended, half a shard's bytes written,
+    or a shard written but not renamed. Returns the writes seen so far (k=None: no crash,
+    to count them)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from sonicaps.pipeline import store
+
+    seen: list[str] = []
+    real_open, real_write_table, real_replace = open, pq.write_table, os.replace
+
+    def due(kind: str) -> bool:
+        if kind not in kinds:
+            return False
+        seen.append(kind)
+        return len(seen) - 1 == k
+
+    class Torn:
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, data: bytes) -> int:
+            if due("failures"):
+                self.f.write(data[: len(data) // 2])
+                self.f.flush()
+                raise KeyboardInterrupt
+            return self.f.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    def opened(path, mode="r", *args, **kwargs):
+        f = real_open(path, mode, *args, **kwargs)
+        return Torn(f) if "a" in mode else f
+
+    def write_table(table, where, **kwargs):
+        if isinstance(where, str | Path) and due("shard"):
+            buf = pa.BufferOutputStream()
+            real_write_table(table, buf, **kwargs)
+            data = buf.getvalue().to_pybytes()
+            Path(where).write_bytes(data[: len(data) // 2])
+            raise KeyboardInterrupt
+        return real_write_table(table, where, **kwargs)
+
+    def replace(src, dst):
+        if due("rename"):
+            raise KeyboardInterrupt
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(store, "open", opened, raising=False)
+    monkeypatch.setattr(pq, "write_table", write_table)
+    monkeypatch.setattr(os, "replace", replace)
+    return seen
 
 
-@pytest.mark.parametrize("crash_at", sorted(SURVIVES))
-def test_a_crash_mid_commit_never_marks_a_source_finished_early(tmp_path, monkeypatch, crash_at):
-    """Each source's finishing record must be durable only after the rest of its batch."""
+def test_a_kill_anywhere_in_a_commit_loses_nothing(tmp_path, monkeypatch):
+    """A kill halfway through any write of a commit (a failure record torn, a shard half
+    written, a shard written but not renamed) leaves every visible shard whole, no hidden
+    file once the output is opened again, and every source either finished with all its
+    records or unfinished; the next run then stores the rest, each record once."""
+    import pyarrow.parquet as pq
+
     from sonicaps.pipeline.store import Store
 
     # Source a: a row, then a failed last clip. Source b: a failed clip, then a last row.
@@ -381,25 +481,50 @@ def test_a_crash_mid_commit_never_marks_a_source_finished_early(tmp_path, monkey
               "last_in_source": True},
              {"source": "b.wav", "id": "b_0_10", "stage": "ask", "error": "E", "message": "m",
               "last_in_source": False}]
-    store = Store(tmp_path)
-    real, calls = getattr(Store, crash_at), []
-
-    def crash_on_second_write(self, records):
-        calls.append(len(records))
-        if len(calls) == (2 if crash_at == "_append_failures" else 1):
-            raise KeyboardInterrupt  # the process dies here
-        return real(self, records)
-
-    monkeypatch.setattr(Store, crash_at, crash_on_second_write)
-    with pytest.raises(KeyboardInterrupt):
-        store.commit(rows, fails)
-    prog = Store(tmp_path).load_progress()
-    assert (set(prog.done_sources), set(prog.done_ids)) == SURVIVES[crash_at]
+    records = {"a.wav": {"a_0_10", "a_10_20"}, "b.wav": {"b_0_10", "b_10_20"}}
+    writes = _crash_at(monkeypatch, None)
+    Store(tmp_path / "clean").commit(rows, fails)
     monkeypatch.undo()
-    Store(tmp_path / "clean").commit(rows, fails)  # without the crash: both finished
-    prog = Store(tmp_path / "clean").load_progress()
-    assert set(prog.done_sources) == {"a.wav", "b.wav"}
-    assert set(prog.done_ids) == {"a_0_10", "a_10_20", "b_0_10", "b_10_20"}
+    assert set(writes) == {"failures", "shard", "rename"}  # a crash is tried in each kind
+    for k in range(len(writes)):
+        out = tmp_path / f"killed-{k}"
+        store = Store(out)
+        _crash_at(monkeypatch, k)
+        with pytest.raises(KeyboardInterrupt):
+            store.commit(rows, fails)
+        monkeypatch.undo()
+        for shard in out.glob("part-*.parquet"):
+            pq.read_table(shard)  # a half shard here would be ArrowInvalid for every reader
+        prog = Store(out).load_progress()
+        assert not [p.name for p in out.iterdir() if p.name.startswith(".")], k
+        for source in prog.done_sources:
+            assert records[source] <= prog.done_ids, f"{source} marked finished without all its records"
+        # The next run: every record of an unfinished source that is not stored yet.
+        redo = [r for r in rows + fails
+                if r["source"] not in prog.done_sources and r["id"] not in prog.done_ids]
+        Store(out).commit([r for r in redo if r in rows], [r for r in redo if r in fails])
+        prog = Store(out).load_progress()
+        assert prog.done_sources == set(records) and prog.done_ids == records["a.wav"] | records["b.wav"]
+        assert (prog.rows, prog.failures) == (2, 2), k  # each record once
+
+
+@pytest.mark.parametrize("killed_shard", [1, 2])
+def test_a_file_resumed_after_a_kill_keeps_its_stored_clips(tmp_path, backends, monkeypatch, killed_shard):
+    """A 25-s file, one clip per batch, killed halfway through writing a later shard: no
+    half shard is visible, and the re-run keeps the clips already stored (a resumed file
+    once ended with long_0_10 twice) and captions the rest."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    write(src / "long.wav", tone(330, 25.0))
+    cfg = PipelineConfig(batch_size=1)
+    _crash_at(monkeypatch, killed_shard, kinds=("shard",))
+    with pytest.raises(KeyboardInterrupt):
+        run([src], out, cfg, backends=backends, progress=False)
+    monkeypatch.undo()
+    assert sorted(pd.read_parquet(out)["id"]) == ["long_0_10", "long_10_20"][:killed_shard]
+    again = run([src], out, cfg, backends=backends, progress=False)
+    assert sorted(pd.read_parquet(out)["id"]) == ["long_0_10", "long_10_20", "long_20_25"]
+    assert (again.clips, again.failures) == (3 - killed_shard, 0)
 
 
 @pytest.fixture

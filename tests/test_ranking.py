@@ -60,6 +60,21 @@ def test_known_answers_and_ties():
     assert flat["audio_to_text"]["median_rank"] == 16  # 15 other captions tie above the first own one
 
 
+def test_map_at_10_divides_by_at_most_10_relevant_captions():
+    """mAP@10 averages precision over the relevant captions found in the top 10, divided by
+    min(relevant, 10): a clip with 12 captions ranked perfectly scores 1, not 10/12."""
+    n_audio, per_clip = 3, 12
+    perfect = np.repeat(np.eye(n_audio), per_clip, axis=1)
+    assert retrieval(perfect)["audio_to_text"]["mAP@10"] == 1.0
+    # Clip 0 finds 5 of its captions at ranks 1-5, five of clip 1's at 6-10, its other
+    # seven last: AP = (1/1 + ... + 5/5) / 10 = 0.5.
+    sim = perfect.copy()
+    sim[0, 5:12] = -1.0
+    sim[0, per_clip:per_clip + 5] = 0.5
+    aps = retrieval(sim)["audio_to_text"]["mAP@10"] * n_audio - 2  # clips 1 and 2 stay perfect
+    assert aps == pytest.approx(0.5)
+
+
 def test_text_to_audio_mapping_and_uneven_captions():
     # Clip 0 has 2 captions, clip 1 has 1, listed out of order.
     sim = np.array([[0.9, 0.1, 0.8], [0.2, 0.7, 0.3]])

@@ -67,7 +67,11 @@ def vocabulary(captions: Iterable[str]) -> Counter:
 
 def caption_flags(caption: str, answers: Sequence[str] | None = None, labels: Sequence[str] | None = None,
                   max_words: int = 25) -> list[str]:
-    """The checks a caption fails (empty list: none)."""
+    """The checks a caption fails (empty list: none).
+
+    Too long means more than `max_words` words (exactly `max_words` is fine), counted by
+    `words()`, as the dataset card counts words per caption: punctuation is not a word,
+    "dog's" and "high-pitched" are two."""
     flags = []
     if _QUOTED.search(caption):
         flags.append("quotes speech")

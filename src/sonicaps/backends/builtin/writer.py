@@ -14,7 +14,11 @@ from collections.abc import Sequence
 from sonicaps.backends.builtin.asker import FAINT_DB, LOUD_DB
 from sonicaps.clip import Answers, Clip
 
-MAX_SOURCES = 3  # more sources than this make an unreadable sentence
+# More sources than this make an unreadable sentence. Which are named: the MAX_SOURCES
+# events the asker scored highest (a faint door before a man speaking must not push the
+# man out), in the order they are heard; each retry drops the weakest. Answers read back
+# as text carry no scores: there, the first MAX_SOURCES heard.
+MAX_SOURCES = 3
 OVERLAP = 0.3  # fraction of the shorter event that must overlap to say "while"
 
 _BANNED_OPENINGS = re.compile(
