@@ -68,6 +68,7 @@ TESTS: dict[str, tuple[str, ...]] = {
     "metrics/bleu.py": ("test_metrics.py", "test_scoring.py"),
     "metrics/cider.py": ("test_metrics.py", "test_scoring.py"),
     "metrics/rouge.py": ("test_metrics.py", "test_scoring.py"),
+    "metrics/_coco.pyx": ("test_metrics.py", "test_scoring.py"),
     "pipeline/store.py": ("test_pipeline.py",),
     "pipeline/runner.py": ("test_pipeline.py",),
     "pipeline/inputs.py": ("test_pipeline.py",),
@@ -116,20 +117,36 @@ MUTANTS: list[Mutant] = [
       '_ASSIMILATIONS = frozenset(["cannot", "gonna", "gotta", "lemme", "gimme", "wanna"])',
       '_ASSIMILATIONS = frozenset(["cannot", "gotta", "lemme", "gimme", "wanna"])',
       "'gonna' is one token instead of 'gon na': scores differ from pycocoevalcap"),
-    M("bleu-brevity-penalty", "metrics/bleu.py",
-      "math.exp(1 - 1 / r) if r < 1 else 1.0", "math.exp(1 - r) if r < 1 else 1.0",
+    # BLEU and CIDEr-D run in C (_coco.pyx, rebuilt for each of its mutants); the Python
+    # twins are the fallback without a compiler and must give the same numbers.
+    M("bleu-brevity-penalty", "metrics/_coco.pyx",
+      "                penalty = exp(1 - 1 / ratio)", "                penalty = exp(1 - ratio)",
       "short candidates are penalised wrongly: BLEU differs from pycocoevalcap"),
-    M("bleu-closest-ref-longer", "metrics/bleu.py",
-      "closeness = np.abs(ref_lens - testlen[c.ref_item]) * big + ref_lens",
-      "closeness = np.abs(ref_lens - testlen[c.ref_item]) * big - ref_lens",
+    M("bleu-closest-ref-longer", "metrics/_coco.pyx",
+      "(diff == best_diff and l < reflen)", "(diff == best_diff and l > reflen)",
       "ties in reference length go to the longer reference: BLEU differs from pycocoevalcap"),
-    M("cider-df-per-reference", "metrics/cider.py",
-      "    keys = keys[np.diff(keys, prepend=-1) != 0]", "    pass",
+    M("cider-df-per-reference", "metrics/_coco.pyx",
+      "if stamp[g] != i + 1 and t.order[g] < n:", "if t.order[g] < n:",
       "document frequency counts every reference, not every item: CIDEr-D differs from pycocoevalcap"),
-    M("cider-no-clipping", "metrics/cider.py",
-      "weights=np.minimum(cand_weight, ref_weight) * ref_weight",
-      "weights=cand_weight * ref_weight",
+    M("cider-no-clipping", "metrics/_coco.pyx",
+      "val[k] += (vr if vr < vh else vh) * vr", "val[k] += vh * vr",
       "repeating a word inflates CIDEr-D (no clipping): 'a dog dog dog' beats 'a dog barks'"),
+    M("bleu-python-brevity-penalty", "metrics/bleu.py",
+      "penalty = math.exp(1 - 1 / ratio)", "penalty = math.exp(1 - ratio)",
+      "without a C compiler, short candidates are penalised wrongly"),
+    M("bleu-python-closest-ref-longer", "metrics/bleu.py",
+      "reflen = min((abs(length - testlen), length) for length, _ in refs)[1]",
+      "reflen = -min((abs(length - testlen), -length) for length, _ in refs)[1]",
+      "without a C compiler, ties in reference length go to the longer reference"),
+    M("cider-python-df-per-reference", "metrics/cider.py",
+      "grams = {g for _, counts in table[items + ref_off[i]:items + ref_off[i + 1]] for g in counts\n"
+      "                 if len(g) <= n}",
+      "grams = [g for _, counts in table[items + ref_off[i]:items + ref_off[i + 1]] for g in counts\n"
+      "                 if len(g) <= n]",
+      "without a C compiler, document frequency counts every reference, not every item"),
+    M("cider-python-no-clipping", "metrics/cider.py",
+      "val += min(weight, ref_weight) * ref_weight", "val += weight * ref_weight",
+      "without a C compiler, repeating a word inflates CIDEr-D"),
     M("rouge-beta-1", "metrics/rouge.py",
       "BETA = 1.2", "BETA = 1.0",
       "ROUGE-L uses F1, not COCO's beta 1.2: scores differ by ~4e-3"),
@@ -427,6 +444,8 @@ def stale(mutant: Mutant, text: str) -> str | None:
         return f"snippet found {n} times in {mutant.path} (exactly once needed)"
     if mutant.original == mutant.replacement:
         return "replacement equals the original"
+    if not mutant.path.endswith(".py"):  # a .pyx is compiled by build_ext when it runs
+        return None
     try:
         compile(text.replace(mutant.original, mutant.replacement), mutant.path, "exec")
     except SyntaxError as e:
@@ -472,6 +491,14 @@ def run_tests(root: Path, files: tuple[str, ...], timeout: float) -> tuple[str, 
         raise
     status = {0: "passed", 1: "failed"}.get(proc.returncode, "error")
     return status, time.perf_counter() - t0, out[-1500:]
+
+
+def build_extensions(repo: Path) -> tuple[bool, str]:
+    """Compile the copy's C extensions in place (setup.py build_ext, Cython from the dev
+    extra), for a mutant of a .pyx: without it the tests would run the unmutated binary."""
+    proc = subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=repo,
+                          capture_output=True, text=True)
+    return proc.returncode == 0, (proc.stdout + proc.stderr)[-1500:]
 
 
 def _failed_test(output: str) -> str:
@@ -549,14 +576,22 @@ def main() -> int:
                 continue
             path = root / "repo" / PACKAGE / m.path
             original = path.read_text(encoding="utf-8")
+            binaries = {b: b.read_bytes() for b in path.parent.glob(f"{path.stem}.*.so")}
             path.write_text(original.replace(m.original, m.replacement, 1), encoding="utf-8")
             try:
-                py_compile.compile(str(path), cfile=str(root / "compiled.pyc"), doraise=True)
-                status, took, tail = run_tests(root, files, timeout=3 * baseline[files] + 120)
+                if path.suffix == ".py":
+                    py_compile.compile(str(path), cfile=str(root / "compiled.pyc"), doraise=True)
+                    built, log = True, ""
+                else:
+                    built, log = build_extensions(root / "repo")
+                status, took, tail = (run_tests(root, files, timeout=3 * baseline[files] + 120) if built
+                                      else ("error", 0.0, f"the mutant does not build: {log}"))
             except py_compile.PyCompileError as e:
                 status, took, tail = "error", 0.0, f"the mutant does not compile: {e}"
             finally:
                 path.write_text(original, encoding="utf-8")
+                for b, data in binaries.items():  # the unmutated extension back
+                    b.write_bytes(data)
             verdict = {"failed": "killed", "timeout": "killed", "passed": "survived"}.get(status, "error")
             detail = _failed_test(tail) if status == "failed" else (
                 "timed out" if status == "timeout" else "" if status == "passed" else tail)
