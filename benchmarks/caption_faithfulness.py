@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -72,8 +73,9 @@ def evaluate(pool, speech_pool, out: Path, n_single: int, n_mixes: int, seed: in
     if missing:
         raise SystemExit(f"{len(missing)} clips were not captioned, e.g. {missing[:3]}")
     judged = [judge(t, rows[t.id].caption, rows[t.id].answer_2, rows[t.id].answer_3)
-                for t in truths]
+              for t in truths]
     s = summarise(truths, judged)
+    s.update(accepted_figures(truths, judged, [rows[t.id] for t in truths]))
     print(f"\n## {name}: {s['clips']} clips ({s['single']} single-source, {s['mixes']} mixes)")
     print(f"{'measure':<68} value")
     for key, text, fmt in ROWS:
@@ -82,6 +84,14 @@ def evaluate(pool, speech_pool, out: Path, n_single: int, n_mixes: int, seed: in
           f"{s['mixes_both_named']}/{s['mixes']} / {s['mixes_ordered']}/{s['mixes']}")
     print(f"{'clips fully right (true sources, nothing invented)':<68} "
           f"{s['fully_right']}/{s['clips']}")
+    print(f"{'clips called faint / with no clear source (all hold an audible source)':<68} "
+          f"{s['false_faint']}/{s['clips']}")
+    print(f"{'captions accepted / of them fully right':<68} "
+          f"{s['accepted']}/{s['clips']} / {s['accepted_right']}/{s['accepted']}")
+    if s["curve"]:
+        print("confidence threshold: accepted share / accepted fully right")
+        for t, cov, prec in s["curve"]:
+            print(f"  {t:.2f}  {cov:6.1%}  {prec:6.1%}")
     if show_classes:
         print(f"\n{'class':<20} {'clips':>5} {'named':>6} {'other (single)':>15}")
         for c, d in sorted(per_class(truths, judged).items()):
@@ -101,6 +111,27 @@ def evaluate(pool, speech_pool, out: Path, n_single: int, n_mixes: int, seed: in
         n = sum(bool(json.loads(d or "[]")) for d in dropped)
         print(f"clips where the check dropped an unsupported source: {n}")
     return s
+
+
+FAINT = re.compile(r"\b(faint\w*|no clear sound source)\b", re.IGNORECASE)
+
+
+def accepted_figures(truths, judged, rows) -> dict:
+    """False "faint" (every benchmark clip holds a source at -32 to -16 dBFS), the accepted
+    captions and how many are fully right, and the precision/coverage of the per-clip
+    confidence (the evidence's "confidence", where the asker gives one) at a few thresholds."""
+    conf = [json.loads(r.evidence or "{}").get("confidence") for r in rows]
+    right = np.array([j.fully_right for j in judged])
+    acc = np.array([bool(r.accepted) for r in rows])
+    curve = []
+    if all(c is not None for c in conf) and conf:
+        c = np.array(conf, float)
+        for t in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
+            got = c >= t
+            if got.any():
+                curve.append((t, float(got.mean()), float(right[got].mean())))
+    return {"false_faint": sum(bool(FAINT.search(r.caption)) for r in rows),
+            "accepted": int(acc.sum()), "accepted_right": int(right[acc].sum()), "curve": curve}
 
 
 def evaluate_scenecaps(out: Path, n: int, seed: int, cfg) -> None:

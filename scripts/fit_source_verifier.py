@@ -29,41 +29,85 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from sonicaps.audio import load_audio
-from sonicaps.backends.builtin.asker import BuiltinAsker
-from sonicaps.backends.builtin.sources import FEATURES, boosted_probability, candidates, subject_prior
-from sonicaps.faithfulness import make_clips, names_class, recorded
+from sonicaps.backends.builtin.asker import BuiltinAsker, answers_from_evidence
+from sonicaps.backends.builtin.confidence import FEATURES as CONF_FEATURES
+from sonicaps.backends.builtin.confidence import TARGET_PRECISION
+from sonicaps.backends.builtin.confidence import features as conf_features
+from sonicaps.backends.builtin.sources import (
+    BACKOFF,
+    FEATURES,
+    backoff_kinds,
+    boosted_probability,
+    role,
+    subject_prior,
+)
+from sonicaps.backends.builtin.writer import BuiltinWriter
+from sonicaps.clip import Answers
+from sonicaps.faithfulness import judge, make_clips, names_class, recorded
 from sonicaps.scenes.catalog import classes, sources
 from sonicaps.scenes.fetch import fetch
 
 OUT = Path(__file__).resolve().parents[1] / "src/sonicaps/data/source_verifier.json"
 
 
-def labelled(asker: BuiltinAsker, folder: Path, truths) -> tuple[np.ndarray, ...]:
-    """Features, labels, clip index, rank in its clip, subject, and the true classes it
-    names (their positions in the clip's truth) of every candidate."""
+def clip_inputs(asker: BuiltinAsker, folder: Path, truths) -> list[tuple]:
+    """(audio, YAMNet probabilities, voice report) of every clip, in truth order."""
     paths = {p.stem: p for p in folder.iterdir()}
-    X, y, clip, rank, subjects, names = [], [], [], [], [], []
+    out = []
     for k in range(0, len(truths), 32):
-        batch = truths[k:k + 32]
-        audios = [load_audio(paths[t.id]) for t in batch]
-        for j, (t, probs) in enumerate(zip(batch, asker.yamnet.predict(audios), strict=True)):
-            for r, c in enumerate(candidates(probs, asker.yamnet.classes, asker._phrases,
-                                             asker._in_music)):
+        audios = [load_audio(paths[t.id]) for t in truths[k:k + 32]]
+        for a, probs in zip(audios, asker.yamnet.predict(audios), strict=True):
+            out.append((a, probs, asker.voice.analyze(a)))
+    return out
+
+
+def labelled(asker: BuiltinAsker, truths, inputs) -> tuple[np.ndarray, ...]:
+    """Features, labels, clip index, rank (0 for the loudest group's strongest reading,
+    the verifier's "top" model; see sources.role), subject, and the true classes it
+    names (their positions in the clip's truth) of every candidate of every group (the
+    asker's own segments and groups, segments.py)."""
+    X, y, clip, rank, subjects, names = [], [], [], [], [], []
+    for k, (t, (audio, probs, _)) in enumerate(zip(truths, inputs, strict=True)):
+        _, groups = asker.groups(audio, probs)
+        for cands, _g in asker.group_candidates(probs, groups):
+            for r, c in enumerate(cands):
                 named = frozenset(n for n, cls in enumerate(t.classes)
                                   if names_class(c.subject, cls))
                 X.append([c.features[f] for f in FEATURES])
                 y.append(bool(named))
                 names.append(named)
-                clip.append(k + j)
-                rank.append(r)
+                clip.append(k)
+                rank.append(0 if role(r, c) == "top" else r + 1)
                 subjects.append(c.subject)
     return (np.array(X), np.array(y, bool), np.array(clip), np.array(rank),
             np.array(subjects), names)
 
 
+def backoff_table(asker: BuiltinAsker, truths, inputs) -> dict[str, list[int]]:
+    """Per fallback kind (sources.BACKOFF): [named the true source, seen] over the groups
+    of single-source clips whose strongest reading lies under it."""
+    table: dict[str, list[int]] = {}
+    for t, (audio, probs, _) in zip(truths, inputs, strict=True):
+        if len(t.classes) != 1:
+            continue
+        for g in asker.groups(audio, probs)[1]:
+            if not g.events:
+                continue
+            peak = np.where(asker._noise, 0.0, probs[g.patches].max(axis=0))
+            i = int(np.argmax(peak))
+            if peak[i] < 0.1:
+                continue
+            for kind in backoff_kinds(asker.yamnet.classes[i]):
+                r = table.setdefault(kind, [0, 0])
+                r[0] += names_class(BACKOFF[kind].subject, t.classes[0])
+                r[1] += 1
+    return dict(sorted(table.items()))
+
+
 SMOOTHING = 4.0  # calibration candidates a subject needs before its own record outweighs the base rate
 MAX_SOURCES = 3
 TREES = {"max_depth": 3, "max_iter": 150, "learning_rate": 0.05, "random_state": 0}
+CONF_TREES = {"max_depth": 2, "max_iter": 100, "learning_rate": 0.05, "random_state": 0}
 
 
 def subject_record(subjects: np.ndarray, y: np.ndarray) -> dict[str, list[int]]:
@@ -111,7 +155,22 @@ def clip_right(kept: list[int], named: list[frozenset], truth_sources: set[int])
     return all(named[k] for k in kept) and truth_sources <= set().union(*(named[k] for k in kept))
 
 
-def operating_points(held, rank, clip, named, truths, weights) -> tuple[float, float, float]:
+def fallbacks(asker: BuiltinAsker, truths, inputs) -> np.ndarray:
+    """Per clip, what the asker says when the verifier keeps nothing (its backoff): +1 it
+    names the source of a single-source clip, -1 it names a source the clip lacks, 0 it
+    names nothing ("a sound") or one source of a mix."""
+    out = np.zeros(len(truths))
+    for k, (t, (audio, probs, _)) in enumerate(zip(truths, inputs, strict=True)):
+        _, groups = asker.groups(audio, probs)
+        e = asker._backoff(audio, probs, groups, len(audio) / 16000)
+        if e is None or e.subject == "a sound":
+            continue
+        hits = [names_class(e.subject, c) for c in t.classes]
+        out[k] = 1.0 if all(hits) else 0.0 if any(hits) else -1.0
+    return out
+
+
+def operating_points(held, rank, clip, named, truths, weights, fallback) -> tuple[float, float, float]:
     """The (top, secondary) thresholds that maximise calibration clips exactly right (every
     true source named, nothing else) minus clips with an invented source, weighted like the
     issue's real recordings (single-source clips and mixes in its proportions). A clip
@@ -130,7 +189,9 @@ def operating_points(held, rank, clip, named, truths, weights) -> tuple[float, f
             for c in range(len(truths)):
                 ks = by_clip.get(c, [])
                 kept = [k for k in ks if held[k] >= (t_top if rank[k] == 0 else t_sec)][:MAX_SOURCES]
-                if clip_right(kept, named, sources[c]):
+                if not kept:  # the asker backs off to a kind of source
+                    score += weights[c] * fallback[c]
+                elif clip_right(kept, named, sources[c]):
                     score += weights[c]
                 elif not all(named[k] for k in kept):
                     score -= weights[c]  # an invented source costs as much as a right clip earns
@@ -158,26 +219,10 @@ def trade_off(held, rank, clip, named, truths, t_top: float) -> None:
         print(f"  {t_sec:.2f}  {other / n1:6.1%}  {both / max(1, n2):6.1%}")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--single", type=int, default=600)
-    ap.add_argument("--mixes", type=int, default=300)
-    ap.add_argument("--seed", type=int, default=11)
-    args = ap.parse_args()
-    pool = fetch([s for s in sources() if s.split in ("train", "val")], progress=False)
-    real = [s for s in recorded(pool) if classes()[s.cls].group != "speech"]
-    voices = [s for s in pool if classes()[s.cls].group == "speech"]
-    asker = BuiltinAsker()
-    with tempfile.TemporaryDirectory() as tmp:
-        t1 = make_clips(real, Path(tmp) / "single", args.single, 0, seed=args.seed, prefix="s")
-        t2 = make_clips(real + voices, Path(tmp) / "mixes", 0, args.mixes, seed=args.seed + 1,
-                        prefix="m")
-        X1, y1, c1, r1, s1, n1 = labelled(asker, Path(tmp) / "single", t1)
-        X2, y2, c2, r2, s2, n2 = labelled(asker, Path(tmp) / "mixes", t2)
-    X, y = np.vstack([X1, X2]), np.concatenate([y1, y2])
-    clip, rank = np.concatenate([c1, c2 + len(t1)]), np.concatenate([r1, r2])
-    subjects, named = np.concatenate([s1, s2]), n1 + n2
-    truths = t1 + t2
+def fit_all(asker: BuiltinAsker, truths, inputs, n_single: int, n_mixes: int) -> dict:
+    """The verifier's two models, their thresholds and the fallback table, as the JSON
+    the asker reads; prints the held-out figures."""
+    X, y, clip, rank, subjects, named = labelled(asker, truths, inputs)
     # Folds by class: a fold is scored by a model that never heard its classes, as users'
     # recordings hold sources the calibration clips do not.
     ids = sorted({s for t in truths for s in t.sources})
@@ -185,17 +230,20 @@ def main() -> None:
     fold_of = dict(zip(cls_names, np.random.default_rng(0).integers(0, 5, len(cls_names)), strict=True))
     fold = np.array([fold_of[truths[c].classes[0]] for c in clip])
     print(f"{len(truths)} clips, {len(y)} candidates ({y.mean():.1%} true) from "
-          f"{len(ids)} recordings of SceneCaps train+val")
+          f"{len(ids)} recordings")
     out = {"about": "source verifier of the built-in asker; fitted by scripts/fit_source_verifier.py "
-                    f"on {len(truths)} clips of SceneCaps train+val recordings",
+                    f"on {len(truths)} clips of {len(ids)} calibration recordings",
            "features": list(FEATURES) + ["subject_prior"], "max_sources": MAX_SOURCES}
     held = np.zeros(len(y))
     for name, sel in (("top", rank == 0), ("secondary", rank > 0)):
         out[name], held[sel] = fit(X[sel], y[sel], subjects[sel], fold[sel])
     # The issue's held-out set: 94 single-source clips, 20 two-source mixes.
-    weights = [(94 if len(t.classes) == 1 else 20) / (len(t1) if len(t.classes) == 1 else len(t2))
+    weights = [(94 if len(t.classes) == 1 else 20) / (n_single if len(t.classes) == 1 else n_mixes)
                for t in truths]
-    score, t_top, t_sec = operating_points(held, rank, clip, named, truths, weights)
+    out["backoff"] = backoff_table(asker, truths, inputs)
+    use(out)  # the fallbacks' reliabilities decide what the asker backs off to
+    score, t_top, t_sec = operating_points(held, rank, clip, named, truths, weights,
+                                           fallbacks(asker, truths, inputs))
     trade_off(held, rank, clip, named, truths, t_top)
     for name, sel, t in (("top", rank == 0, t_top), ("secondary", rank > 0, t_sec)):
         got = sel & (held >= t)
@@ -206,6 +254,82 @@ def main() -> None:
               f"recall {got[sel & y].sum() / (sel & y).sum():.3f}")
     print(f"right minus invented at these thresholds (held-out classes, weighted 94:20): "
           f"{score / sum(weights):.1%}")
+    print("fallbacks (named the true source / seen):",
+          ", ".join(f"{k} {r}/{n}" for k, (r, n) in out["backoff"].items()))
+    use(out)  # the asker now decides with this verifier: its captions train the confidence
+    out["confidence"] = fit_confidence(asker, truths, inputs, fold_of)
+    use(out)
+    return out
+
+
+def use(model: dict) -> None:
+    """Make the asker read this model instead of the shipped file."""
+    import sonicaps.backends.builtin.sources as src
+
+    src.verifier.cache_clear()
+    src._override = model
+
+
+def fit_confidence(asker: BuiltinAsker, truths, inputs, folds: dict[str, int],
+                   target: float = TARGET_PRECISION) -> dict:
+    """The per-clip confidence (backends/builtin/confidence.py): the asker (with the
+    verifier just fitted) and the writer caption every calibration clip, the judge says
+    which captions are fully right, and small boosted trees learn that from the evidence.
+    The threshold is the lowest whose held-out captions (folds of classes) are fully right
+    at least `target` of the time; prints the precision/coverage curve."""
+    writer = BuiltinWriter()
+    rows, y, fold = [], [], []
+    for t, (audio, probs, voice) in zip(truths, inputs, strict=True):
+        ev = asker.evidence(audio, probs, voice)
+        ans = Answers(answers_from_evidence(ev), ev)
+        j = judge(t, writer.write([None], [ans], 0)[0], ans.texts[1], ans.texts[2])
+        f = conf_features(ev)
+        rows.append([f[k] for k in CONF_FEATURES])
+        y.append(j.fully_right)
+        fold.append(folds[t.classes[0]])
+    X, y, fold = np.array(rows), np.array(y, bool), np.array(fold)
+    held = np.zeros(len(y))
+    for f in np.unique(fold):
+        tr = fold != f
+        m = HistGradientBoostingClassifier(**CONF_TREES).fit(X[tr], y[tr])
+        held[~tr] = m.predict_proba(X[~tr])[:, 1]
+    m = HistGradientBoostingClassifier(**CONF_TREES).fit(X, y)
+    model = {**export(m), "features": list(CONF_FEATURES)}
+    print(f"confidence: {len(y)} calibration captions, {y.mean():.1%} fully right; held-out "
+          "classes: threshold / accepted share / accepted fully right")
+    accept = 1.0
+    for t in np.round(np.arange(0.95, 0.0, -0.05), 2):
+        got = held >= t
+        if got.any():
+            print(f"  {t:.2f}  {got.mean():6.1%}  {y[got].mean():6.1%}")
+            if y[got].mean() >= target:
+                accept = float(t)
+    got = held >= accept
+    model.update(accept=accept, target_precision=target,
+                 held_out_precision=round(float(y[got].mean()) if got.any() else 0.0, 4),
+                 held_out_coverage=round(float(got.mean()), 4))
+    print(f"accept >= {accept:.2f}: {got.mean():.1%} of captions accepted, "
+          f"{y[got].mean() if got.any() else 0:.1%} of them fully right (held-out classes)")
+    return model
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--single", type=int, default=600)
+    ap.add_argument("--mixes", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=11)
+    args = ap.parse_args()
+    pool = fetch([s for s in sources() if s.split in ("train", "val")], progress=False)
+    real = [s for s in recorded(pool) if classes()[s.cls].group != "speech"]
+    voices = [s for s in pool if classes()[s.cls].group == "speech"]
+    asker = BuiltinAsker(language=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        t1 = make_clips(real, Path(tmp) / "single", args.single, 0, seed=args.seed, prefix="s")
+        t2 = make_clips(real + voices, Path(tmp) / "mixes", 0, args.mixes, seed=args.seed + 1,
+                        prefix="m")
+        inputs = (clip_inputs(asker, Path(tmp) / "single", t1)
+                  + clip_inputs(asker, Path(tmp) / "mixes", t2))
+    out = fit_all(asker, t1 + t2, inputs, len(t1), len(t2))
     OUT.write_text(json.dumps(out, indent=1) + "\n")
     print(f"wrote {OUT}")
 

@@ -10,6 +10,7 @@ its own split of the recordings.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -151,13 +152,28 @@ class Judgement:
                 and not self.speech_hallucinated and not self.music_hallucinated)
 
 
+def _assign(found: list[tuple[int, tuple[str, ...]]], vocab: list[set]) -> list[int | None]:
+    """Per true class, the word position of the mention that names it, each mention naming
+    at most one class ("an animal calls" names one of a dog and a cow, not both): the
+    assignment naming the most classes, then in their order, then earliest."""
+    options = [[k for k, (_, p) in enumerate(found) if p in v] + [None] for v in vocab]
+    best: tuple | None = None
+    for combo in itertools.product(*options):
+        used = [k for k in combo if k is not None]
+        if len(used) != len(set(used)):
+            continue
+        pos = [found[k][0] for k in used]
+        key = (len(used), pos == sorted(pos), -sum(pos))
+        if best is None or key > best[0]:
+            best = (key, combo)
+    assert best is not None
+    return [None if k is None else found[k][0] for k in best[1]]
+
+
 def judge(truth: Truth, caption: str, answer_2: str = "", answer_3: str = "") -> Judgement:
     found = mentions(caption)
     vocab = [class_words(c) for c in truth.classes]
-    first: list[int | None] = []
-    for v in vocab:
-        pos = [i for i, p in found if p in v]
-        first.append(pos[0] if pos else None)
+    first = _assign(found, vocab)
     true_mentions = [p for _, p in found if any(p in v for v in vocab)]
     other = [" ".join(p) for _, p in found if not any(p in v for v in vocab)]
     named = tuple(f is not None for f in first)

@@ -147,6 +147,7 @@ def write_batch(clips: Sequence[Clip], answers: Sequence[Answers], asker_id: str
     failures: list[dict[str, Any]] = []
     timings = timings if timings is not None else {}
     threshold = accept_threshold(scorer, cfg)
+    own_rule = cfg.accept_threshold is None  # an asker's calibrated confidence may decide
 
     def safe(fn, idx, stage):
         return isolate(_timed(fn, stage, timings), idx, clips, stage, failures)
@@ -202,8 +203,8 @@ def write_batch(clips: Sequence[Clip], answers: Sequence[Answers], asker_id: str
             "labels": labels, "label_source": "given" if given else "detected",
             "check_score": float(score),
             "label_score": float(label_scores[i]) if i in label_scores else None,
-            "check_rule": "label_score" if i in label_scores else f"threshold={threshold}",
-            "accepted": _accepted(score, i, label_scores, threshold),
+            "check_rule": _rule(ans, i in label_scores, threshold, own_rule),
+            "accepted": _final_accepted(ans, score, i, label_scores, threshold, own_rule),
             "attempts": attempts,
             "dropped_sources": json.dumps(dropped.get(i, [])),
             "evidence": json.dumps(ans.evidence, ensure_ascii=False, default=_json_default),
@@ -298,6 +299,32 @@ def accept_threshold(scorer: Scorer, cfg: PipelineConfig) -> float:
 def _accepted(score: float, i: int, label_scores: dict[int, float], threshold: float) -> bool:
     ref = label_scores.get(i, threshold)
     return bool(score >= ref - 1e-9)
+
+
+def _calibrated(ans: Answers) -> tuple[float, float] | None:
+    """The asker's own calibrated confidence that its caption is fully right, and the
+    threshold it was calibrated at (the built-in asker's evidence; see
+    backends/builtin/confidence.py), if it gives one."""
+    c, at = ans.evidence.get("confidence"), ans.evidence.get("accept_at")
+    return (float(c), float(at)) if c is not None and at is not None else None
+
+
+def _final_accepted(ans: Answers, score: float, i: int, label_scores: dict[int, float],
+                    threshold: float, own_rule: bool) -> bool:
+    """`accepted`: for clips without given labels and no configured threshold, by the
+    asker's calibrated confidence where it gives one (a caption that is probably fully
+    right); else by the check rule."""
+    cal = _calibrated(ans) if own_rule and i not in label_scores else None
+    if cal is not None:
+        return cal[0] >= cal[1]
+    return _accepted(score, i, label_scores, threshold)
+
+
+def _rule(ans: Answers, labelled: bool, threshold: float, own_rule: bool) -> str:
+    cal = _calibrated(ans) if own_rule and not labelled else None
+    if cal is not None:
+        return f"confidence>={cal[1]}"
+    return "label_score" if labelled else f"threshold={threshold}"
 
 
 def _json_default(o: Any) -> Any:
