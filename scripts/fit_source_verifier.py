@@ -83,24 +83,26 @@ def labelled(asker: BuiltinAsker, truths, inputs) -> tuple[np.ndarray, ...]:
             np.array(subjects), names)
 
 
-def backoff_table(asker: BuiltinAsker, truths, inputs) -> dict[str, list[int]]:
-    """Per fallback kind (sources.BACKOFF): [named the true source, seen] over the groups
-    of single-source clips whose strongest reading lies under it."""
+def backoff_table(asker: BuiltinAsker, truths, inputs, when_rejected: bool = False
+                  ) -> dict[str, list[int]]:
+    """Per fallback kind (sources.BACKOFF): [named the true source, seen] over single-source
+    clips whose loudest group's strongest reading lies under it; with `when_rejected`, only
+    clips where the asker (with the verifier in use) names nothing else, as the fallback
+    is used there only."""
     table: dict[str, list[int]] = {}
-    for t, (audio, probs, _) in zip(truths, inputs, strict=True):
+    for t, (audio, probs, voice) in zip(truths, inputs, strict=True):
         if len(t.classes) != 1:
             continue
-        for g in asker.groups(audio, probs)[1]:
-            if not g.events:
+        _, groups = asker.groups(audio, probs)
+        if when_rejected:
+            events = asker.evidence(audio, probs, voice)["events"]
+            if not any(e.get("fallback") for e in events):
                 continue
-            peak = np.where(asker._noise, 0.0, probs[g.patches].max(axis=0))
-            i = int(np.argmax(peak))
-            if peak[i] < 0.1:
-                continue
-            for kind in backoff_kinds(asker.yamnet.classes[i]):
-                r = table.setdefault(kind, [0, 0])
-                r[0] += names_class(BACKOFF[kind].subject, t.classes[0])
-                r[1] += 1
+        _, readings = asker.backoff_readings(probs, groups)
+        for kind in backoff_kinds(readings[0]) if readings else []:
+            r = table.setdefault(kind, [0, 0])
+            r[0] += names_class(BACKOFF[kind].subject, t.classes[0])
+            r[1] += 1
     return dict(sorted(table.items()))
 
 
@@ -245,6 +247,12 @@ def fit_all(asker: BuiltinAsker, truths, inputs, n_single: int, n_mixes: int) ->
     score, t_top, t_sec = operating_points(held, rank, clip, named, truths, weights,
                                            fallbacks(asker, truths, inputs))
     trade_off(held, rank, clip, named, truths, t_top)
+    out["top"]["accept"], out["secondary"]["accept"] = t_top, t_sec
+    # Where the fallback is used (nothing else verified), with these thresholds: its record
+    # there, not over all clips, decides which kinds are reliable. Kinds it never met there
+    # keep their record over all clips.
+    use(out)
+    out["backoff"] = {**out["backoff"], **backoff_table(asker, truths, inputs, when_rejected=True)}
     for name, sel, t in (("top", rank == 0, t_top), ("secondary", rank > 0, t_sec)):
         got = sel & (held >= t)
         out[name].update(accept=t, held_out_precision=round(float(y[got].mean()), 4),

@@ -67,7 +67,8 @@ INAUDIBLE_DB = -50.0  # events quieter than this are detector noise on the noise
 # the class vector changes without a pause raised both (21 % / 68 % at 0.5) and named no
 # more captions fully right (503 against 514 of 900), so events are cut at pauses only.
 GROUP_COSINE = 0.5
-VECTOR_MIN = 0.2  # a class this strong in a segment makes its ancestors redundant there
+VECTOR_MIN = 0.2
+RESIDUAL = True  # a class this strong in a segment makes its ancestors redundant there
 
 
 @dataclass
@@ -224,8 +225,8 @@ class BuiltinAsker:
         implied = (self._ancestor_of & (v >= VECTOR_MIN)[:, None]).any(axis=0)
         return np.where(implied, 0.0, v)
 
-    def group_candidates(self, probs: np.ndarray, groups: list[Group]
-                         ) -> list[tuple[list[Candidate], Group]]:
+    def group_candidates(self, probs: np.ndarray, groups: list[Group], with_context: bool = False
+                         ) -> list:
         """Each group's candidate sources, with the group's place in the clip as features:
         a second source that owns its own segments is strong evidence."""
         levels = np.array([_segments_level(g.events) if g.events else -120.0 for g in groups])
@@ -244,7 +245,7 @@ class BuiltinAsker:
                                self._in_music, context)
             for c in cands:
                 c.features["group_clip_peak"] = float(clip_peak[c.index])
-            out.append((cands, g))
+            out.append(((cands, g), context) if with_context else (cands, g))
         return out
 
     def _sources(self, audio, probs, groups: list[Group], duration
@@ -256,14 +257,34 @@ class BuiltinAsker:
         all_cands: list[Candidate] = []
         kept: list[Candidate] = []
         found: list[tuple[Candidate, Group]] = []
-        for cands, g in self.group_candidates(probs, groups):
+        def named(c: Candidate) -> bool:
+            return any(c.subject == k.subject or ontology_related(k.label, c.label)
+                       for k, _ in found)
+
+        for (cands, g), context in self.group_candidates(probs, groups, with_context=True):
             all_cands += cands
-            # A group is one source: it is named once. (Its other accepted readings were
-            # co-firing names of the same source, a duck that is also a goose, far more
-            # often than a second source under it: held-out recall 2 %, sources.verify.)
-            for c in verify(cands)[:1]:
-                kept.append(c)
-                found.append((c, g))
+            # A group is one source: it is named once (music aside, which the music answer
+            # says). Its other accepted readings were co-firing names of the same source, a
+            # duck that is also a goose, far more often than a second source under it
+            # (held-out recall 2 %, sources.verify).
+            accepted = verify(cands)
+            kept += [c for c in accepted if c.subject == MUSIC][:1]
+            first = next((c for c in accepted if c.subject != MUSIC), None)
+            if first is not None and named(first) and RESIDUAL:
+                # Explained away: a source already named, heard again over a new one (a cow
+                # starting under a barking dog). The group's reading without it decides.
+                rest = probs[g.patches].copy()
+                rest[:, first.classes] = 0.0
+                residual = candidates(rest, self.yamnet.classes, self._phrases, self._in_music,
+                                      context)
+                for c in residual:
+                    c.features["group_clip_peak"] = float(probs[:, c.index].max())
+                again = [c for c in verify(residual) if c.subject != MUSIC and not named(c)]
+                all_cands += again[:1]
+                first = again[0] if again else first
+            if first is not None:
+                kept.append(first)
+                found.append((first, g))
         found = sorted(found, key=lambda cg: -cg[0].probability)[:verifier()["max_sources"]]
         found.sort(key=lambda cg: cg[1].onset)
         events: list[Event] = []
@@ -305,22 +326,28 @@ class BuiltinAsker:
                      impulsive=len(events) > 1 and max(s.duration for s in events) <= 1.5,
                      level_db=level)
 
+    def backoff_readings(self, probs, groups: list[Group]) -> tuple[Group | None, list[str]]:
+        """The loudest audible group and its strongest readings (noise aside), which the
+        fallback names when nothing is verified."""
+        audible = [g for g in groups if g.events and _segments_level(g.events) >= INAUDIBLE_DB]
+        if not audible:
+            return None, []
+        g = max(audible, key=lambda g: _segments_level(g.events))
+        peak = np.where(self._noise, 0.0, probs[g.patches].max(axis=0))
+        return g, [self.yamnet.classes[i] for i in np.argsort(-peak)[:5] if peak[i] >= 0.1]
+
     def _backoff(self, audio, probs, groups: list[Group], duration) -> Event | None:
         """Name the loudest audible group by the most specific ancestor of its strongest
         reading that named the true source reliably on the calibration clips ("an animal
         calls"); a group nothing names reliably is "a sound"."""
-        audible = [g for g in groups if g.events and _segments_level(g.events) >= INAUDIBLE_DB]
-        if not audible:
+        g, readings = self.backoff_readings(probs, groups)
+        if g is None:
             return None
-        g = max(audible, key=lambda g: _segments_level(g.events))
-        peak = np.where(self._noise, 0.0, probs[g.patches].max(axis=0))
-        order = [int(i) for i in np.argsort(-peak)[:5] if peak[i] >= 0.1]
-        phrase, label = backoff([self.yamnet.classes[i] for i in order])
-        index = -1
+        phrase, label = backoff(readings)
         if phrase is None:
             phrase, label = SOUND, "Sound"
-        e = self._event(audio, phrase.subject, label, index, float(peak[order[0]]) if order else 0.0,
-                        [g], duration)
+        peak = np.where(self._noise, 0.0, probs[g.patches]).max()
+        e = self._event(audio, phrase.subject, label, -1, float(peak), [g], duration)
         return None if e is None else replace(e, verb=phrase.verb, gerund=phrase.gerund,
                                               fallback=True)
 
