@@ -1,10 +1,11 @@
 """Fit the built-in asker's source verifier on labelled real recordings.
 
-    .venv/bin/python scripts/fit_source_verifier.py [--single 600] [--mixes 300]
+    .venv/bin/python scripts/fit_source_verifier.py [--single 800] [--mixes 400] [--extra CSV]
 
-Clips are made from SceneCaps' *train and val* recordings only (single sources and
-two-source mixes, `sonicaps.faithfulness.make_clips`); the faithfulness benchmark uses the
-test recordings and recordings from other packages, so it never sees these. Every
+Clips are made from SceneCaps' *train and val* recordings and the calibration pool of
+scripts/calibration_pool.py (three more Debian packages; single sources and two-source
+mixes, `sonicaps.faithfulness.make_clips`); the faithfulness benchmark uses SceneCaps' test
+recordings and recordings from other packages, so it never sees these. Every
 candidate source of every clip (`backends/builtin/sources.py`) is labelled by whether its
 subject names a true source. One model is fitted for a clip's strongest candidate and
 one for the others (small gradient-boosted trees, exported to JSON so that sonicaps needs
@@ -44,10 +45,18 @@ from sonicaps.backends.builtin.sources import (
 from sonicaps.backends.builtin.writer import BuiltinWriter
 from sonicaps.clip import Answers
 from sonicaps.faithfulness import judge, make_clips, names_class, recorded
-from sonicaps.scenes.catalog import classes, sources
+from sonicaps.scenes.catalog import classes, read_sources, sources
 from sonicaps.scenes.fetch import fetch
 
 OUT = Path(__file__).resolve().parents[1] / "src/sonicaps/data/source_verifier.json"
+EXTRA = Path(__file__).with_name("calibration_sources.csv")
+
+
+def calibration_sources(extra: str | Path | None = EXTRA) -> list:
+    """SceneCaps' train and val sources and the extra calibration recordings: never the
+    faithfulness benchmark's (SceneCaps test, benchmarks/faithfulness_sources.csv)."""
+    pool = [s for s in sources() if s.split in ("train", "val")]
+    return pool + (read_sources(Path(extra)) if extra else [])
 
 
 def clip_inputs(asker: BuiltinAsker, folder: Path, truths) -> list[tuple]:
@@ -323,11 +332,14 @@ def fit_confidence(asker: BuiltinAsker, truths, inputs, folds: dict[str, int],
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--single", type=int, default=600)
-    ap.add_argument("--mixes", type=int, default=300)
+    ap.add_argument("--single", type=int, default=800)
+    ap.add_argument("--mixes", type=int, default=400)
     ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--extra", default=str(EXTRA),
+                    help="more labelled recordings ('' for none; default: the calibration pool "
+                         "of scripts/calibration_pool.py)")
     args = ap.parse_args()
-    pool = fetch([s for s in sources() if s.split in ("train", "val")], progress=False)
+    pool = fetch(calibration_sources(args.extra), progress=False)
     real = [s for s in recorded(pool) if classes()[s.cls].group != "speech"]
     voices = [s for s in pool if classes()[s.cls].group == "speech"]
     asker = BuiltinAsker(language=False)

@@ -108,6 +108,15 @@ def test_judge_reads_sources_from_text():
     assert judge(mix2, "A dog barks, followed by a man speaking").fully_right
     assert not judge(mix2, "A man speaks, followed by a dog barking").ordered
     assert judge(mix2, "An explosion booms as gunshots fire").other == ["explosion", "gunshot"]
+    # One mention names one source: a generic word does not name both animals of a mix.
+    animals = Truth("a", ("dog_bark", "cow_moo"), (0.5, 5.0), ("x", "y"))
+    assert judge(animals, "An animal calls").named.count(True) == 1
+    assert judge(animals, "An animal calls, followed by a cow mooing").fully_right
+    assert not judge(animals, "A cow moos, followed by an animal calling").ordered
+    # Birdsong is not music; a person singing is.
+    birds = Truth("b", ("bird_chirp",), (0.5,), ("x",))
+    assert judge(birds, "Birds sing").fully_right
+    assert judge(birds, "Birds sing as a woman sings").music_hallucinated
 
 
 def test_asker_records_every_candidate_with_its_probability(backends):

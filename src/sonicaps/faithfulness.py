@@ -36,7 +36,9 @@ GROUP_GENERIC = {"animals": {"an animal"}, "vehicles": {"a vehicle", "an engine"
                  "household": {"a device", "objects", "something"}}
 SPEECH_WORDS = re.compile(r"\b(speak\w*|talk\w*|speech|conversation|says|narrat\w*|whisper\w*|"
                           r"voices?)\b")
-MUSIC_WORDS = re.compile(r"\b(music\w*|songs?|sings?|singing|melod\w*|choir)\b")
+# "birds sing" is birdsong, not music: singing counts unless a bird does it.
+MUSIC_WORDS = re.compile(r"\b(music\w*|songs?|(?<!birds )(?<!bird )(sings?|singing)|melod\w*|"
+                         r"choir)\b")
 MUSIC_INSTRUMENT_WORDS = ("piano", "guitar", "violin", "cello", "trumpet", "flute", "saxophone",
                           "organ", "accordion", "harp", "xylophone", "marimba", "drum", "drums",
                           "cymbal", "cymbals", "tabla", "bass", "keyboard", "synthesizer")
