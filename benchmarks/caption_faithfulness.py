@@ -1,7 +1,7 @@
 """Do the default captions name only what is heard? Measured on real recordings.
 
     .venv/bin/python benchmarks/caption_faithfulness.py [--config FILE] [--per-class]
-        [--single 90] [--mixes 20] [--seed 0] [--keep DIR]
+        [--single 90] [--mixes 20] [--seed 0] [--keep DIR] [--rejudge DIR]
 
 Clips are made from real recordings whose class is known (`sonicaps.faithfulness`):
 single-source clips (every class in turn) and two-source mixes whose second source
@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from sonicaps.faithfulness import (
+    Truth,
     clip_id_of,
     judge,
     make_clips,
@@ -59,14 +60,30 @@ ROWS = [("recall", "caption names the true source(s) (word recall)", "{:.2f}"),
         ("music_hallucination", "music-free clips said to have music", "{:.1%}")]
 
 
+def kept_truths(out: Path) -> list[Truth]:
+    """The truths of a kept set (its clips' .truth.jsonl files)."""
+    truths = []
+    for name in ("audio", "mixes"):
+        path = out / f"{name}.truth.jsonl"
+        if path.is_file():
+            for line in path.read_text().splitlines():
+                r = json.loads(line)
+                truths.append(Truth(r["id"], tuple(r["classes"]), tuple(r["onsets"]),
+                                    tuple(r["sources"])))
+    return truths
+
+
 def evaluate(pool, speech_pool, out: Path, n_single: int, n_mixes: int, seed: int, cfg,
-             name: str, show_classes: bool) -> dict:
-    truths = make_clips(pool, out / "audio", n_single, 0, seed=seed, prefix="s")
-    if n_mixes:
-        truths += make_clips(list(pool) + list(speech_pool), out / "mixes", 0, n_mixes,
-                             seed=seed + 1, prefix="m")
-    run([out / "audio", out / "mixes"] if n_mixes else [out / "audio"], out / "captions", cfg,
-        progress=False)
+             name: str, show_classes: bool, rejudge: bool = False) -> dict:
+    if rejudge:  # a kept run's clips and captions, judged again
+        truths = kept_truths(out)
+    else:
+        truths = make_clips(pool, out / "audio", n_single, 0, seed=seed, prefix="s")
+        if n_mixes:
+            truths += make_clips(list(pool) + list(speech_pool), out / "mixes", 0, n_mixes,
+                                 seed=seed + 1, prefix="m")
+        run([out / "audio", out / "mixes"] if n_mixes else [out / "audio"], out / "captions",
+            cfg, progress=False)
     df = pd.read_parquet(out / "captions")
     rows = {clip_id_of(r.id): r for r in df.itertuples()}
     missing = [t.id for t in truths if t.id not in rows]
@@ -171,7 +188,16 @@ def main() -> None:
                     help="build SceneCaps with this many scenes and judge its test split (0: skip)")
     ap.add_argument("--per-class", action="store_true")
     ap.add_argument("--keep", help="keep clips and captions in this folder")
+    ap.add_argument("--rejudge", help="judge the clips and captions a run kept in this folder "
+                                      "(--keep) again, without captioning (e.g. after a change "
+                                      "of the judge)")
     args = ap.parse_args()
+    if args.rejudge:
+        for k, name in enumerate(("new recordings", "SceneCaps test recordings")):
+            if (Path(args.rejudge) / f"set{k}").is_dir():
+                evaluate(None, None, Path(args.rejudge) / f"set{k}", 0, 0, 0, None, name,
+                         args.per_class, rejudge=True)
+        return
     cfg = load_config(args.config) if args.config else None
     catalog = fetch([s for s in sources() if s.split == "test"], progress=False)
     test = [s for s in recorded(catalog) if classes()[s.cls].group != "speech"]

@@ -30,6 +30,7 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from sonicaps.audio import load_audio
+from sonicaps.backends import create
 from sonicaps.backends.builtin.asker import BuiltinAsker, answers_from_evidence
 from sonicaps.backends.builtin.confidence import FEATURES as CONF_FEATURES
 from sonicaps.backends.builtin.confidence import TARGET_PRECISION
@@ -43,8 +44,9 @@ from sonicaps.backends.builtin.sources import (
     subject_prior,
 )
 from sonicaps.backends.builtin.writer import BuiltinWriter
-from sonicaps.clip import Answers
+from sonicaps.clip import Answers, Clip
 from sonicaps.faithfulness import judge, make_clips, names_class, recorded
+from sonicaps.pipeline.config import PipelineConfig
 from sonicaps.scenes.catalog import classes, read_sources, sources
 from sonicaps.scenes.fetch import fetch
 
@@ -295,15 +297,21 @@ def fit_confidence(asker: BuiltinAsker, truths, inputs, folds: dict[str, int],
     The threshold is the lowest whose held-out captions (folds of classes) are fully right
     at least `target` of the time; prints the precision/coverage curve."""
     writer = BuiltinWriter()
+    cfg = PipelineConfig()
+    scorer = create("check", cfg.check.backend, **cfg.check.options)
     rows, y, fold = [], [], []
-    for t, (audio, probs, voice) in zip(truths, inputs, strict=True):
-        ev = asker.evidence(audio, probs, voice)
-        ans = Answers(answers_from_evidence(ev), ev)
-        j = judge(t, writer.write([None], [ans], 0)[0], ans.texts[1], ans.texts[2])
-        f = conf_features(ev)
-        rows.append([f[k] for k in CONF_FEATURES])
-        y.append(j.fully_right)
-        fold.append(folds[t.classes[0]])
+    for k in range(0, len(truths), 32):
+        batch = list(zip(truths[k:k + 32], inputs[k:k + 32], strict=True))
+        clips = [Clip(t.id, t.id, 0.0, len(a) / 16000, a) for t, (a, _, _) in batch]
+        answers = [Answers(answers_from_evidence(ev), ev) for ev in
+                   (asker.evidence(a, p, v) for _, (a, p, v) in batch)]
+        captions = writer.write(clips, answers, 0)
+        scores = scorer.score(clips, answers, captions)
+        for (t, _), ans, caption, score in zip(batch, answers, captions, scores, strict=True):
+            f = conf_features(ans.evidence, float(score))
+            rows.append([f[k] for k in CONF_FEATURES])
+            y.append(judge(t, caption, ans.texts[1], ans.texts[2]).fully_right)
+            fold.append(folds[t.classes[0]])
     X, y, fold = np.array(rows), np.array(y, bool), np.array(fold)
     held = np.zeros(len(y))
     for f in np.unique(fold):
@@ -311,7 +319,7 @@ def fit_confidence(asker: BuiltinAsker, truths, inputs, folds: dict[str, int],
         m = HistGradientBoostingClassifier(**CONF_TREES).fit(X[tr], y[tr])
         held[~tr] = m.predict_proba(X[~tr])[:, 1]
     m = HistGradientBoostingClassifier(**CONF_TREES).fit(X, y)
-    model = {**export(m), "features": list(CONF_FEATURES)}
+    model = {**export(m), "features": list(CONF_FEATURES), "scorer": scorer.model_id}
     print(f"confidence: {len(y)} calibration captions, {y.mean():.1%} fully right; held-out "
           "classes: threshold / accepted share / accepted fully right")
     accept = 1.0

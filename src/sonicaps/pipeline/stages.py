@@ -193,6 +193,7 @@ def write_batch(clips: Sequence[Clip], answers: Sequence[Answers], asker_id: str
             continue
         clip, ans = clips[i], answers[i]
         score, caption, attempts = best[i]
+        _score_confidence(ans, score, scorer.model_id)
         given = clips[i].labels is not None
         labels = list(clip.labels) if given else [n for n, _ in ans.evidence.get("labels", [])[:5]]
         rows.append({
@@ -299,6 +300,17 @@ def accept_threshold(scorer: Scorer, cfg: PipelineConfig) -> float:
 def _accepted(score: float, i: int, label_scores: dict[int, float], threshold: float) -> bool:
     ref = label_scores.get(i, threshold)
     return bool(score >= ref - 1e-9)
+
+
+def _score_confidence(ans: Answers, check_score: float, scorer: str) -> None:
+    """An asker whose evidence names a confidence model (the built-in one) gets its
+    caption's calibrated confidence, which needs the check's score, put in its evidence."""
+    if ans.evidence.get("confidence_model") == "builtin":
+        from sonicaps.backends.builtin.confidence import confidence
+
+        got = confidence(ans.evidence, check_score, scorer)
+        if got is not None:
+            ans.evidence["confidence"], ans.evidence["accept_at"] = got
 
 
 def _calibrated(ans: Answers) -> tuple[float, float] | None:

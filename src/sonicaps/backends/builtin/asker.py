@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 
 from sonicaps import ontology
-from sonicaps.backends.builtin.confidence import confidence
+from sonicaps.backends.builtin.confidence import MODEL as CONFIDENCE_MODEL
 from sonicaps.backends.builtin.language import SpokenLanguage, language_name
 from sonicaps.backends.builtin.lexicon import (
     MUSIC,
@@ -206,9 +206,7 @@ class BuiltinAsker:
             "singing": {"present": singing is not None},
             "music": {k: v for k, v in music.items() if k != "event"},
         }
-        conf = confidence(out)
-        if conf is not None:
-            out["confidence"], out["accept_at"] = conf
+        out["confidence_model"] = CONFIDENCE_MODEL  # scored after the check (confidence.py)
         return out
 
     def groups(self, audio: np.ndarray, probs: np.ndarray) -> tuple[list[Segment], list[Group]]:

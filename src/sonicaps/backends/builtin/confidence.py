@@ -4,10 +4,12 @@ A dataset builder needs to know which captions to trust. The confidence is the p
 that the caption names every source of the clip, in order, and nothing else, estimated
 from the asker's own evidence (how sure the verifier was of each named source, how strong
 the sources it rejected were, whether it had to fall back on a kind of source, how many
-sources and groups it heard). Small gradient-boosted trees, fitted by
-scripts/fit_source_verifier.py on labelled real recordings with folds of classes the model
-never heard; the acceptance threshold is the lowest at which those held-out captions were
-fully right at least TARGET_PRECISION of the time (data/source_verifier.json, "confidence").
+sources and groups it heard) and the check's audio-text score of the caption; the
+pipeline computes it after the check (pipeline/stages.py) and stores it in the evidence.
+Small gradient-boosted trees, fitted by scripts/fit_source_verifier.py on labelled real
+recordings with folds of classes the model never heard; the acceptance threshold is the
+lowest at which those held-out captions were fully right at least TARGET_PRECISION of the
+time (data/source_verifier.json, "confidence").
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ from sonicaps.backends.builtin.sources import (
 TARGET_PRECISION = 0.8
 FEATURES = ("n_sources", "n_sound", "min_score", "max_score", "min_prior", "fallback", "unnamed",
             "rejected_max", "rejected_n", "n_groups", "n_events", "speech", "music",
-            "level_db", "min_level")
+            "level_db", "min_level", "check_score")
+MODEL = "builtin"  # the evidence's "confidence_model": which function reads it (stages.py)
 
 
-def features(ev: dict) -> dict[str, float]:
-    """The evidence's summary the confidence model reads."""
+def features(ev: dict, check_score: float) -> dict[str, float]:
+    """The evidence's summary the confidence model reads, and the check's audio-text score
+    of the caption."""
     events = ev.get("events") or []
     sound = [e for e in events if e["kind"] == "sound"]
     scores = [float(e["score"]) for e in events] or [0.0]
@@ -55,15 +59,16 @@ def features(ev: dict) -> dict[str, float]:
         "music": float(ev.get("music", {}).get("present", False)),
         "level_db": float(ev.get("level_db", -120.0)),
         "min_level": min((float(e["level_db"]) for e in events), default=-120.0),
+        "check_score": float(check_score),
     }
 
 
-def confidence(ev: dict) -> tuple[float, float] | None:
-    """(probability the caption is fully right, the acceptance threshold), or None when
-    no confidence model has been fitted."""
+def confidence(ev: dict, check_score: float, scorer: str) -> tuple[float, float] | None:
+    """(probability the caption is fully right, the acceptance threshold), or None when no
+    confidence model was fitted with this check scorer (its scores are an input)."""
     model = verifier().get("confidence")
-    if model is None:
+    if model is None or model.get("scorer") != scorer:
         return None
-    f = features(ev)
+    f = features(ev, check_score)
     p = boosted_probability([f[k] for k in model["features"]], model)
     return round(p, 3), float(model["accept"])
