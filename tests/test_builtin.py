@@ -222,3 +222,16 @@ def test_a_caption_below_its_confidence_threshold_is_not_accepted():
     assert _final_accepted(answers(0.1), 0.9, 0, {}, 0.28, own_rule=False)
     assert not _final_accepted(answers(0.9), 0.1, 0, {0: 0.5}, 0.28, own_rule=True)
     assert _rule(answers(0.9), True, 0.28, True) == "label_score"
+
+
+def test_weakly_read_music_named_by_the_fallback_still_gets_a_time(backends):
+    """Music the fallback names may be read below the frame threshold: it is timed by its
+    strongest patches (this raised IndexError, a failed clip, before)."""
+    from sonicaps.backends.builtin.voice import VoiceReport
+
+    asker = backends.asker
+    probs = np.full((20, len(asker.yamnet.classes)), 0.01, np.float32)
+    probs[5:8, asker.yamnet.classes.index("Music")] = 0.12
+    out = asker._music(np.zeros(10 * SR, np.float32), probs, probs.max(axis=0), True,
+                       VoiceReport(), 10.0)
+    assert out["present"] and out["event"].onset == pytest.approx(5 * 0.48, abs=0.01)

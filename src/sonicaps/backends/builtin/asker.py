@@ -386,7 +386,9 @@ class BuiltinAsker:
                "genres": [n for n, _ in genres] if present else [], "event": None}
         if present:
             track = probs[:, self._in_music].max(axis=1)
-            runs = _runs(track >= max(FRAME_MIN, FRAME_REL * track.max()))
+            # (music named by the fallback may be read weakly: its strongest patches then)
+            runs = (_runs(track >= max(FRAME_MIN, FRAME_REL * track.max()))
+                    or _runs(track >= FRAME_REL * track.max()))
             onset = runs[0][0] * PATCH_HOP_S
             offset = min(duration, (runs[-1][1] - 1) * PATCH_HOP_S + PATCH_S)
             subject = f"{instruments[0][0]} music" if instruments else "music"
