@@ -50,7 +50,7 @@ def test_one_airplane_recording_gives_one_source(backends):
     subjects = sound_subjects(a)
     assert len(subjects) == 1, a.evidence["events"]
     caption = backends.writer.write([None], [a], 0)[0]
-    assert len(mentions(caption)) == 1, caption
+    assert len(mentions(caption)) <= 1, caption  # never "a vehicle ... an aircraft ... an engine"
 
 
 def test_white_noise_is_no_hiss_and_no_source(backends):
