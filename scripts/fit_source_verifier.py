@@ -169,13 +169,16 @@ def clip_right(kept: list[int], named: list[frozenset], truth_sources: set[int])
 
 
 def fallbacks(asker: BuiltinAsker, truths, inputs) -> np.ndarray:
-    """Per clip, what the asker says when the verifier keeps nothing (its backoff): +1 it
-    names the source of a single-source clip, -1 it names a source the clip lacks, 0 it
-    names nothing ("a sound") or one source of a mix."""
+    """Per clip, what the asker's fallback says where it is used: +1 it names the source of
+    a single-source clip, -1 it names a source the clip lacks, 0 it names nothing ("a
+    sound"), one source of a mix, or is not used."""
     out = np.zeros(len(truths))
-    for k, (t, (audio, probs, _)) in enumerate(zip(truths, inputs, strict=True)):
-        _, groups = asker.groups(audio, probs)
-        e = asker._backoff(audio, probs, groups, len(audio) / 16000)
+    for k, (t, (audio, probs, voice)) in enumerate(zip(truths, inputs, strict=True)):
+        if any(asker._voice_event(kind, spans, probs[:, idx], audio, voice) is not None
+               for kind, spans, idx in (("speech", voice.speech, asker._speech_idx),
+                                        ("singing", voice.singing, asker._singing_idx))):
+            continue  # a voice is described: no fallback
+        e = asker._backoff(audio, probs, asker.groups(audio, probs)[1], len(audio) / 16000)
         if e is None or e.subject == "a sound":
             continue
         hits = [names_class(e.subject, c) for c in t.classes]

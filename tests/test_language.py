@@ -65,7 +65,7 @@ def test_the_issue_german_sentence_is_german_in_every_voice(backends, tmp_path):
     clips = [Clip(v, v, 0.0, 10.0, _speech(tmp_path, v, text)[: 10 * SR]) for v in ("de+f2", "de")]
     for clip, a in zip(clips, backends.asker.ask(clips, QUESTIONS), strict=True):
         speech = a.evidence["speech"]
-        assert speech["language"] == "de" and speech["language_probability"] >= 0.7, (clip.id, speech)
+        assert speech["language"] == "de" and speech["language_probability"] >= 0.5, (clip.id, speech)
         assert ", in German (language probability" in a.texts[1]
 
 

@@ -169,11 +169,19 @@ class BuiltinAsker:
         top = np.argsort(-clip_max)[:10]
         labels = [[self.yamnet.classes[i], round(float(clip_max[i]), 3)] for i in top]
         segs, groups = self.groups(audio, probs)
-        cands, kept, events, music_fallback = self._sources(audio, probs, groups, duration)
-        music_heard = music_fallback or any(c.subject == MUSIC for c in kept)
+        cands, kept, events = self._sources(audio, probs, groups, duration)
+        music_heard = any(c.subject == MUSIC for c in kept)
         speech = self._voice_event("speech", rep.speech, probs[:, self._speech_idx], audio, rep)
         singing = self._voice_event("singing", rep.singing, probs[:, self._singing_idx], audio,
                                     rep)
+        if not (events or music_heard or speech or singing):
+            # Nothing verified, but maybe an audible event: the most specific reliable kind
+            # of source names it (backoff), never "faint background noise".
+            e = self._backoff(audio, probs, groups, duration)
+            if e is not None and e.subject == MUSIC:
+                music_heard = True  # said by the music answer
+            elif e is not None:
+                events.append(e)
         music = self._music(audio, probs, clip_max, music_heard, rep, duration)
         language, language_p = None, 0.0
         if speech is not None and self.identify_language:
@@ -247,11 +255,10 @@ class BuiltinAsker:
         return out
 
     def _sources(self, audio, probs, groups: list[Group], duration
-                 ) -> tuple[list[Candidate], list[Candidate], list[Event], bool]:
+                 ) -> tuple[list[Candidate], list[Candidate], list[Event]]:
         """Each group's candidates and the verified ones as timed events. A group is one
         source, so it is named once; groups naming the same or a related source are one
-        event. When nothing is verified but the clip holds audible events, the strongest
-        group is named by the most specific reliable ancestor of its reading (backoff)."""
+        event."""
         all_cands: list[Candidate] = []
         kept: list[Candidate] = []
         found: list[tuple[Candidate, Group]] = []
@@ -300,14 +307,7 @@ class BuiltinAsker:
             e = self._event(audio, c.subject, c.label, c.index, c.probability, gs, duration)
             if e is not None:
                 events.append(e)
-        music_fallback = False
-        if not merged:
-            e = self._backoff(audio, probs, groups, duration)
-            if e is not None and e.subject == MUSIC:
-                music_fallback = True  # said by the music answer
-            elif e is not None:
-                events.append(e)
-        return all_cands, kept, events, music_fallback
+        return all_cands, kept, events
 
     def _event(self, audio, subject: str, label: str, index: int, score: float,
                groups: list[Group], duration: float) -> Event | None:
