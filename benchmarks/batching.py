@@ -60,7 +60,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         asker = create("ask", "transformers", model=str(tiny_models.qwen2_audio(root / "ask")),
-                       max_new_tokens=args.new_tokens, dtype="float32")
+                       max_new_tokens=args.new_tokens, dtype="float32", batch_size=64)
         writer = create("write", "transformers", model=str(tiny_models.chat_lm(root / "write")),
                         max_new_tokens=args.new_tokens, dtype="float32")
         check_dir = str(tiny_models.clap(root / "check"))

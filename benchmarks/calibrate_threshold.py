@@ -7,7 +7,9 @@ clip's own caption is scored, and so is the caption of another clip that shares 
 its labels. The threshold is the equal-error point: the score at which as many own
 captions are rejected as foreign captions are accepted. Prints the threshold, both
 error rates, and how often it agrees with the recipe's label rule (check_score >=
-label_score), which needs labels and so cannot be used on a user's own folder.
+label_score). This is the project's own measurement on its mixes; to calibrate a check
+backend on your own labelled clips or reviewed captions, use `sonicaps calibrate`
+(docs/audio-llms.md).
 """
 
 from __future__ import annotations

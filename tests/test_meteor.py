@@ -324,3 +324,20 @@ def test_sorted_words_find_exact_words_only():
     queries = ["ab", "a", "abc", "b\0", "a\u00e9", "\ud83d\ude00x", "zzzzzzzzzzzz", "\ud83d"]
     found = [words.words[i].decode() if i >= 0 else None for i in words.find(queries)]
     assert found == ["ab", None, None, None, "a\u00e9", "\U0001f600x", None, None]
+
+
+def test_word_table_equals_preparing_each_word():
+    """The per-machine table of resource words (stems, synsets, hashes) holds what
+    MeteorScorer._word computes word by word: every 40th of its ~160k words, plus words
+    the table lacks (computed as they come)."""
+    scorer = _scorer()
+    table = m.word_table(scorer.res)
+    words = [w.decode() for w in table.words.words[::40].tolist()]
+    words += ["barks", "dog's", "xqzzyq", "ünïcode", "a", "'s", "running", "geese", "ran"]
+    from_table: dict[str, tuple] = {}
+    missing = table.fill(set(words), from_table)
+    assert "xqzzyq" in missing and len(from_table) > 3900
+    fresh = m.MeteorScorer.__new__(m.MeteorScorer)
+    fresh.res, fresh._words = scorer.res, {}
+    for word, info in from_table.items():
+        assert fresh._word(word) == info, word

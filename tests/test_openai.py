@@ -139,6 +139,46 @@ def test_server_api_and_bad_requests(service, examples):
                 _chat(client, content)
 
 
+def test_the_official_client_streams_a_caption_and_retrieves_the_model(service, examples):
+    """`stream=True` through the official openai client: server-sent chunks whose content
+    joins to the same answer as without streaming, a usage chunk when asked, [DONE]; and
+    GET /v1/models/{id} answers for the served model and 404s (OpenAI-shaped) for others."""
+    import httpx
+
+    audio = {"type": "input_audio", "input_audio": {
+        "data": base64.b64encode((examples / "cow.mp3").read_bytes()).decode(), "format": "mp3"}}
+    question = {"type": "text", "text": QUESTIONS[0]}
+    with served(service) as server:
+        client = openai.OpenAI(base_url=server.url, api_key="none", max_retries=0)
+        whole = _chat(client, [audio, question])
+        caption_prompt = writer_message((whole, "There is no speech.", "There is no music."))
+        caption = _chat(client, caption_prompt)
+        for content, expected in (([audio, question], whole), (caption_prompt, caption)):
+            stream = client.chat.completions.create(model="m", stream=True,
+                                                    messages=[{"role": "user", "content": content}])
+            chunks = list(stream)
+            pieces = [c.choices[0].delta.content or "" for c in chunks if c.choices]
+            assert len(chunks) > 3 and "".join(pieces) == expected and expected.strip()
+            assert chunks[0].choices[0].delta.role == "assistant"
+            assert chunks[-1].choices[0].finish_reason == "stop"
+            assert all(c.object == "chat.completion.chunk" and c.id == chunks[0].id for c in chunks)
+        assert caption.startswith("A cow moos")  # the streamed caption
+        with_usage = list(client.chat.completions.create(
+            model="m", stream=True, stream_options={"include_usage": True},
+            messages=[{"role": "user", "content": caption_prompt}]))
+        assert with_usage[-1].choices == [] and with_usage[-1].usage.total_tokens == 0
+        raw = httpx.post(server.url + "/chat/completions", json={
+            "stream": True, "messages": [{"role": "user", "content": caption_prompt}]})
+        assert raw.headers["content-type"].startswith("text/event-stream")
+        assert raw.text.endswith("data: [DONE]\n\n")
+        with pytest.raises(openai.BadRequestError, match="writer prompt"):  # errors before the stream
+            list(client.chat.completions.create(model="m", stream=True,
+                                                messages=[{"role": "user", "content": "Write a poem."}]))
+        assert client.models.retrieve("sonicaps-builtin").id == "sonicaps-builtin"
+        with pytest.raises(openai.NotFoundError, match="does not exist"):
+            client.models.retrieve("gpt-4o")
+
+
 def test_caption_command_through_the_serve_command(examples, tmp_path):
     """Both CLI commands as a user runs them: `sonicaps serve`, then `sonicaps caption --config`."""
     import socket

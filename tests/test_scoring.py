@@ -12,6 +12,7 @@ from corpora import corpus
 
 from sonicaps.cli import main
 from sonicaps.metrics import human_upper_bound, score
+from sonicaps.metrics.models import MetricModels
 
 NGRAM = ["bleu_1", "bleu_2", "bleu_3", "bleu_4", "rouge_l", "cider_d"]
 
@@ -75,9 +76,25 @@ def test_spice_without_corenlp_is_a_clear_error_or_listed_as_unavailable():
 
     with pytest.raises(SpiceUnavailable, match="fetch-spice"):
         score(["a dog barks"], [["a dog barks"]], metrics="spice")
-    res = score(["a dog barks"], [["a dog barks loudly"]], metrics=None)
+    res = score(["a dog barks"], [["a dog barks loudly"]], metrics=None)  # aac-metrics' "default" set
     assert "spice" not in res and "fetch-spice" in res["unavailable"]["spider"]
-    assert res["cider_d"] >= 0 and "sbert_sim" in res
+    assert res["cider_d"] >= 0 and "meteor" in res and "sbert_sim" not in res
+
+
+def test_missing_model_weights_name_the_metric_and_the_download(tmp_path, monkeypatch):
+    """Offline, FENSE's detector cannot be fetched: asked for by name it is an error naming
+    the metric, the file and where to get it; within a set its dependents are listed."""
+    from sonicaps.metrics.fluency import load_detector
+    from sonicaps.metrics.models import ModelUnavailable
+
+    monkeypatch.setenv("FENSE_DATA", str(tmp_path))
+    monkeypatch.setattr("urllib.request.urlopen", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
+    load_detector.cache_clear()
+    with pytest.raises(ModelUnavailable, match=r"fer .*echecker_clotho_audiocaps_base\.ckpt.*github\.com"):
+        score(["a dog barks"], [["a dog barks"]], metrics="fer")
+    res = score(["a dog barks", "rain falls"], [["a dog barks"], ["rain"]], metrics="dcase2024")
+    assert {"fer", "fense", "spider_fl"} <= set(res["unavailable"]) and "meteor" in res
+    assert "--echecker" in res["unavailable"]["fense"] and not list(tmp_path.iterdir())
 
 
 def test_sbert_sim_orders_paraphrase_above_unrelated_and_names_its_model():
@@ -86,7 +103,8 @@ def test_sbert_sim_orders_paraphrase_above_unrelated_and_names_its_model():
                 metrics="sbert_sim")
     same, paraphrase, unrelated = res["per_item"]["sbert_sim"]
     assert same > paraphrase > unrelated
-    assert "MiniLM" in res["models"]["sbert_sim"]
+    # Offline, the published paraphrase-TinyBERT-L6-v2 cannot be had: the output says so.
+    assert "MiniLM" in res["models"]["sbert_sim"] and "not comparable" in res["models"]["sbert_sim"]
 
 
 def test_sbert_sim_equals_mean_pooled_transformer_cosines():
@@ -101,7 +119,10 @@ def test_sbert_sim_equals_mean_pooled_transformer_cosines():
     cands = ["a dog barks loudly", "A puppy yaps twice.", "an orchestra plays", "rain"]
     refs = [["a dog barks", "a dog is barking nearby"], ["a small dog yaps"],
             ["music plays", "violins play", "a band plays loudly"], ["rain falls on a roof", "thunder"]]
-    res = score(cands, refs, metrics="sbert_sim")
+    from sonicaps.metrics.captions import _tokenize
+
+    res = score(cands, refs, metrics="sbert_sim", models=MetricModels(sbert=str(locate(MINILM).parent)))
+    cands, refs = _tokenize(cands, refs)  # every metric scores the PTB tokens, as aac-metrics
     folder = locate(MINILM).parent
     tok, model = AutoTokenizer.from_pretrained(folder), AutoModel.from_pretrained(folder).eval()
 

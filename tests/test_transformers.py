@@ -1,66 +1,30 @@
-"""The transformers backends on tiny random models built by the tests (no downloads): the
-real from_pretrained loading, batching with left padding, prompt assembly, the check, and
-the whole pipeline from a config file."""
+"""The transformers text writer and CLAP check on tiny random models built by the tests (no
+downloads): the real from_pretrained loading, batching with left padding, prompt assembly.
+The audio-language models are in test_audio_lms.py; the configs in test_configs.py."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
-
 import numpy as np
-import pandas as pd
 import pytest
 import tiny_models
 import torch
-import yaml
 from conftest import SR, sweep, tone
 
 from sonicaps.backends import create
 from sonicaps.clip import Answers, Clip
-from sonicaps.pipeline.store import Store
-from sonicaps.prompts import QUESTIONS, clean_caption, writer_message
+from sonicaps.prompts import clean_caption, writer_message
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("tiny_models")
-    return {"ask": str(tiny_models.qwen2_audio(root / "qwen2audio")),
-            "write": str(tiny_models.chat_lm(root / "chatlm")),
+    return {"write": str(tiny_models.chat_lm(root / "chatlm")),
             "check": str(tiny_models.clap(root / "clap"))}
 
 
 def clips() -> list[Clip]:
     audio = [tone(440, 1.0), sweep(3.0), tone(880, 10.0)]  # lengths differ: padding matters
     return [Clip(f"c{k}", "test", 0.0, len(a) / SR, a) for k, a in enumerate(audio)]
-
-
-def test_qwen2_audio_asker_batches_the_three_turn_conversation(tiny):
-    asker = create("ask", "transformers", model=tiny["ask"], max_new_tokens=4, dtype="float32")
-    batch = clips()
-    answers = asker.ask(batch, QUESTIONS)
-    assert [len(a.texts) for a in answers] == [3, 3, 3]
-    assert asker.model_id == f"transformers:{tiny['ask']}"
-    # Left padding: each clip gets the same answers alone as in the batch.
-    for k in (0, 2):
-        assert asker.ask([batch[k]], QUESTIONS)[0].texts == answers[k].texts
-    # Turn 3 carries the audio once, both questions and both earlier answers, in order.
-    conv = asker.conversations(batch[:1], QUESTIONS, [list(answers[0].texts[:2])])[0]
-    prompt = asker.prompts([conv])[0]
-    assert prompt.count("<|AUDIO|>") == 1
-    positions = [prompt.index(QUESTIONS[0]), prompt.index(QUESTIONS[1]), prompt.index(QUESTIONS[2])]
-    assert positions == sorted(positions)
-    assert [m["role"] for m in conv] == ["user", "assistant", "user", "assistant", "user"]
-    # Later turns reuse the first turn's audio features: the inputs equal the processor's own.
-    audio = [c.audio for c in batch]
-    cache: dict = {}
-    asker.inputs(asker.prompts(asker.conversations(batch, QUESTIONS, [[]] * 3)), audio, cache)
-    turn3 = asker.prompts(asker.conversations(batch, QUESTIONS, [list(a.texts[:2]) for a in answers]))
-    reused = asker.inputs(turn3, audio, cache)
-    full = asker.processor(text=turn3, audio=audio, sampling_rate=SR, return_tensors="pt", padding=True)
-    assert set(reused) == set(full)
-    for key in full:
-        assert (reused[key] == full[key]).all(), key
 
 
 def test_chat_writer_prompts_without_absent_answers_and_batches(tiny):
@@ -126,32 +90,3 @@ def test_clap_scorer_scores_pairs_and_reuses_audio(tiny):
     vec = scorer.audio_vectors(batch[:1])
     assert np.linalg.norm(vec) == pytest.approx(1.0, abs=1e-5)
     assert scorer.accept_threshold is None  # no uncalibrated default
-
-
-def test_caption_command_with_all_transformers_config(tiny, examples, tmp_path):
-    src = tmp_path / "in"
-    src.mkdir()
-    for name in ("cow.mp3", "dog_then_man.wav", "woman_speaking.flac"):
-        shutil.copy(examples / name, src / name)
-    config = tmp_path / "transformers.yaml"
-    config.write_text(yaml.safe_dump({
-        "ask": {"backend": "transformers", "model": tiny["ask"], "max_new_tokens": 4, "dtype": "float32"},
-        "write": {"backend": "transformers", "model": tiny["write"], "max_new_tokens": 6, "dtype": "float32"},
-        "check": {"backend": "clap", "model": tiny["check"]},
-        "pipeline": {"batch_size": 2, "accept_threshold": 0.0},
-    }))
-    out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "sonicaps.cli", "caption", str(src), "-o", str(out), "--config", str(config),
-           "--no-progress"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    rows = pd.read_parquet(out) if list(out.glob("part-*.parquet")) else pd.DataFrame(columns=["id"])
-    fails = Store(out).read_failures()
-    assert sorted([*rows["id"], *(f["id"] for f in fails)]) == ["cow_0_10", "dog_then_man_0_10",
-                                                                "woman_speaking_0_10"]
-    # Random models may answer with nothing (then the clip is a recorded failure); the
-    # rows that exist carry the models' ids and three answers.
-    assert len(rows) > 0
-    assert set(rows["asker"]) == {f"transformers:{tiny['ask']}"}
-    assert set(rows["scorer"]) == {f"transformers:{tiny['check']}"}
-    assert all(f["error"] == "BadOutput" for f in fails)

@@ -33,6 +33,19 @@ def _caption(args: argparse.Namespace) -> int:
     return 0
 
 
+def _calibrate(args: argparse.Namespace) -> int:
+    from sonicaps.calibrate import calibrate, to_json
+    from sonicaps.pipeline.config import PipelineConfig, load_config
+
+    cfg = load_config(args.config) if args.config else PipelineConfig()
+    cal = calibrate(args.data, cfg, review_db=args.review_db, audio_root=args.audio_root,
+                    progress=not args.no_progress)
+    print(cal.report())
+    if args.output:
+        Path(args.output).write_text(to_json(cal) + "\n", encoding="utf-8")
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     from sonicaps.export import export
 
@@ -200,21 +213,74 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_summary(report, allow_missing_audio: bool, allow_dropped: bool, skipped: list[str]) -> int:
+    """Print what a write lost (rows, audio, fields) and the exit code: 1 when rows or audio
+    were lost and the user did not accept it."""
+    code = 0
+
+    def listing(title: str, lines: list[str]) -> None:
+        print(title, file=sys.stderr)
+        for line in lines[:20]:
+            print(f"  {line}", file=sys.stderr)
+        if len(lines) > 20:
+            print(f"  ... and {len(lines) - 20} more", file=sys.stderr)
+
+    for note in report.notes:
+        print(note)
+    lost_rows = skipped + [f"{rid!r}: {why}" for rid, why in report.dropped]
+    if lost_rows:
+        listing(f"{len(lost_rows)} row(s) or clip(s) not written:", lost_rows)
+        if not allow_dropped:
+            print("  (exit status 1; pass --allow-dropped to accept this)", file=sys.stderr)
+            code = 1
+    if report.missing_audio:
+        total = report.written or len(report.missing_audio)
+        listing(f"{len(report.missing_audio)} of {total} clips have no audio:",
+                [f"{rid!r}: {why}" for rid, why in report.missing_audio])
+        if not allow_missing_audio:
+            print("  (written without it; exit status 1: give --audio-root, or pass --allow-missing-audio "
+                  "to accept this)", file=sys.stderr)
+            code = 1
+    if report.lost:
+        held = ", ".join(f"{name} ({n} clips)" for name, n in report.lost.most_common())
+        print(f"the output layout cannot hold: {held}", file=sys.stderr)
+    return code
+
+
+def _checked_audio(records, root: Path | None, report):
+    """Records passed through, each one's audio looked up under root (counted when missing)."""
+    from sonicaps.formats.records import AudioFinder
+
+    finder = AudioFinder(root)
+    for rec in records:
+        if finder.find(rec) is None:
+            where = f" ({rec.audio!r})" if rec.audio else ""
+            report.missing_audio.append((rec.id, f"no audio file{where}"))
+        yield rec
+
+
 def _convert(args: argparse.Namespace) -> int:
     from sonicaps.formats.readers import Report, read_records
-    from sonicaps.formats.writers import write_records
+    from sonicaps.formats.writers import EMBEDS_AUDIO, WriteReport, write_records
 
+    dst = args.output or args.dst
+    if dst is None:
+        raise ValueError("give the output with -o/--output")
     report = Report(strict=args.strict)
-    records = read_records(args.src, args.from_format, qa=args.qa, report=report)
-    n = write_records(records, args.dst, args.to, audio_root=args.audio_root)
-    print(f"wrote {n} clips to {args.dst} ({args.to})")
-    if report.skipped:
-        print(f"skipped {len(report.skipped)} row(s):", file=sys.stderr)
-        for line in report.skipped[:50]:
-            print(f"  {line}", file=sys.stderr)
-        if len(report.skipped) > 50:
-            print(f"  ... and {len(report.skipped) - 50} more", file=sys.stderr)
-    return 0
+    written = WriteReport()
+    src = Path(args.src)
+    root = Path(args.audio_root) if args.audio_root else None
+    if root is None and args.to in EMBEDS_AUDIO:  # audio named relative to the dataset
+        base = src if src.is_dir() else src.parent
+        root = base / "audio" if (base / "audio").is_dir() else base
+    records = read_records(src, args.from_format, qa=args.qa, report=report, encoding=args.encoding)
+    if args.audio_root and args.to not in EMBEDS_AUDIO:
+        records = _checked_audio(records, root, written)
+    n = write_records(records, dst, args.to, audio_root=root, whole_files=args.whole_files, report=written)
+    print(f"wrote {n} clips to {dst} ({args.to})")
+    for note in report.notes:
+        print(note)
+    return _write_summary(written, args.allow_missing_audio, args.allow_dropped, report.skipped)
 
 
 def _select(args: argparse.Namespace) -> int:
@@ -290,11 +356,14 @@ def _stats(args: argparse.Namespace) -> int:
 
 def _dedupe(args: argparse.Namespace) -> int:
     from sonicaps.curate.dedupe import DedupeReport, dedupe, read_eval_set
-    from sonicaps.formats.readers import read_records
-    from sonicaps.formats.writers import write_records
+    from sonicaps.formats.readers import Report, read_records
+    from sonicaps.formats.writers import WriteReport, write_records
 
     report = DedupeReport()
-    sets = [read_eval_set(p) for p in args.eval or []]
+    sets = [read_eval_set(p, args.encoding) for p in args.eval or []]
+    for ev, p in zip(sets, args.eval or [], strict=True):  # two val.csv files stay apart
+        if sum(e.name == ev.name for e in sets) > 1:
+            ev.name = str(p)
     near = None
     if args.eval_audio:
         from sonicaps.curate.dedupe import near_duplicates
@@ -302,16 +371,20 @@ def _dedupe(args: argparse.Namespace) -> int:
 
         near = near_duplicates(CaptionDataset(args.train, args.from_format),
                                [CaptionDataset(p) for p in args.eval_audio], args.similarity)
-    records = read_records(args.train, args.from_format)
-    n = write_records(dedupe(records, sets, report, near), args.output, args.to)
+    skipped = Report()
+    records = read_records(args.train, args.from_format, report=skipped, encoding=args.encoding)
+    written = WriteReport()
+    n = write_records(dedupe(records, sets, report, near), args.output, args.to, report=written)
     print(report.table())
     if args.removed:
-        with open(args.removed, "w", encoding="utf-8") as f:
-            f.write("id,eval_set\n")
-            for name, ids in report.removed.items():
-                f.writelines(f"{i},{name}\n" for i in ids)
+        with open(args.removed, "w", encoding="utf-8", newline="") as f:
+            import csv
+
+            w = csv.writer(f)
+            w.writerow(["id", "eval_set"])
+            w.writerows((i, name) for name, ids in report.removed.items() for i in ids)
     print(f"wrote {n} clips to {args.output}")
-    return 0
+    return _write_summary(written, True, args.allow_dropped, skipped.skipped)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -343,36 +416,49 @@ def _score(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from sonicaps.metrics import human_upper_bound, score
-    from sonicaps.metrics.caption_files import pair, read_captions
+    from sonicaps.metrics.caption_files import pair, read_caption_records, read_captions
+    from sonicaps.metrics.models import MetricModels
 
+    models = MetricModels(sbert=args.sbert_model, echecker=args.echecker, bert_score=args.bert_model,
+                          clap=args.clap_model, device=args.device, batch_size=args.batch_size)
+    unscored: list[str] = []
     if args.human:
         if len(args.files) != 1:
             raise ValueError("--human takes one file: the references")
-        references = read_captions(args.files[0])
+        references = read_captions(args.files[0], args.encoding)
         ids = list(references)
-        result = human_upper_bound([references[i] for i in ids], args.metrics, ids=ids)
+        result = human_upper_bound([references[i] for i in ids], args.metrics, ids=ids, models=models)
     else:
         if len(args.files) != 2:
             raise ValueError("give two files: CANDIDATES REFERENCES (or --human REFERENCES)")
-        ids, candidates, refs = pair(read_captions(args.files[0]), read_captions(args.files[1]))
-        result = score(candidates, refs, args.metrics, ids=ids)
+        several = args.metrics is not None and args.metrics.strip().lower().replace("-", "_") == "spider_max"
+        pairs = pair(read_caption_records(args.files[0], args.encoding),
+                     read_caption_records(args.files[1], args.encoding), several=several)
+        ids, unscored = pairs.ids, pairs.unscored
+        result = score(pairs.candidates, pairs.references, args.metrics, ids=ids, models=models)
     per_item = result.pop("per_item")
     if args.per_item:
         pd.DataFrame({"id": ids, **per_item}).to_csv(args.per_item, index=False)
+    if unscored:
+        print(f"scored {len(ids)} of {len(ids) + len(unscored)} reference clips: {len(unscored)} have no "
+              f"candidate (e.g. {', '.join(map(repr, unscored[:3]))}); corpus metrics such as CIDEr-D "
+              "are over the scored clips only", file=sys.stderr)
     if args.json:
-        print(json.dumps({"items": len(ids), **result}, indent=2))
+        print(json.dumps({"items": len(ids), "references_without_candidate": len(unscored), **result},
+                         indent=2))
         return 0
-    models = result.pop("models", {})
+    used = result.pop("models", {})
     unavailable = result.pop("unavailable", {})
     result.pop("turns", None)
     title = "human upper bound" if args.human else "score"
-    print(f"{'metric':<10}  {title}   ({len(ids)} items)")
+    width = max([10, *map(len, result), *map(len, unavailable)])
+    print(f"{'metric':<{width}}  {title}   ({len(ids)} items)")
     for name, value in result.items():
-        note = f"   model: {models[name]}" if name in models else ""
-        print(f"{name:<10}  {value:.4f}{note}")
+        note = f"   model: {used[name]}" if name in used else ""
+        print(f"{name:<{width}}  {value:.4f}{note}")
     shown: dict[str, str] = {}
     for name, reason in unavailable.items():
-        print(f"{name:<10}  unavailable: " + (f"as {shown[reason]}" if reason in shown else reason))
+        print(f"{name:<{width}}  unavailable: " + (f"as {shown[reason]}" if reason in shown else reason))
         shown.setdefault(reason, name)
     return 0
 
@@ -474,6 +560,18 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--no-progress", action="store_true")
     c.set_defaults(fn=_caption)
 
+    ca = sub.add_parser("calibrate", help="measure the check stage's acceptance threshold on your own "
+                        "labelled clips or reviewed captions")
+    ca.add_argument("data", nargs="+", help="manifests with a labels column (or AudioSet segment lists), "
+                    "or one captioned output folder reviewed with `sonicaps review`")
+    ca.add_argument("--config", help="the pipeline config whose check backend is calibrated "
+                    "(default: built-in)")
+    ca.add_argument("--review-db", help="the review folder, if not the output's default")
+    ca.add_argument("--audio-root", help="treat CSV inputs as AudioSet segment lists over this folder")
+    ca.add_argument("-o", "--output", help="also write the result as JSON to this file (default: print only)")
+    ca.add_argument("--no-progress", action="store_true", help="no progress bar")
+    ca.set_defaults(fn=_calibrate)
+
     e = sub.add_parser("export", help="write the AudioSetCaps release layout (id,caption + Q&A)")
     e.add_argument("output_dir")
     e.add_argument("--format", choices=["csv", "jsonl"], default="csv")
@@ -559,15 +657,33 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--json", action="store_true")
     rs.set_defaults(fn=_review_stats)
 
-    cv = sub.add_parser("convert", help="convert a caption dataset: AudioCaps/AudioSetCaps/Clotho CSV, "
-                        "WavCaps JSON, pipeline output, hf, parquet, jsonl, webdataset")
-    cv.add_argument("src")
-    cv.add_argument("dst")
-    cv.add_argument("--to", required=True, choices=["hf", "parquet", "jsonl", "webdataset", "audiocaps-csv"])
-    cv.add_argument("--from", dest="from_format", help="source format (default: detected)")
-    cv.add_argument("--qa", help="AudioSetCaps Q&A CSV to join to an AudioSetCaps caption CSV")
-    cv.add_argument("--audio-root", help="where relative audio paths point (hf and webdataset embed "
-                    "the files)")
+    from sonicaps.formats.readers import FORMATS
+    from sonicaps.formats.writers import TARGETS
+
+    cv = sub.add_parser("convert", help="convert a caption dataset between layouts (AudioCaps, Clotho, "
+                        "WavCaps, AudioSetCaps, DCASE, hf, parquet, jsonl, webdataset), losing nothing "
+                        "silently",
+                        description="Exit status 1 when rows or audio were lost (each is listed), unless "
+                        "--allow-dropped / --allow-missing-audio; fields the output layout cannot hold are "
+                        "listed. See docs/formats.md.")
+    cv.add_argument("src", help="the dataset to read (a file or folder)")
+    cv.add_argument("dst", nargs="?", help=argparse.SUPPRESS)  # the old positional output
+    cv.add_argument("-o", "--output", help="where to write (a file, a folder for hf/webdataset, or "
+                    "hf://datasets/<org>/<name> to upload with --to hf)")
+    cv.add_argument("--to", required=True, choices=TARGETS, help="output layout")
+    cv.add_argument("--from", dest="from_format", choices=FORMATS,
+                    help="input layout (default: detected from the file type and its columns)")
+    cv.add_argument("--qa", help="an AudioSetCaps-layout Q&A CSV to join (default: <name>_qa.csv beside "
+                    "the captions, if there is one)")
+    cv.add_argument("--audio-root", help="where the clips' audio files are (default for hf/webdataset: the "
+                    "dataset's audio/ folder, else its folder); hf and webdataset embed the audio")
+    cv.add_argument("--whole-files", action="store_true", help="hf/webdataset: embed each clip's whole "
+                    "source file instead of its own span (pipeline clips of long files)")
+    cv.add_argument("--encoding", default="utf-8", help="the text encoding of CSV/JSON input (default utf-8)")
+    cv.add_argument("--allow-missing-audio", action="store_true",
+                    help="exit 0 even if some clips' audio was not found (they are listed either way)")
+    cv.add_argument("--allow-dropped", action="store_true",
+                    help="exit 0 even if some rows could not be read or written (listed either way)")
     cv.add_argument("--strict", action="store_true", help="stop at the first bad row instead of skipping it")
     cv.set_defaults(fn=_convert)
 
@@ -605,18 +721,23 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--title")
     st.set_defaults(fn=_stats)
 
-    dd = sub.add_parser("dedupe", help="remove training clips that overlap evaluation clips")
-    dd.add_argument("train")
+    dd = sub.add_parser("dedupe", help="remove training clips that overlap evaluation clips (by name, "
+                        "or YouTube id and time span, across layouts)")
+    dd.add_argument("train", help="the training dataset (any layout sonicaps reads)")
     dd.add_argument("--eval", action="append",
-                    help="an evaluation set: AudioCaps/VGGSound/AudioSet CSV or any readable dataset")
+                    help="an evaluation set (repeatable): any caption file sonicaps reads, an AudioSet "
+                    "segment CSV, VGGSound's CSV, a WavCaps blacklist JSON, or an id list (.txt, one a line)")
     dd.add_argument("--eval-audio", action="append", help="an evaluation set with audio, compared by sound "
                     "(YAMNet embeddings) to find re-encoded or re-uploaded copies")
     dd.add_argument("--similarity", type=float, default=0.95,
                     help="cosine similarity at which --eval-audio clips count as the same recording")
-    dd.add_argument("-o", "--output", required=True)
-    dd.add_argument("--to", default="parquet", choices=targets)
-    dd.add_argument("--from", dest="from_format")
+    dd.add_argument("-o", "--output", required=True, help="the deduplicated training set")
+    dd.add_argument("--to", default="parquet", choices=TARGETS, help="output layout (default parquet)")
+    dd.add_argument("--from", dest="from_format", choices=FORMATS, help="input layout (default: detected)")
     dd.add_argument("--removed", help="write the removed ids (and the set each overlapped) to this CSV")
+    dd.add_argument("--encoding", default="utf-8", help="the text encoding of CSV/JSON input (default utf-8)")
+    dd.add_argument("--allow-dropped", action="store_true",
+                    help="exit 0 even if some training rows could not be read or written")
     dd.set_defaults(fn=_dedupe)
 
     d = sub.add_parser("demo", help="build a small example collection and caption it")
@@ -624,15 +745,37 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--no-progress", action="store_true")
     d.set_defaults(fn=_demo)
 
-    s = sub.add_parser("score", help="score captions against references (BLEU .. SPIDEr, SBERT-sim)")
+    s = sub.add_parser("score", help="score captions against references (every aac-metrics metric)")
     s.add_argument("files", nargs="+", metavar="FILE",
-                   help="CANDIDATES REFERENCES (CSV/TSV/JSONL/JSON/Parquet with id and caption columns)")
+                   help="CANDIDATES REFERENCES: any caption layout sonicaps reads (AudioCaps, Clotho, DCASE "
+                   "submission, WavCaps, tables with id and caption columns); candidates are matched to "
+                   "references by clip (a YouTube clip matches whatever layout names it)")
     s.add_argument("--human", action="store_true",
                    help="score each reference against the others (the human upper bound)")
-    s.add_argument("--metrics", help="comma-separated names or groups (bleu, coco, all); "
-                   "default: every metric that can run here")
+    s.add_argument("--metrics", help="comma-separated metric names (bleu_1..bleu_<n>, meteor, rouge_l, "
+                   "cider_d, spice, spider, spider_fl, spider_max, fer, sbert_sim, fense, bert_score, "
+                   "clap_sim, mace, vocab) or aac-metrics' sets (default, dcase2020, dcase2023, dcase2024, "
+                   "all) or the groups bleu, coco; default: the set 'default'. spider_max alone scores "
+                   "several candidates per id")
     s.add_argument("--json", action="store_true", help="print machine-readable JSON")
     s.add_argument("--per-item", metavar="CSV", help="also write per-item scores to this CSV")
+    s.add_argument("--sbert-model", metavar="ID|DIR", default=None,
+                   help="sentence model of sbert_sim and fense (default: paraphrase-TinyBERT-L6-v2 when it "
+                   "can be loaded, else the shipped all-MiniLM-L6-v2; the output names the one used)")
+    s.add_argument("--echecker", metavar="NAME|CKPT", default="echecker_clotho_audiocaps_base",
+                   help="FENSE error detector of fer, fense, spider_fl and mace: a published name "
+                   "(echecker_clotho_audiocaps_base, echecker_clotho_audiocaps_tiny) or a .ckpt in FENSE's "
+                   "layout (default: %(default)s)")
+    s.add_argument("--bert-model", metavar="ID|DIR", default="roberta-large",
+                   help="model of bert_score (default: %(default)s, last layer, as aac-metrics)")
+    s.add_argument("--clap-model", metavar="ID|PATH", default="MS-CLAP-2023",
+                   help="CLAP of clap_sim and mace: MS-CLAP-2023, an msclap .pth (or a folder holding "
+                   "CLAP_weights_2023.pth) or any transformers CLAP id or folder (default: %(default)s)")
+    s.add_argument("--device", default=None,
+                   help="device of the model-based metrics, e.g. cpu, cuda (default: cuda if available)")
+    s.add_argument("--batch-size", type=int, default=32,
+                   help="sentences per batch in the model-based metrics (default: %(default)s)")
+    s.add_argument("--encoding", default="utf-8", help="the text encoding of CSV/JSON files (default utf-8)")
     s.set_defaults(fn=_score)
 
     sc = sub.add_parser("scenes", help="SceneCaps: captioned scenes mixed from real recordings")

@@ -1,7 +1,8 @@
 """`sonicaps serve`: an OpenAI-compatible server in front of sonicaps backends.
 
 One server per GPU, many pipeline workers pointing at it (the `openai` backends). It
-answers `POST /v1/chat/completions` and `GET /v1/models`:
+answers `POST /v1/chat/completions` (with `"stream": true`, as server-sent events the way
+the OpenAI API sends them), `GET /v1/models` and `GET /v1/models/{id}`:
 
 - a conversation with an audio part (`input_audio` or an `audio_url` data URL) goes to the
   ask backend, which answers the three sonicaps questions of that clip at once; the
@@ -25,6 +26,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,7 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sonicaps.audio import load_audio
@@ -208,13 +210,23 @@ def create_app(service: Service, faults: Faults | None = None, *,
     async def crash(request: Request, exc: Exception) -> JSONResponse:
         return error(500, f"internal error: {type(exc).__name__}", "server_error")
 
+    model_card = {"id": service.model_name, "object": "model", "created": 0, "owned_by": "sonicaps"}
+
     # Async: a health check must not wait for a thread behind requests queued on the model.
     @app.get("/v1/models")
     async def models() -> dict:
-        return {"object": "list", "data": [{"id": service.model_name, "object": "model",
-                                            "created": 0, "owned_by": "sonicaps"}]}
+        return {"object": "list", "data": [model_card]}
+
+    @app.get("/v1/models/{model_id:path}")
+    async def model(model_id: str) -> Any:
+        if model_id != service.model_name:
+            response = error(404, f"The model '{model_id}' does not exist; this server serves "
+                             f"'{service.model_name}'", "invalid_request_error")
+            return response
+        return model_card
 
     def answer(body: Any, fault: str) -> Any:
+        """The reply's text, or the error response to send instead."""
         kind, _, arg = fault.partition(":")
         if kind in ("500", "503", "429"):
             return error(int(kind), f"injected fault {kind}", "server_error")
@@ -224,10 +236,14 @@ def create_app(service: Service, faults: Faults | None = None, *,
             return PlainTextResponse("{not json", media_type="application/json")
         if not isinstance(body, dict):
             return error(400, "the request body must be a JSON object", "invalid_request_error")
+        if not isinstance(body.get("stream", False), bool):
+            return error(400, "'stream' must be true or false", "invalid_request_error")
         try:
-            text = "" if kind == "empty" else service.complete(body)
+            return "" if kind == "empty" else service.complete(body)
         except RequestError as e:
             return error(400, str(e), "invalid_request_error")
+
+    def completion(text: str) -> dict:
         return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion",
                 "created": int(time.time()), "model": service.model_name,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
@@ -262,9 +278,45 @@ def create_app(service: Service, faults: Faults | None = None, *,
         except ValueError:
             return error(400, "the request body is not JSON", "invalid_request_error")
         # Models block: run them in the thread pool, off the event loop.
-        return await run_in_threadpool(answer, body, faults.next())
+        text = await run_in_threadpool(answer, body, faults.next())
+        if not isinstance(text, str):
+            return text  # an error, sent as it is even when a stream was asked for
+        if body.get("stream") is True:
+            options = body.get("stream_options")
+            usage = bool(isinstance(options, dict) and options.get("include_usage"))
+            return StreamingResponse(sse_chunks(text, service.model_name, usage),
+                                     media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        return completion(text)
 
     return app
+
+
+def sse_chunks(text: str, model: str, include_usage: bool = False) -> Iterator[str]:
+    """A reply as the OpenAI API streams it: `chat.completion.chunk` events (the role, then
+    the content, then an empty delta with finish_reason "stop", then usage if asked),
+    each a `data: <json>` server-sent event, and `data: [DONE]`. The backends produce a
+    caption whole, so the content comes word by word only after it is written: streaming
+    gives clients the API they expect, not an earlier first word."""
+    base = {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion.chunk",
+            "created": int(time.time()), "model": model, "system_fingerprint": None}
+
+    def event(delta: dict, finish: str | None = None) -> str:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        chunk = {**base, "choices": [choice]}
+        if include_usage:
+            chunk["usage"] = None
+        return f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
+
+    yield event({"role": "assistant", "content": ""})
+    pieces = re.findall(r"\s*\S+", text)
+    tail = text[len("".join(pieces)):]  # trailing (or only) whitespace
+    for piece in pieces + ([tail] if tail else []):
+        yield event({"content": piece})
+    yield event({}, "stop")
+    if include_usage:
+        usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+        yield f"data: {json.dumps({**base, 'choices': [], 'usage': usage})}\n\n"
+    yield "data: [DONE]\n\n"
 
 
 def build_service(cfg: Any, model_name: str | None = None) -> Service:

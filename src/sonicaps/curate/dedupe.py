@@ -1,77 +1,99 @@
 """Keep evaluation clips out of training data.
 
-A training clip is removed when its YouTube id and time span overlap a clip of any given
-evaluation set (AudioCaps val/test CSVs, VGGSound's CSV, AudioSet segment lists, or any
-dataset sonicaps reads, such as Clotho, whose clips are matched by id), and optionally
-when its audio nearly equals an evaluation clip's (YAMNet embeddings, cosine similarity):
-the same recording re-encoded, re-cut or re-uploaded under another id. AudioSetCaps warns
-that AudioCaps and VGGSound test clips are inside its data; this is the filter.
+A training clip is removed when it is an evaluation clip: the same name, or the same
+YouTube video with an overlapping time span, whatever layout names either side (an
+AudioCaps row, WavCaps' `Y<ytid>.wav`, AudioSetCaps' `<ytid>_<start>_<duration>`, a
+`sonicaps caption` clip; see sonicaps.formats.identity). Evaluation sets are any caption
+file sonicaps reads, AudioSet segment lists, VGGSound's CSV, WavCaps' blacklist JSONs and
+plain id lists (one per line). Optionally a clip is also removed when its audio nearly
+equals an evaluation clip's (YAMNet embeddings, cosine similarity): the same recording
+re-encoded, re-cut or re-uploaded under another id. AudioSetCaps warns that AudioCaps and
+VGGSound test clips are inside its data; this is the filter.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import re
-from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from sonicaps.formats.identity import CLIP_S, ClipIdentity, ClipIndex, identity, name_identity
 from sonicaps.formats.readers import read_records
-from sonicaps.formats.records import CaptionRecord, split_audioset_id
+from sonicaps.formats.records import CaptionRecord
+from sonicaps.formats.text import FormatError, read_text
 from sonicaps.formats.torch_dataset import CaptionDataset
 
-CLIP_S = 10.0  # AudioSet, AudioCaps and VGGSound clips are 10 s from their start
 _VGGSOUND = re.compile(r"^[A-Za-z0-9_-]{11}$")
 
 
 @dataclass
 class EvalSet:
+    """The clips of one evaluation set, indexed by name and by YouTube id and span."""
+
     name: str
-    spans: dict[str, list[tuple[float, float]]] = field(default_factory=lambda: defaultdict(list))
-    ids: set[str] = field(default_factory=set)
+    index: ClipIndex = field(default_factory=ClipIndex)
+    clips: int = 0
+
+    def add(self, ident: ClipIdentity) -> None:
+        self.clips += 1
+        self.index.add(ident, self.name)
 
     def hit(self, rec: CaptionRecord) -> bool:
-        if rec.id in self.ids:
-            return True
-        yt, start, end = _span(rec)
-        if yt is None or yt not in self.spans:
-            return False
-        if start is None:  # a whole video: any clip of it overlaps
-            return True
-        end = end if end is not None else start + CLIP_S
-        return any(start < e and s < end for s, e in self.spans[yt])
+        return bool(self.index.find(identity(rec)))
 
 
-def _span(rec: CaptionRecord) -> tuple[str | None, float | None, float | None]:
-    if rec.youtube_id:
-        return rec.youtube_id, rec.start_s, rec.end_s
-    parts = split_audioset_id(rec.id)
-    return parts if parts else (None, None, None)
-
-
-def read_eval_set(path: str | Path) -> EvalSet:
-    """Spans and ids of an evaluation set, whatever its format."""
+def read_eval_set(path: str | Path, encoding: str = "utf-8") -> EvalSet:
+    """The clips of an evaluation set, whatever its layout."""
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such evaluation set")
     ev = EvalSet(path.name)
-    if path.suffix.lower() == ".csv":
-        with open(path, encoding="utf-8", newline="") as f:
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        with open(path, encoding="utf-8", errors="replace", newline="") as f:
             first = f.readline()
         if first.startswith("#") or _headerless_vggsound(first):
-            for row in _plain_rows(path):
+            for row in _plain_rows(path, encoding):
                 start = float(row[1])
                 end = float(row[2]) if len(row) > 2 and _is_number(row[2]) else start + CLIP_S
                 yt = row[0][1:] if len(row[0]) == 12 and row[0].startswith("Y") else row[0]
-                ev.spans[yt].append((start, end))
+                ev.add(ClipIdentity(frozenset(), yt, start, end))
             return ev
-    for rec in read_records(path):
-        ev.ids.add(rec.id)
-        yt, start, end = _span(rec)
-        if yt is not None and start is not None:
-            ev.spans[yt].append((start, end if end is not None else start + CLIP_S))
+    if suffix in (".txt", ".lst", ".ids"):
+        for line in read_text(path, encoding).splitlines():
+            if line.strip() and not line.startswith("#"):
+                ev.add(name_identity(line.rstrip("\r\n")))
+        return ev
+    if suffix == ".json":
+        ids = _id_lists(path, encoding)
+        if ids is not None:
+            for name in ids:
+                ev.add(name_identity(name))
+            return ev
+    for rec in read_records(path, encoding=encoding):
+        ev.add(identity(rec))
     return ev
+
+
+def _id_lists(path: Path, encoding: str) -> list[str] | None:
+    """The ids of a JSON id list (`[...]`) or WavCaps blacklist (`{"AudioSet": [...],
+    "FreeSound": [...]}`), or None when the JSON holds captions."""
+    try:
+        data = json.loads(read_text(path, encoding))
+    except json.JSONDecodeError as e:
+        raise FormatError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from e
+    lists = [data] if isinstance(data, list) else list(data.values()) if isinstance(data, dict) else []
+    if lists and all(isinstance(v, list) and all(isinstance(x, str | int) for x in v) for v in lists) \
+            and not (isinstance(data, dict) and "data" in data):
+        names = [str(x) for v in lists for x in v]
+        if not any(" " in n for n in names[:50]):  # ids, not {id: [captions]}
+            return names
+    return None
 
 
 def _is_number(x: str) -> bool:
@@ -88,21 +110,23 @@ def _headerless_vggsound(line: str) -> bool:
     return len(cells) >= 2 and bool(_VGGSOUND.match(cells[0].strip())) and _is_number(cells[1].strip())
 
 
-def _plain_rows(path: Path) -> Iterator[list[str]]:
-    with open(path, encoding="utf-8", newline="") as f:
-        for row in csv.reader(f, skipinitialspace=True):
-            if row and not row[0].startswith("#") and len(row) >= 2 and _is_number(row[1]):
-                yield [c.strip() for c in row]
+def _plain_rows(path: Path, encoding: str) -> Iterator[list[str]]:
+    for row in csv.reader(read_text(path, encoding).splitlines(), skipinitialspace=True):
+        if row and not row[0].startswith("#") and len(row) >= 2 and _is_number(row[1]):
+            yield [c.strip() for c in row]
 
 
 @dataclass
 class DedupeReport:
     kept: int = 0
     removed: dict[str, list[str]] = field(default_factory=dict)  # eval set -> removed ids
+    sizes: dict[str, int] = field(default_factory=dict)  # eval set -> its clips
 
     def table(self) -> str:
         lines = [f"kept {self.kept} clips"]
-        lines += [f"removed {len(ids)} overlapping {name}" for name, ids in self.removed.items()]
+        for name, ids in self.removed.items():
+            size = f" ({self.sizes[name]} evaluation clips)" if name in self.sizes else ""
+            lines.append(f"removed {len(ids)} overlapping {name}{size}")
         return "\n".join(lines)
 
 
@@ -112,6 +136,7 @@ def dedupe(records: Iterable[CaptionRecord], eval_sets: list[EvalSet], report: D
     the first evaluation set it overlaps), nor sound like one (`near`, from near_duplicates)."""
     for ev in eval_sets:
         report.removed.setdefault(ev.name, [])
+        report.sizes[ev.name] = ev.clips
     for rec in records:
         hit = next((ev for ev in eval_sets if ev.hit(rec)), None)
         if hit is None and near and rec.id in near:

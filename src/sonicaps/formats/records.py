@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-# AudioSet clips are YouTube ids (11 characters from [A-Za-z0-9_-]); AudioSetCaps and
-# WavCaps prefix them with "Y" and may append "_<start>_<end>" (seconds or milliseconds).
-_AUDIOSET_ID = re.compile(r"^Y?(?P<yt>[A-Za-z0-9_-]{11})"
-                          r"(?:_(?P<start>\d+(?:\.\d+)?)(?:_(?P<end>\d+(?:\.\d+)?))?)?(?:\.\w{2,4})?$")
+from sonicaps.formats.identity import identity
 
 
 @dataclass
@@ -34,32 +30,11 @@ class CaptionRecord:
         return asdict(self)
 
 
-def split_audioset_id(raw: str) -> tuple[str, float | None, float | None] | None:
-    """(YouTube id, start s, end s) of an AudioSet-style id, or None if it is not one.
-
-    "Y--0w1YA1Hm4_30.000_40.000" -> ("--0w1YA1Hm4", 30.0, 40.0); "Yabcdefghijk" ->
-    ("abcdefghijk", None, None). Times above 1000 with an end - start of 10000 are taken as
-    milliseconds (some releases write 30000_40000)."""
-    m = _AUDIOSET_ID.match(raw.strip())
-    if not m:
-        return None
-    start = float(m["start"]) if m["start"] else None
-    end = float(m["end"]) if m["end"] else None
-    if start is not None and end is not None and end - start >= 1000:
-        start, end = start / 1000, end / 1000
-    return m["yt"], start, end
-
-
-def clip_key(youtube_id: str, start_s: float | None) -> str:
-    """The id sonicaps gives an AudioSet clip: "<YouTube id>_<start in whole seconds>"."""
-    return youtube_id if start_s is None else f"{youtube_id}_{start_s:g}"
-
-
 class AudioFinder:
     """Finds a record's audio file: its own path (absolute, or under `root`), else a file
-    under `root` named after its id or YouTube id (`<id>.*`, `[Y]<YouTube id>.*`), as
-    AudioCaps downloads and SceneCaps' audio/ folder are laid out. The folder is listed
-    once, on first use."""
+    under `root` named after its id or YouTube id (`<id>.*`, `[Y]<YouTube id>.*`, whatever
+    layout named the clip), as AudioCaps downloads and SceneCaps' audio/ folder are laid
+    out. The folder is listed once, on first use."""
 
     def __init__(self, root: Path | None) -> None:
         self.root = root
@@ -78,7 +53,10 @@ class AudioFinder:
             for f in sorted(self.root.rglob("*")):
                 if f.is_file():
                     self._by_stem.setdefault(f.stem, f)
-        for stem in (rec.id, rec.youtube_id, f"Y{rec.youtube_id}" if rec.youtube_id else None):
+        yt = identity(rec).youtube_id
+        stems = (rec.id, Path(rec.id).stem, Path(rec.audio).stem if rec.audio else None,
+                 rec.youtube_id, yt, f"Y{yt}" if yt else None)
+        for stem in stems:
             if stem and stem in self._by_stem:
                 return self._by_stem[stem]
         return None

@@ -49,29 +49,43 @@ class CaptionDataset(torch.utils.data.Dataset):
 
     def audio(self, index: int) -> np.ndarray:
         rec = self.records[index]
-        data = self._embedded(index)
-        if data is not None:
-            with tempfile.NamedTemporaryFile(suffix=Path(rec.audio or "a.wav").suffix or ".wav") as f:
+        span = rec.extra.get("audio_is_source")  # a pipeline clip: a span of its source file
+        embedded = self._embedded(index)
+        if embedded is not None:
+            data, is_clip, name = embedded
+            with tempfile.NamedTemporaryFile(suffix=Path(name or rec.audio or "a.wav").suffix or ".wav") as f:
                 f.write(data)
                 f.flush()
+                if span and not is_clip:  # written with whole files: cut the span here
+                    return load_audio(f.name, start_s=rec.start_s or 0.0, end_s=rec.end_s)
                 return load_audio(f.name)
         path = self._find(rec)
-        if rec.extra.get("audio_is_source"):  # a pipeline clip: a span of its source file
+        if span:
             return load_audio(path, start_s=rec.start_s or 0.0, end_s=rec.end_s)
         return load_audio(path)
 
-    def _embedded(self, index: int) -> bytes | None:
+    def _embedded(self, index: int) -> tuple[bytes, bool, str | None] | None:
+        """The embedded audio's bytes, whether they are the clip itself (hf and webdataset
+        written by sonicaps store each clip's span unless told to keep files), its name."""
         if self._hf is not None:
-            audio = self._hf[index]["audio"]
-            return audio.get("bytes") if audio else None
+            row = self._hf[index]
+            audio = row["audio"]
+            if not audio or not audio.get("bytes"):
+                return None
+            return audio["bytes"], bool(row.get("audio_is_clip")), audio.get("path")
         if self.fmt == "webdataset":
+            import json
             import tarfile
 
             shard = index // SHARD_RECORDS
             with tarfile.open(self.path / f"shard-{shard:06d}.tar") as tar:
+                meta, data, name = {}, None, None
                 for member in tar:
-                    if member.name.startswith(f"{index:09d}.") and not member.name.endswith(".json"):
-                        return tar.extractfile(member).read()
+                    if member.name == f"{index:09d}.json":
+                        meta = json.loads(tar.extractfile(member).read())
+                    elif member.name.startswith(f"{index:09d}."):
+                        data, name = tar.extractfile(member).read(), member.name
+                return (data, bool(meta.get("audio_is_clip")), name) if data is not None else None
         return None
 
     def _find(self, rec: CaptionRecord) -> Path:

@@ -9,6 +9,8 @@ the per-item scores and once on summed lengths for the corpus score.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from sonicaps.metrics.ngrams import MAX_N, CorpusNgrams, count_corpus, lookup
@@ -55,11 +57,15 @@ def bleu(candidates: list[str], references: list[list[str]], n: int = MAX_N,
 
 
 def _combine(correct: np.ndarray, guess: np.ndarray, testlen: np.ndarray, reflen: np.ndarray) -> np.ndarray:
-    """Geometric means of the first k precisions times the brevity penalty; shape (n, rows)."""
+    """Geometric means of the first k precisions times the brevity penalty; shape (n, rows).
+
+    The products are numpy's (the same sequence of float64 multiplications as the
+    reference's loop); the roots and the penalty go through Python's float ** and math.exp,
+    as the reference's do: numpy's vectorised pow and exp may round the last bit otherwise."""
     n = correct.shape[1]
     products = np.cumprod((correct + TINY) / (guess + SMALL), axis=1)
-    scores = products ** (1.0 / np.arange(1, n + 1))[None, :]
-    ratio = (testlen + TINY) / (reflen + SMALL)
-    with np.errstate(divide="ignore", over="ignore"):
-        penalty = np.where(ratio < 1, np.exp(1 - 1 / ratio), 1.0)
+    roots = [1.0 / (k + 1) for k in range(n)] * len(products)
+    scores = np.array([p ** e for p, e in zip(products.ravel().tolist(), roots, strict=True)]).reshape(-1, n)
+    ratio = ((testlen + TINY) / (reflen + SMALL)).tolist()
+    penalty = np.array([math.exp(1 - 1 / r) if r < 1 else 1.0 for r in ratio])
     return (scores * penalty[:, None]).T

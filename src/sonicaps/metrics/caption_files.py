@@ -1,101 +1,83 @@
-"""Read caption files for `sonicaps score`: CSV/TSV, JSONL/JSON and Parquet.
+"""Read caption files for `sonicaps score` and pair candidates with references.
 
-Accepted layouts: one row per caption with an id column (AudioCaps CSVs: several rows per
-`youtube_id`), one row per clip with `caption_1..caption_N` columns (Clotho), or a list
-of captions in a `captions` field. A directory of Parquet shards (sonicaps caption
-output) reads as one table.
+Files are read by sonicaps.formats.readers, so every layout `convert` reads scores too
+(AudioCaps and Clotho CSVs, a DCASE submission's `file_name, caption_predicted`, WavCaps
+JSON, AudioSetCaps CSV, any table with an id and a caption column, Parquet/JSONL/hf,
+`sonicaps caption` output), with the same ids. Candidates are matched to references by
+clip identity (sonicaps.formats.identity): the same id, the same name, or the same
+YouTube clip whatever layout named it (`Y<ytid>.wav` against an AudioCaps row).
 """
 
 from __future__ import annotations
 
-import json
-import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import pandas as pd
-
-# Column names taken as the item id, in order of preference. AudioCaps' `audiocap_id` is
-# per caption, not per clip, so it is deliberately absent.
-ID_COLUMNS = ("id", "file_name", "fname", "filename", "youtube_id", "ytid", "audio_id", "path", "file")
-CAPTION_COLUMNS = ("caption", "text", "raw_text")
-NUMBERED = re.compile(r"^caption_?(\d+)$")
+from sonicaps.formats.identity import ClipIndex, identity
+from sonicaps.formats.readers import Report, read_records
+from sonicaps.formats.records import CaptionRecord
 
 
-def _blank(value: object) -> bool:
-    return value is None or value == "" or (isinstance(value, float) and value != value)
-
-
-def _table(path: Path) -> pd.DataFrame:
-    suffix = path.suffix.lower()
-    if path.is_dir() or suffix == ".parquet":
-        return pd.read_parquet(path)
-    if suffix in (".csv", ".tsv"):
-        # Captions stay strings: an empty cell is "", never NaN.
-        return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=str, keep_default_na=False)
-    if suffix in (".jsonl", ".ndjson"):
-        rows = []
-        with open(path, encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError as e:
-                        raise ValueError(f"{path}:{number}: not valid JSON ({e.msg})") from e
-                    if not isinstance(rows[-1], dict):
-                        raise ValueError(f"{path}:{number}: expected a JSON object per line")
-        return pd.DataFrame(rows)
-    if suffix == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(data, dict):  # {id: caption or [captions]}
-            data = [{"id": k, "captions": v if isinstance(v, list) else [v]} for k, v in data.items()]
-        return pd.DataFrame(data)
-    raise ValueError(f"{path}: unknown caption file format {suffix!r} (use .csv, .tsv, .jsonl, .json "
-                     "or .parquet)")
-
-
-def read_captions(path: str | Path) -> dict[str, list]:
-    """Map each id to its captions, in file order."""
+def read_caption_records(path: str | Path, encoding: str = "utf-8") -> list[CaptionRecord]:
+    """The clips of a caption file; a row that cannot be read is an error naming it."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such caption file")
-    df = _table(path)
-    columns = list(df.columns)
-    id_col = next((c for c in ID_COLUMNS if c in columns), None)
-    if id_col is None:
-        raise ValueError(f"{path}: no id column; expected one of {', '.join(ID_COLUMNS)}, found {columns}")
-    numbered = sorted((int(m.group(1)), c) for c in columns if (m := NUMBERED.match(c)))
-    text_col = next((c for c in CAPTION_COLUMNS if c in columns), None)
-    out: dict[str, list] = {}
-    ids = df[id_col].astype(str).tolist()
-    if numbered:
-        # Clotho: one row per clip; a blank cell means that clip has fewer captions.
-        for row_id, values in zip(ids, df[[c for _, c in numbered]].itertuples(index=False), strict=True):
-            out.setdefault(row_id, []).extend(v for v in values if not _blank(v))
-    elif "captions" in columns:
-        for row_id, values in zip(ids, df["captions"], strict=True):
-            if not isinstance(values, list | tuple) and not hasattr(values, "tolist"):
-                raise ValueError(f"{path}: id {row_id!r}: `captions` must be a list")
-            out.setdefault(row_id, []).extend(list(values))
-    elif text_col is not None:
-        for row_id, value in zip(ids, df[text_col], strict=True):
-            out.setdefault(row_id, []).append(value)
-    else:
-        raise ValueError(f"{path}: no caption column; expected one of {', '.join(CAPTION_COLUMNS)}, "
-                         f"caption_1..caption_N or captions; found {columns}")
-    return out
+    return list(read_records(path, report=Report(strict=True), encoding=encoding))
 
 
-def pair(candidates: dict[str, list], references: dict[str, list]) -> tuple[list[str], list, list]:
-    """(ids, candidates, references) for the ids of the candidates file, checked one-to-one."""
-    several = next((i for i, c in candidates.items() if len(c) != 1), None)
-    if several is not None:
-        raise ValueError(f"id {several!r} has {len(candidates[several])} candidate captions; "
-                         "the candidates file needs exactly one per id")
-    missing = [i for i in candidates if i not in references]
+def read_captions(path: str | Path, encoding: str = "utf-8") -> dict[str, list]:
+    """Map each id to its captions, in file order."""
+    return {rec.id: list(rec.captions) for rec in read_caption_records(path, encoding)}
+
+
+@dataclass
+class Pairs:
+    """Candidates and their references, in the candidates' order."""
+
+    ids: list[str]  # the candidates' ids
+    candidates: list  # one caption per id, or a list of them with several=True (SPIDEr-max)
+    references: list[list[str]]
+    unscored: list[str] = field(default_factory=list)  # reference ids with no candidate
+
+
+def pair(candidates: list[CaptionRecord], references: list[CaptionRecord], several: bool = False) -> Pairs:
+    """Each candidate with its reference clip: the same id, else the one clip its identity
+    matches. Every candidate must have exactly one caption and one reference; references
+    without a candidate are allowed and listed in `unscored` (CIDEr-D's idf then comes
+    from the scored clips only). several=True (SPIDEr-max) takes each id's candidates as a list."""
+    extra = next((c for c in candidates if len(c.captions) != 1), None)
+    if extra is not None and not several:
+        raise ValueError(f"id {extra.id!r} has {len(extra.captions)} candidate captions; "
+                         "the candidates file needs exactly one per id (several are scored by "
+                         "--metrics spider_max)")
+    by_id = {r.id: r for r in references}
+    index = ClipIndex()
+    for r in references:
+        index.add(identity(r), r.id)
+        if r.youtube_id:  # a candidate keyed by the bare YouTube id (a `youtube_id` column)
+            index.names[r.youtube_id].append(r.id)
+    chosen: dict[str, str] = {}  # reference id -> candidate id
+    missing, ambiguous = [], []
+    refs = []
+    for cand in candidates:
+        found = [cand.id] if cand.id in by_id else index.find(identity(cand))
+        if not found:
+            missing.append(cand.id)
+            continue
+        if len(found) > 1:
+            ambiguous.append(f"{cand.id!r} (matches {', '.join(map(repr, found[:3]))})")
+            continue
+        if found[0] in chosen:
+            raise ValueError(f"candidates {chosen[found[0]]!r} and {cand.id!r} are both the reference clip "
+                             f"{found[0]!r}")
+        chosen[found[0]] = cand.id
+        refs.append(by_id[found[0]].captions)
     if missing:
         raise ValueError(f"{len(missing)} candidate ids have no references, e.g. {missing[:3]}")
-    unscored = [i for i in references if i not in candidates]
-    if unscored:
-        raise ValueError(f"{len(unscored)} reference ids have no candidate, e.g. {unscored[:3]}")
-    ids = list(candidates)
-    return ids, [candidates[i][0] for i in ids], [references[i] for i in ids]
+    if ambiguous:
+        raise ValueError(f"{len(ambiguous)} candidate ids match several reference clips: "
+                         + "; ".join(ambiguous[:3]))
+    unscored = [r.id for r in references if r.id not in chosen]
+    chosen_captions = [list(c.captions) if several else c.captions[0] for c in candidates]
+    return Pairs([c.id for c in candidates], chosen_captions, refs, unscored)

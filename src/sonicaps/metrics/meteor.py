@@ -35,10 +35,14 @@ import contextlib
 import logging
 import math
 import multiprocessing
+import os
 import re
+import shutil
+import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
+from pathlib import Path
 
 import numpy as np
 
@@ -47,6 +51,7 @@ from sonicaps.metrics.meteor_data import (
     NBP_ANY,
     NBP_NUMERIC_ONLY,
     MeteorResources,
+    SortedWords,
     java_tokens,
     load_resources,
 )
@@ -499,6 +504,94 @@ def _resolve(stage: list[list[_Match]], fixed: list[_Match | None], test_bits: i
     return chosen
 
 
+class WordTable:
+    """Every resource word's (hash, stem hash, synsets, function word, sorted synsets),
+    computed once per machine and kept beside the METEOR index: stemming and the synonym
+    lookups cost ~0.1 ms a word, which dominated corpora with wide vocabularies. Words
+    outside the resources (and words outside the Basic Multilingual Plane) are computed as
+    they come."""
+
+    VERSION = 1
+
+    def __init__(self, folder: Path):
+        def load(name: str) -> np.ndarray:
+            return np.asarray(np.load(folder / f"{name}.npy", mmap_mode="r"))
+
+        self.words = SortedWords(load("words"))
+        self.hash, self.stem_hash, self.function = load("hash"), load("stem_hash"), load("function")
+        self.syn_off, self.syn = load("syn_off"), load("syn")
+
+    def fill(self, words: set[str], into: dict[str, tuple]) -> list[str]:
+        """Put the table's entries for these words into `into`; the words it lacks."""
+        order = list(words)
+        pos = self.words.find(order).tolist()
+        found = [i for i in pos if i >= 0]
+        if found:
+            idx = np.array(found)
+            hashes, stems = self.hash[idx].tolist(), self.stem_hash[idx].tolist()
+            function = self.function[idx].tolist()
+            lo, hi = self.syn_off[idx].tolist(), self.syn_off[idx + 1].tolist()
+            syn = self.syn[int(min(lo)):int(max(hi))].tolist()
+            base = int(min(lo))
+            k = 0
+            for word, i in zip(order, pos, strict=True):
+                if i >= 0:
+                    ids = tuple(syn[lo[k] - base:hi[k] - base])
+                    into[word] = (hashes[k], stems[k], frozenset(ids), function[k], ids)
+                    k += 1
+        return [w for w, i in zip(order, pos, strict=True) if i < 0]
+
+
+def word_table(res: MeteorResources) -> WordTable:
+    """The table beside this index, built on first use."""
+    folder = res.paraphrases.folder / f"words-v{WordTable.VERSION}"
+    table = _tables.get(folder)
+    if table is None:
+        if not (folder / "syn.npy").exists():
+            _build_word_table(res, folder)
+        table = _tables[folder] = WordTable(folder)
+    return table
+
+
+_tables: dict[Path, WordTable] = {}
+
+
+def _build_word_table(res: MeteorResources, folder: Path) -> None:
+    """The resource words (paraphrase vocabulary, synonym words, WordNet exceptions), each
+    prepared as MeteorScorer._word does; built in a private folder, then renamed."""
+    log.info("METEOR: preparing the resource words once (about a minute)")
+    words = {w.decode("utf-8") for w in res.paraphrases.vocab.tolist()}
+    words.update(w.decode("utf-8") for w in res.syn_words.words.tolist())
+    words.update(res.exceptions)
+    # In UTF-8 order, the order SortedWords searches.
+    words = sorted((w for w in words if w and all(ord(c) <= 0xFFFF for c in w)), key=lambda w: w.encode())
+    scorer = MeteorScorer.__new__(MeteorScorer)  # the per-word code path, without a table
+    scorer.res, scorer._words = res, {}
+    res.look_up_synsets(scorer._synset_queries(words))
+    infos = [scorer._word(w) for w in words]
+    encoded = [w.encode() for w in words]
+    syn_lens = [len(info[4]) for info in infos]
+    arrays = {
+        "words": np.array(encoded, dtype=f"S{max(map(len, encoded))}"),
+        "hash": np.array([info[0] for info in infos], dtype=np.int64),
+        "stem_hash": np.array([info[1] for info in infos], dtype=np.int64),
+        "function": np.array([info[3] for info in infos], dtype=bool),
+        "syn_off": np.concatenate(([0], np.cumsum(syn_lens))).astype(np.int64),
+        "syn": np.array([x for info in infos for x in info[4]], dtype=np.int64),
+    }
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".words-"))
+    try:
+        for name, array in arrays.items():
+            np.save(tmp / f"{name}.npy", array)
+        try:
+            os.replace(tmp, folder)
+        except OSError:
+            if not (folder / "syn.npy").exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 class MeteorScorer:
     """Scores candidates against references like the jar, with caches for repeated use.
 
@@ -516,6 +609,7 @@ class MeteorScorer:
                         "compiler): aligning in Python, about twice as slow")
         # word -> (hash, stem hash, synsets, function word, sorted synsets)
         self._words: dict[str, tuple] = {}
+        self._table = word_table(self.res)
         self._tokens: dict[str, list[str]] = {}
         self._word_tokens: dict[str, list[str]] = {}
         self._vocab: set[str] = set()
@@ -553,8 +647,9 @@ class MeteorScorer:
         if not new:
             return
         self._vocab |= new
-        self.res.look_up_synsets(self._synset_queries(new))
-        for word in new:
+        rest = self._table.fill(new, self._words)
+        self.res.look_up_synsets(self._synset_queries(rest))
+        for word in rest:
             self._word(word)
         para: dict[tuple[str, ...], list[tuple[int, tuple[str, ...]]]] = {}
         for record, phrase, paraphrase in self.res.paraphrases.entries_within(self._vocab):

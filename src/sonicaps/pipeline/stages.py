@@ -10,6 +10,7 @@ becomes one failure record and the rest of the batch goes on.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import time
@@ -29,6 +30,8 @@ from sonicaps.pipeline.store import printable
 from sonicaps.prompts import PROMPT_VERSION, QUESTIONS
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
+_WARNED: set[str] = set()  # check backends already warned about (one warning per run)
 
 
 @dataclass
@@ -184,7 +187,9 @@ def write_batch(clips: Sequence[Clip], answers: Sequence[Answers], asker_id: str
                 best[i] = (scores[i], texts[i], attempt + 1)
             else:
                 best[i] = (prev[0], prev[1], attempt + 1)
-        pending = [i for i in ok if i in scores and not _accepted(best[i][0], i, label_scores, threshold)]
+        # Undecided clips (no threshold, no labels) are not rewritten: nothing says they failed.
+        pending = [i for i in ok
+                   if i in scores and _accepted(best[i][0], i, label_scores, threshold) is False]
 
     rows = []
     now = datetime.now(UTC).replace(microsecond=0)
@@ -286,20 +291,27 @@ def _written_by(writer: Writer, clip_id: str, caption: str) -> str:
     return writer.model_id if why is None else f"{writer.model_id} -> fallback {why}"
 
 
-def accept_threshold(scorer: Scorer, cfg: PipelineConfig) -> float:
-    """The configured threshold, else the check backend's calibrated one."""
+def accept_threshold(scorer: Scorer, cfg: PipelineConfig) -> float | None:
+    """The configured threshold, else the check backend's calibrated one, else None: then
+    clips with given labels are still decided by the label rule, the others keep their
+    score with `accepted` left null, and one warning says how to calibrate."""
     if cfg.accept_threshold is not None:
         return cfg.accept_threshold
     value = getattr(scorer, "accept_threshold", None)
     if value is None:
-        raise ValueError(f"check backend {scorer.model_id} has no calibrated threshold: "
-                         "set [pipeline] accept_threshold (benchmarks/calibrate_threshold.py)")
+        if scorer.model_id not in _WARNED:
+            _WARNED.add(scorer.model_id)
+            log.warning("check backend %s has no calibrated threshold: clips without labels get a "
+                        "check_score but accepted = null (no rewrite). Calibrate it on your own labelled or "
+                        "reviewed clips with `sonicaps calibrate DATA --config CONFIG` and set "
+                        "[pipeline] accept_threshold", scorer.model_id)
+        return None
     return float(value)
 
 
-def _accepted(score: float, i: int, label_scores: dict[int, float], threshold: float) -> bool:
+def _accepted(score: float, i: int, label_scores: dict[int, float], threshold: float | None) -> bool | None:
     ref = label_scores.get(i, threshold)
-    return bool(score >= ref - 1e-9)
+    return None if ref is None else bool(score >= ref - 1e-9)
 
 
 def _score_confidence(ans: Answers, check_score: float, scorer: str) -> None:
@@ -322,7 +334,7 @@ def _calibrated(ans: Answers) -> tuple[float, float] | None:
 
 
 def _final_accepted(ans: Answers, score: float, i: int, label_scores: dict[int, float],
-                    threshold: float, own_rule: bool) -> bool:
+                    threshold: float | None, own_rule: bool) -> bool | None:
     """`accepted`: for clips without given labels and no configured threshold, by the
     asker's calibrated confidence where it gives one (a caption that is probably fully
     right); else by the check rule."""
@@ -332,11 +344,13 @@ def _final_accepted(ans: Answers, score: float, i: int, label_scores: dict[int, 
     return _accepted(score, i, label_scores, threshold)
 
 
-def _rule(ans: Answers, labelled: bool, threshold: float, own_rule: bool) -> str:
+def _rule(ans: Answers, labelled: bool, threshold: float | None, own_rule: bool) -> str:
     cal = _calibrated(ans) if own_rule and not labelled else None
     if cal is not None:
         return f"confidence>={cal[1]}"
-    return "label_score" if labelled else f"threshold={threshold}"
+    if labelled:
+        return "label_score"
+    return f"threshold={threshold}" if threshold is not None else "uncalibrated"
 
 
 def _json_default(o: Any) -> Any:

@@ -108,7 +108,7 @@ def audio_features(spans: Sequence[tuple[Path, float, float | None]], progress: 
 
 def embed_texts(texts: Sequence[str], batch_size: int = 128) -> np.ndarray:
     """Unit-norm all-MiniLM-L6-v2 embeddings [n, 384] (the same loader as SBERT-sim)."""
-    from sonicaps.metrics.sbert import _model as minilm
+    from sonicaps.metrics.sbert import minilm
 
     if not texts:
         return np.zeros((0, 384), dtype=np.float32)

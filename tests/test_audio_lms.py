@@ -1,0 +1,201 @@
+"""The transformers audio-language backend on a tiny random model of every family built
+here (tests/tiny_audio_lms.py): family chosen by config, the three-turn asker and the
+direct captioner, one left-padded generate per batch, greedy outputs equal batched and one
+clip at a time, and the request shapes the OpenAI backend sends to vLLM."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import tiny_audio_lms
+from conftest import SR, sweep, tone
+
+from sonicaps.backends import create
+from sonicaps.backends.hf.audio_lm import BATCH_SIZE
+from sonicaps.backends.hf.families import FAMILIES, family_of
+from sonicaps.clip import Answers, Clip
+from sonicaps.prompts import QUESTIONS
+
+BUILT = sorted(tiny_audio_lms.BUILDERS)
+
+
+def clips(n: int = 3) -> list[Clip]:
+    audio = [tone(440, 1.0), sweep(3.0), tone(880, 10.0), tone(300, 0.5)] * 3  # lengths differ: padding
+    return [Clip(f"c{k}", "test", 0.0, len(a) / SR, a) for k, a in enumerate(audio[:n])]
+
+
+@pytest.mark.parametrize("name", BUILT)
+def test_asker_batches_and_equals_one_clip_at_a_time(name, tiny_models_dir):
+    asker = create("ask", "transformers", model=tiny_models_dir(name), max_new_tokens=4, dtype="float32")
+    assert name in asker.lm.family.model_types  # the family came from the config
+    batch = clips()
+    answers = asker.ask(batch, QUESTIONS)
+    assert [len(a.texts) for a in answers] == [3, 3, 3]
+    assert asker.lm.forwards == [3, 3, 3]  # one generate per question for the whole batch
+    assert any(t for a in answers for t in a.texts)  # the random model really generated
+    for k, clip in enumerate(batch):  # left padding: each clip alone gives the same answers
+        assert asker.ask([clip], QUESTIONS)[0].texts == answers[k].texts
+    # Turn 3 holds the audio once, both earlier answers and all questions in order.
+    conv = asker.conversations(batch[:1], QUESTIONS, [list(answers[0].texts[:2])])[0]
+    assert [m["role"] for m in conv] == ["user", "assistant", "user", "assistant", "user"]
+    parts = [p for m in conv if isinstance(m["content"], list) for p in m["content"]]
+    assert sum(p["type"] != "text" for p in parts) == 1
+
+
+@pytest.mark.parametrize("name", BUILT)
+def test_direct_captioner_writes_from_audio(name, tiny_models_dir):
+    writer = create("write", "audio-lm", model=tiny_models_dir(name), max_new_tokens=6, dtype="float32")
+    batch = clips()
+    none = [Answers(("", "", ""))] * 3
+    try:
+        captions = writer.write(batch, none, 0)
+    except ValueError as e:  # a random model may say nothing for one clip: then BadOutput
+        assert "empty caption" in str(e)
+        return
+    assert len(captions) == 3 and all(isinstance(c, str) and c for c in captions)
+    assert writer.write(batch[1:2], none[:1], 0) == captions[1:2]
+    assert writer.lm.forwards == [3, 1]
+    retry = writer.write(batch, none, 1)  # sampled, seeded per attempt: repeatable
+    assert retry == writer.write(batch, none, 1)
+
+
+def test_default_batch_fills_at_least_eight_clips_per_forward(tiny_models_dir):
+    asker = create("ask", "transformers", model=tiny_models_dir("qwen2_audio"), max_new_tokens=2,
+                   dtype="float32")
+    assert BATCH_SIZE >= 8
+    asker.ask(clips(10), QUESTIONS[:1])
+    assert asker.lm.forwards == [BATCH_SIZE, 10 - BATCH_SIZE]
+    small = create("ask", "transformers", model=tiny_models_dir("qwen2_audio"), max_new_tokens=2,
+                   dtype="float32", batch_size=4)
+    small.ask(clips(6), QUESTIONS[:1])
+    assert small.lm.forwards == [4, 2]
+
+
+def test_unknown_family_is_a_clear_error(tiny_models_dir, tmp_path):
+    with pytest.raises(ValueError, match="supported: Qwen2-Audio .*Granite Speech"):
+        family_of("llama")
+    fake = tmp_path / "chat"
+    shutil.copytree(tiny_models_dir("chat_lm"), fake)
+    with pytest.raises(ValueError, match="no audio-language family for model_type 'llama'"):
+        create("ask", "transformers", model=str(fake))
+    assert len({f.name for f in FAMILIES}) == 8
+
+
+# --- vLLM: the OpenAI backend's requests against the rules vLLM applies -----------------
+# Read from vLLM's source (vllm/entrypoints/chat_utils.py and each model's
+# get_placeholder_str): an audio part is {"type": "input_audio", "input_audio": {"data":
+# base64, "format": ...}} (turned into the data URL data:audio/<format>;base64,<data>) or
+# {"type": "audio_url", "audio_url": {"url": ...}}; vLLM inserts the model's placeholder
+# itself, so a client must not write one into its text; one audio item per prompt is the
+# default limit (--limit-mm-per-prompt).
+VLLM_PLACEHOLDERS = {
+    "qwen2_audio": "<|audio_bos|><|AUDIO|><|audio_eos|>",
+    "qwen2_5_omni": "<|audio_bos|><|AUDIO|><|audio_eos|>",
+    "qwen3_omni_moe": "<|audio_start|><|audio_pad|><|audio_end|>",
+    "audioflamingo3": "<sound>",
+    "gemma3n": "<audio_soft_token>",
+    "granite_speech": "<|audio|>",
+    "phi4_multimodal": "<|audio_1|>",
+}
+
+
+def vllm_problem(body: dict, placeholder: str) -> str | None:
+    """Why vLLM's chat parser would refuse or mis-read this request, or None."""
+    import base64
+    import io
+
+    import soundfile as sf
+
+    audio = 0
+    for m in body.get("messages", []):
+        content = m.get("content")
+        if isinstance(content, str):
+            parts = [{"type": "text", "text": content}]
+        elif isinstance(content, list):
+            parts = content
+        else:
+            return f"content of type {type(content).__name__}"
+        for p in parts:
+            kind = p.get("type")
+            if kind == "text":
+                if any(tok in p.get("text", "") for tok in placeholder.split("><")):
+                    return "a placeholder token in the text"
+            elif kind == "input_audio":
+                data, fmt = p["input_audio"].get("data"), p["input_audio"].get("format")
+                if not data or fmt not in ("wav", "mp3", "flac", "ogg"):
+                    return f"input_audio without data or with format {fmt!r}"
+                url = f"data:audio/{fmt};base64,{data}"
+            elif kind == "audio_url":
+                url = p["audio_url"].get("url", "")
+            else:
+                return f"unknown part type {kind!r}"
+            if kind in ("input_audio", "audio_url"):
+                if m.get("role") != "user":
+                    return "audio outside a user message"
+                head, _, b64 = url.partition(";base64,")
+                if not head.startswith("data:audio/"):
+                    return f"not an audio data URL: {head[:40]}"
+                wav, sr = sf.read(io.BytesIO(base64.b64decode(b64, validate=True)))
+                if sr != SR or wav.ndim != 1 or not len(wav):
+                    return f"audio {sr} Hz, shape {wav.shape}"
+                audio += 1
+    return None if audio <= 1 else f"{audio} audio items in one prompt"
+
+
+@pytest.mark.parametrize("fmt", ["input_audio", "audio_url"])
+def test_openai_requests_follow_vllm_rules_for_every_family(fmt):
+    """A real server on 127.0.0.1 applies vLLM's rules to every request of the asker
+    (three turns, the audio in the first) and the writer, per family's placeholder."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    problems: list[str] = []
+    seen: list[int] = []
+    placeholder = {"value": ""}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            problem = vllm_problem(body, placeholder["value"])
+            seen.append(len(body["messages"]))
+            if problem:
+                problems.append(problem)
+                self.send_response(400)
+                self.end_headers()
+                self.wfile.write(json.dumps({"error": {"message": problem}}).encode())
+                return
+            reply = {"id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+                     "choices": [{"index": 0, "finish_reason": "stop",
+                                  "message": {"role": "assistant", "content": "A dog barks twice."}}]}
+            data = json.dumps(reply).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/v1"
+    try:
+        for family, ph in VLLM_PLACEHOLDERS.items():
+            placeholder["value"] = ph
+            asker = create("ask", "openai", base_url=url, model=family, audio_format=fmt, max_retries=0,
+                           answer_retries=0)
+            writer = create("write", "openai", base_url=url, model=family, max_retries=0, answer_retries=0)
+            answers = asker.ask(clips(2), QUESTIONS)
+            assert writer.write(clips(2), answers, 0) == ["A dog barks twice."] * 2
+        assert not problems, problems
+        assert seen.count(5) == 2 * len(VLLM_PLACEHOLDERS)  # turn 3: system-less 5 messages
+        # The rules can fail: a placeholder in the text, two audio parts, a bad format.
+        assert vllm_problem({"messages": [{"role": "user", "content": "<|AUDIO|> hi"}]},
+                            VLLM_PLACEHOLDERS["qwen2_audio"])
+        part = {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "pcm"}}
+        assert vllm_problem({"messages": [{"role": "user", "content": [part]}]}, "<sound>")
+    finally:
+        server.shutdown()
