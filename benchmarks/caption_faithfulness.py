@@ -15,7 +15,11 @@ starts at least 2 s after the first, at random levels, half with a noise floor,
 - speech / music hallucination: clips without speech (music) whose caption or answer
   2 (answer 3) says there is some;
 - mixes: both sources named, and named in their order;
-- fully right: all of the above right at once.
+- fully right: all of the above right at once;
+- false "faint": captions saying "faint..." or "no clear sound source" (every clip holds a
+  source at -32 to -16 dBFS);
+- accepted: how many captions the row's `accepted` flag keeps and how many of those are
+  fully right, and the precision/coverage of the built-in confidence at a few thresholds.
 
 Then SceneCaps' test split (built with `--scenecaps N` scenes, seed `--seed`): scenes of
 several sources, judged the same way where the measures apply. Two sets of clips first,

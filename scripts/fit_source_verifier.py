@@ -346,6 +346,7 @@ def main() -> None:
     ap.add_argument("--single", type=int, default=800)
     ap.add_argument("--mixes", type=int, default=400)
     ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("-o", "--output", default=str(OUT), help=f"model file to write (default: {OUT})")
     ap.add_argument("--extra", default=str(EXTRA),
                     help="more labelled recordings ('' for none; default: the calibration pool "
                          "of scripts/calibration_pool.py)")
@@ -361,8 +362,8 @@ def main() -> None:
         inputs = (clip_inputs(asker, Path(tmp) / "single", t1)
                   + clip_inputs(asker, Path(tmp) / "mixes", t2))
     out = fit_all(asker, t1 + t2, inputs, len(t1), len(t2))
-    OUT.write_text(json.dumps(out, indent=1) + "\n")
-    print(f"wrote {OUT}")
+    Path(args.output).write_text(json.dumps(out, indent=1) + "\n")
+    print(f"wrote {args.output}")
 
 
 if __name__ == "__main__":
