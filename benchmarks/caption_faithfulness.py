@@ -18,6 +18,8 @@ starts at least 2 s after the first, at random levels, half with a noise floor,
 - fully right: all of the above right at once;
 - false "faint": captions saying "faint..." or "no clear sound source" (every clip holds a
   source at -32 to -16 dBFS);
+- by kind: fully right captions that name a source only by its kind ("an animal calls"),
+  which the judge credits where the AudioSet ontology makes the true class that kind;
 - accepted: how many captions the row's `accepted` flag keeps and how many of those are
   fully right, and the precision/coverage of the built-in confidence at a few thresholds.
 
@@ -42,13 +44,16 @@ import numpy as np
 import pandas as pd
 
 from sonicaps.faithfulness import (
+    GENERIC_KINDS,
     Truth,
     clip_id_of,
     judge,
     make_clips,
+    mentions,
     per_class,
     recorded,
     scenecaps_split,
+    subject_key,
     summarise,
 )
 from sonicaps.pipeline.config import load_config
@@ -107,6 +112,8 @@ def evaluate(pool, speech_pool, out: Path, n_single: int, n_mixes: int, seed: in
           f"{s['fully_right']}/{s['clips']}")
     print(f"{'clips called faint / with no clear source (all hold an audible source)':<68} "
           f"{s['false_faint']}/{s['clips']}")
+    print(f"{'fully right clips that name a source only by its kind (an animal, ...)':<68} "
+          f"{s['by_kind']}/{s['fully_right']}")
     print(f"{'captions accepted / of them fully right':<68} "
           f"{s['accepted']}/{s['clips']} / {s['accepted_right']}/{s['accepted']}")
     if s["curve"]:
@@ -151,7 +158,10 @@ def accepted_figures(truths, judged, rows) -> dict:
             got = c >= t
             if got.any():
                 curve.append((t, float(got.mean()), float(right[got].mean())))
-    return {"false_faint": sum(bool(FAINT.search(r.caption)) for r in rows),
+    kind_words = {subject_key(g) for g in GENERIC_KINDS}
+    by_kind = sum(j.fully_right and any(m in kind_words for _, m in mentions(r.caption))
+                  for j, r in zip(judged, rows, strict=True))
+    return {"false_faint": sum(bool(FAINT.search(r.caption)) for r in rows), "by_kind": by_kind,
             "accepted": int(acc.sum()), "accepted_right": int(right[acc].sum()), "curve": curve}
 
 

@@ -13,7 +13,10 @@ no scikit-learn at run time), each with the features and the subject's record on
 clips. Their probabilities on folds of *classes* the model never heard then choose the
 two thresholds: those that maximise clips exactly right (every true source named, nothing
 else) minus clips with an invented source, single-source clips and mixes weighted 94:20 as
-in the issue's held-out real recordings.
+in the issue's held-out real recordings. The kind model (which kind of source, "an
+animal", names a group nothing specific is verified for, and how likely it is right) is
+fitted the same way, and its threshold is chosen jointly with the verifier's for the same
+objective. Last, the per-clip confidence behind `accepted` (backends/builtin/confidence.py).
 
 Writes src/sonicaps/data/source_verifier.json and prints the held-out precision and recall
 at the chosen thresholds.
@@ -38,7 +41,8 @@ from sonicaps.backends.builtin.confidence import features as conf_features
 from sonicaps.backends.builtin.sources import (
     BACKOFF,
     FEATURES,
-    backoff_kinds,
+    KIND_FEATURES,
+    backoff_reliability,
     boosted_probability,
     role,
     subject_prior,
@@ -94,29 +98,72 @@ def labelled(asker: BuiltinAsker, truths, inputs) -> tuple[np.ndarray, ...]:
             np.array(subjects), names)
 
 
-def backoff_table(asker: BuiltinAsker, truths, inputs, when_rejected: bool = False
-                  ) -> dict[str, list[int]]:
-    """Per fallback kind (sources.BACKOFF): [named the true source, seen] over single-source
-    clips whose loudest group's strongest reading lies under it; with `when_rejected`, only
-    clips where the asker (with the verifier in use) names nothing else, as the fallback
-    is used there only."""
-    table: dict[str, list[int]] = {}
-    for t, (audio, probs, voice) in zip(truths, inputs, strict=True):
-        if len(t.classes) != 1:
+def kind_rows(asker: BuiltinAsker, truths, inputs) -> tuple[list, np.ndarray, np.ndarray, np.ndarray]:
+    """Every kind of source above the loudest group's strongest readings, in every clip
+    whose caption describes no voice (the fallback is not used there): (clip, kind),
+    the kind model's features (without the prior), and whether the kind names a true
+    source of the clip."""
+    keys, X, y = [], [], []
+    for k, (t, (audio, probs, voice)) in enumerate(zip(truths, inputs, strict=True)):
+        if voiced(asker, audio, probs, voice):
             continue
-        _, groups = asker.groups(audio, probs)
-        if when_rejected:
-            events = asker.evidence(audio, probs, voice)["events"]
-            if not any(e.get("fallback") for e in events):
-                continue
-        _, readings = asker.backoff_readings(probs, groups)
-        for kind in backoff_kinds(readings[0]) if readings else []:
+        _, rows = asker.kind_rows(probs, asker.groups(audio, probs)[1])
+        for kind, f in rows:
+            keys.append((k, kind))
+            X.append([f[n] for n in KIND_FEATURES if n != "k_prior"])
+            y.append(any(names_class(BACKOFF[kind].subject, c) for c in t.classes))
+    return keys, np.array(X), np.array(y, bool), np.array([len(truths[k].classes) for k, _ in keys])
+
+
+def voiced(asker: BuiltinAsker, audio, probs, voice) -> bool:
+    return any(asker._voice_event(kind, spans, probs[:, idx], audio, voice) is not None
+               for kind, spans, idx in (("speech", voice.speech, asker._speech_idx),
+                                        ("singing", voice.singing, asker._singing_idx)))
+
+
+def kind_table(keys, y, n_classes, sel) -> dict[str, list[int]]:
+    """Per kind: [named a true source, seen] over single-source clips (the kind's prior)."""
+    table: dict[str, list[int]] = {}
+    for (_, kind), yy, n, s in zip(keys, y, n_classes, sel, strict=True):
+        if s and n == 1:
             r = table.setdefault(kind, [0, 0])
-            r[0] += names_class(BACKOFF[kind].subject, t.classes[0])
+            r[0] += int(yy)
             r[1] += 1
     return dict(sorted(table.items()))
 
 
+def fit_kinds(keys, X, y, n_classes, fold: np.ndarray) -> tuple[dict, dict, np.ndarray]:
+    """The kind model (sources.kind_probability): its trees, the kinds' record, and its
+    probabilities on folds of classes it never heard."""
+    def with_kind_prior(sel, table):
+        prior = [backoff_reliability(kind, {"backoff": table}) for (_, kind) in
+                 (keys[i] for i in np.flatnonzero(sel))]
+        return np.column_stack([X[sel], prior])
+
+    held = np.zeros(len(y))
+    for f in np.unique(fold):
+        tr = fold != f
+        table = kind_table(keys, y, n_classes, tr)
+        m = HistGradientBoostingClassifier(**CONF_TREES).fit(with_kind_prior(tr, table), y[tr])
+        held[~tr] = m.predict_proba(with_kind_prior(~tr, table))[:, 1]
+    table = kind_table(keys, y, n_classes, np.ones(len(y), bool))
+    m = HistGradientBoostingClassifier(**CONF_TREES).fit(with_kind_prior(np.ones(len(y), bool), table), y)
+    return {**export(m), "features": list(KIND_FEATURES)}, table, held
+
+
+def fallback_outcomes(keys, held, y, truths) -> tuple[np.ndarray, np.ndarray]:
+    """Per clip, the held-out probability of the kind the fallback would say and what
+    saying it scores: +1 it names the source of a single-source clip, -1 it names a source
+    the clip lacks, 0 it names one source of a mix (or the clip has no kind to say)."""
+    q, outcome = np.zeros(len(truths)), np.zeros(len(truths))
+    for (k, _kind), p, yy in zip(keys, held, y, strict=True):
+        if p > q[k]:
+            q[k] = p
+            outcome[k] = (1.0 if len(truths[k].classes) == 1 else 0.0) if yy else -1.0
+    return q, outcome
+
+
+TIE = 0.005  # of the weighted clips: objective differences the calibration clips cannot resolve
 SMOOTHING = 4.0  # calibration candidates a subject needs before its own record outweighs the base rate
 MAX_SOURCES = 3
 TREES = {"max_depth": 3, "max_iter": 150, "learning_rate": 0.05, "random_state": 0}
@@ -168,52 +215,46 @@ def clip_right(kept: list[int], named: list[frozenset], truth_sources: set[int])
     return all(named[k] for k in kept) and truth_sources <= set().union(*(named[k] for k in kept))
 
 
-def fallbacks(asker: BuiltinAsker, truths, inputs) -> np.ndarray:
-    """Per clip, what the asker's fallback says where it is used: +1 it names the source of
-    a single-source clip, -1 it names a source the clip lacks, 0 it names nothing ("a
-    sound"), one source of a mix, or is not used."""
-    out = np.zeros(len(truths))
-    for k, (t, (audio, probs, voice)) in enumerate(zip(truths, inputs, strict=True)):
-        if any(asker._voice_event(kind, spans, probs[:, idx], audio, voice) is not None
-               for kind, spans, idx in (("speech", voice.speech, asker._speech_idx),
-                                        ("singing", voice.singing, asker._singing_idx))):
-            continue  # a voice is described: no fallback
-        e = asker._backoff(audio, probs, asker.groups(audio, probs)[1], len(audio) / 16000)
-        if e is None or e.subject == "a sound":
-            continue
-        hits = [names_class(e.subject, c) for c in t.classes]
-        out[k] = 1.0 if all(hits) else 0.0 if any(hits) else -1.0
-    return out
-
-
-def operating_points(held, rank, clip, named, truths, weights, fallback) -> tuple[float, float, float]:
-    """The (top, secondary) thresholds that maximise calibration clips exactly right (every
-    true source named, nothing else) minus clips with an invented source, weighted like the
-    issue's real recordings (single-source clips and mixes in its proportions). A clip
-    that names too little scores 0: a caption that says less is weaker, one that invents a
-    source is wrong data."""
+def operating_points(held, rank, clip, named, truths, weights, kind_q, kind_outcome
+                     ) -> tuple[float, float, float, float]:
+    """The (top, secondary, kind) thresholds that maximise calibration clips exactly right
+    (every true source named, nothing else) minus clips with an invented source, weighted
+    like the issue's real recordings (single-source clips and mixes in its proportions).
+    A clip that names too little scores 0: a caption that says less is weaker, one that
+    invents a source is wrong data. Where nothing is kept, the fallback names a kind of
+    source when its probability reaches the kind threshold."""
     by_clip: dict[int, list[int]] = {}
     for k in np.argsort(rank, kind="stable"):
         by_clip.setdefault(int(clip[k]), []).append(int(k))
     sources = [{n for n, c in enumerate(t.classes) if classes()[c].group != "speech"}
                for t in truths]
     grid = np.round(np.arange(0.05, 0.96, 0.05), 2)
-    best = (-1.0, 0.5, 0.5)
+    w = np.asarray(weights)
+    kind_gain = np.array([[w[c] * kind_outcome[c] * (kind_q[c] >= t) for c in range(len(truths))]
+                          for t in grid])  # [kind threshold, clip]
+    scores = []
     for t_top in grid:
         for t_sec in grid:
             score = 0.0
+            none = np.zeros(len(truths), bool)
             for c in range(len(truths)):
                 ks = by_clip.get(c, [])
                 kept = [k for k in ks if held[k] >= (t_top if rank[k] == 0 else t_sec)][:MAX_SOURCES]
                 if not kept:  # the asker backs off to a kind of source
-                    score += weights[c] * fallback[c]
+                    none[c] = True
                 elif clip_right(kept, named, sources[c]):
                     score += weights[c]
                 elif not all(named[k] for k in kept):
                     score -= weights[c]  # an invented source costs as much as a right clip earns
-            if score > best[0]:
-                best = (score, float(t_top), float(t_sec))
-    return best
+            totals = score + kind_gain[:, none].sum(axis=1)
+            scores += [(float(total), float(t_top), float(t_sec), float(t_kind))
+                       for total, t_kind in zip(totals, grid, strict=True)]
+    # Thresholds whose score is within TIE of the best are as good as the calibration
+    # clips can tell (refits on the same clips moved the best between them); of those, the
+    # ones that say the most: the lowest top threshold, then kind, then secondary.
+    best = max(x[0] for x in scores)
+    return min((x for x in scores if x[0] >= best - TIE * w.sum()),
+               key=lambda x: (x[1], x[3], x[2]))
 
 
 def trade_off(held, rank, clip, named, truths, t_top: float) -> None:
@@ -236,8 +277,8 @@ def trade_off(held, rank, clip, named, truths, t_top: float) -> None:
 
 
 def fit_all(asker: BuiltinAsker, truths, inputs, n_single: int, n_mixes: int) -> dict:
-    """The verifier's two models, their thresholds and the fallback table, as the JSON
-    the asker reads; prints the held-out figures."""
+    """The verifier's two models, the kind model, their thresholds and the confidence, as
+    the JSON the asker reads; prints the held-out figures."""
     X, y, clip, rank, subjects, named = labelled(asker, truths, inputs)
     # Folds by class: a fold is scored by a model that never heard its classes, as users'
     # recordings hold sources the calibration clips do not.
@@ -256,17 +297,19 @@ def fit_all(asker: BuiltinAsker, truths, inputs, n_single: int, n_mixes: int) ->
     # The issue's held-out set: 94 single-source clips, 20 two-source mixes.
     weights = [(94 if len(t.classes) == 1 else 20) / (n_single if len(t.classes) == 1 else n_mixes)
                for t in truths]
-    out["backoff"] = backoff_table(asker, truths, inputs)
-    use(out)  # the fallbacks' reliabilities decide what the asker backs off to
-    score, t_top, t_sec = operating_points(held, rank, clip, named, truths, weights,
-                                           fallbacks(asker, truths, inputs))
+    keys, KX, ky, kn = kind_rows(asker, truths, inputs)
+    kfold = np.array([fold_of[truths[k].classes[0]] for k, _ in keys])
+    out["kinds"], out["backoff"], kheld = fit_kinds(keys, KX, ky, kn, kfold)
+    kind_q, kind_outcome = fallback_outcomes(keys, kheld, ky, truths)
+    score, t_top, t_sec, t_kind = operating_points(held, rank, clip, named, truths, weights,
+                                                   kind_q, kind_outcome)
     trade_off(held, rank, clip, named, truths, t_top)
     out["top"]["accept"], out["secondary"]["accept"] = t_top, t_sec
-    # Where the fallback is used (nothing else verified), with these thresholds: its record
-    # there, not over all clips, decides which kinds are reliable. Kinds it never met there
-    # keep their record over all clips.
-    use(out)
-    out["backoff"] = {**out["backoff"], **backoff_table(asker, truths, inputs, when_rejected=True)}
+    out["kinds"]["accept"] = t_kind
+    said = kind_q >= t_kind
+    print(f"kinds: {len(ky)} (clip, kind) rows, {ky.mean():.1%} right; the fallback says a kind "
+          f"from {t_kind:.2f} (held-out classes: in {said.mean():.1%} of clips, right in "
+          f"{(kind_outcome[said] > 0).sum()}, wrong in {(kind_outcome[said] < 0).sum()})")
     for name, sel, t in (("top", rank == 0, t_top), ("secondary", rank > 0, t_sec)):
         got = sel & (held >= t)
         out[name].update(accept=t, held_out_precision=round(float(y[got].mean()), 4),
@@ -276,7 +319,7 @@ def fit_all(asker: BuiltinAsker, truths, inputs, n_single: int, n_mixes: int) ->
               f"recall {got[sel & y].sum() / (sel & y).sum():.3f}")
     print(f"right minus invented at these thresholds (held-out classes, weighted 94:20): "
           f"{score / sum(weights):.1%}")
-    print("fallbacks (named the true source / seen):",
+    print("kinds' record (named the true source / seen, single-source clips):",
           ", ".join(f"{k} {r}/{n}" for k, (r, n) in out["backoff"].items()))
     use(out)  # the asker now decides with this verifier: its captions train the confidence
     out["confidence"] = fit_confidence(asker, truths, inputs, fold_of)

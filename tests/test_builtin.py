@@ -197,6 +197,18 @@ def test_a_loud_sound_is_never_faint(backends, what):
     assert a.evidence["events"] and all(e["level_db"] > -45 for e in a.evidence["events"])
 
 
+def test_a_steady_sound_filling_the_clip_is_an_event():
+    """A sound with no rise above its own floor (a fire crackling throughout) is one event,
+    not a noise floor: it was captioned "Faint background noise" before."""
+    from sonicaps.backends.builtin.segments import segment
+
+    steady = (np.random.default_rng(2).standard_normal(10 * SR) * 0.05).astype(np.float32)
+    segs = segment(steady, 20)
+    assert len(segs) == 1 and not segs[0].background and segs[0].level_db > -30
+    quiet = segment(steady * 10 ** (-40 / 20), 20)
+    assert all(s.background for s in quiet)
+
+
 def test_faint_background_noise_only_for_noise(backends):
     """A -60 dBFS noise floor with nothing on it: no source, and the writer says so."""
     a = ask(backends, (np.random.default_rng(1).standard_normal(10 * SR) * 10 ** (-60 / 20))

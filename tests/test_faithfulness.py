@@ -113,6 +113,20 @@ def test_judge_reads_sources_from_text():
     assert judge(animals, "An animal calls").named.count(True) == 1
     assert judge(animals, "An animal calls, followed by a cow mooing").fully_right
     assert not judge(animals, "A cow moos, followed by an animal calling").ordered
+    # A generic word names a class only where the ontology makes the class that kind:
+    # "an animal" names a dog, "a machine" does not name an explosion, "something" names
+    # nothing (neither credited nor invented); "wind instrument music" is one mention of music.
+    dog = Truth("d", ("dog_bark",), (0.5,), ("x",))
+    assert judge(dog, "An animal calls").fully_right
+    boom = Truth("e", ("explosion",), (0.5,), ("x",))
+    assert judge(boom, "A machine runs").other == ["machine"]
+    assert judge(boom, "Something is struck").named == (False,)
+    assert judge(boom, "Something is struck").other == []
+    engine = Truth("v", ("car_engine",), (0.5,), ("x",))
+    assert judge(engine, "A vehicle passes by").fully_right  # its own words: a car
+    cello = Truth("c", ("cello",), (0.5,), ("x",))
+    assert judge(cello, "Wind instrument music plays").fully_right
+    assert judge(Truth("k", ("drum_kit",), (0.5,), ("x",)), "Drum roll music plays").fully_right
     # Birdsong is not music; a person singing is.
     birds = Truth("b", ("bird_chirp",), (0.5,), ("x",))
     assert judge(birds, "Birds sing").fully_right

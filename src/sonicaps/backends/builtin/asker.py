@@ -27,11 +27,13 @@ from sonicaps.backends.builtin.lexicon import (
     short_name,
     table,
 )
-from sonicaps.backends.builtin.segments import Group, Segment, group, segment
+from sonicaps.backends.builtin.segments import Group, Segment, group, segment, split_at
 from sonicaps.backends.builtin.sources import (
+    BROADBAND,
     NOISE,
     Candidate,
     backoff,
+    backoff_kinds,
     candidates,
     verifier,
     verify,
@@ -68,6 +70,14 @@ INAUDIBLE_DB = -50.0  # events quieter than this are detector noise on the noise
 # more captions fully right (503 against 514 of 900), so events are cut at pauses only.
 GROUP_COSINE = 0.5
 VECTOR_MIN = 0.2
+# A second source that starts while the first goes on leaves no pause to cut at: an event
+# is also cut where a class rises from nothing (at most RISE_BEFORE of its later peak in
+# every earlier patch but the one just before) to at least RISE_MIN, and the later part is
+# heard as what is new in it (its vector less the earlier part's). A part with nothing new
+# (no class VECTOR_MIN stronger than before) is joined back.
+RISE_MIN = 0.3
+RISE_BEFORE = 0.25
+MIN_PART_S = 1.0
 RESIDUAL = True  # a class this strong in a segment makes its ancestors redundant there
 
 
@@ -110,6 +120,13 @@ def _segments_level(segs: Sequence[Segment]) -> float:
     return round(float(10 * np.log10(max(float((w * p).sum() / w.sum()), 1e-12))), 1)
 
 
+def _overlap(g: Group, onset: float, offset: float) -> float:
+    """The share of a group's event time inside [onset, offset]."""
+    total = sum(s.duration for s in g.events)
+    inside = sum(max(0.0, min(s.offset, offset) - max(s.onset, onset)) for s in g.events)
+    return inside / max(total, 1e-6)
+
+
 def _level_db(audio: np.ndarray, onset: float, offset: float) -> float:
     seg = audio[int(onset * 16000):max(int(offset * 16000), int(onset * 16000) + 1)]
     rms = float(np.sqrt(np.mean(np.square(seg, dtype=np.float64)))) if len(seg) else 0.0
@@ -142,9 +159,11 @@ class BuiltinAsker:
         self._genres = np.arange(i_pop, i_scary + 1)
         self._language: SpokenLanguage | None = None
         self._noise = np.array([c in NOISE for c in classes])
+        self._broadband = np.array([c in BROADBAND for c in classes])
         ancestors = [ontology.ancestors(c) for c in classes]
         self._ancestor_of = np.array([[d in ancestors[i] for d in classes]
                                       for i in range(len(classes))])  # [i, j]: j is above i
+        self._kind_masks: dict[str, np.ndarray] = {}
         self._speech_idx = [i for i, p in enumerate(self._phrases) if p.subject == SPEECH]
         self._singing_idx = [i for i, p in enumerate(self._phrases) if p.subject == SINGING]
 
@@ -169,7 +188,7 @@ class BuiltinAsker:
         top = np.argsort(-clip_max)[:10]
         labels = [[self.yamnet.classes[i], round(float(clip_max[i]), 3)] for i in top]
         segs, groups = self.groups(audio, probs)
-        cands, kept, events = self._sources(audio, probs, groups, duration)
+        cands, kept, events, covered = self._sources(audio, probs, groups, duration)
         music_heard = any(c.subject == MUSIC for c in kept)
         speech = self._voice_event("speech", rep.speech, probs[:, self._speech_idx], audio, rep)
         singing = self._voice_event("singing", rep.singing, probs[:, self._singing_idx], audio,
@@ -182,6 +201,9 @@ class BuiltinAsker:
                 music_heard = True  # said by the music answer
             elif e is not None:
                 events.append(e)
+        else:
+            events += self._unnamed(audio, probs, groups, covered, events,
+                                    [e for e in (speech, singing) if e is not None], duration)
         music = self._music(audio, probs, clip_max, music_heard, rep, duration)
         language, language_p = None, 0.0
         if speech is not None and self.identify_language:
@@ -219,8 +241,41 @@ class BuiltinAsker:
 
     def groups(self, audio: np.ndarray, probs: np.ndarray) -> tuple[list[Segment], list[Group]]:
         """The clip's segments and the sources they group into (segments.py)."""
-        segs = segment(audio, len(probs))
-        return segs, group(segs, [self.vector(probs[s.patches]) for s in segs], GROUP_COSINE)
+        segs: list[Segment] = []
+        vectors: list[np.ndarray] = []
+        found = segment(audio, len(probs))
+        if len(found) == 1 and not found[0].background and self._noisy(probs, Group(found, None)):
+            found = [replace(found[0], background=True)]  # a steady noise floor, not a source
+        parts = split_at(audio, found, self.class_onsets(probs), len(probs), MIN_PART_S)
+        for s, prev in parts:
+            v = self.vector(probs[s.patches])
+            if prev is not None:
+                new = np.maximum(v - self.vector(probs[segs[-1].patches]), 0.0)
+                if new.max() < VECTOR_MIN:  # nothing new: one event after all
+                    last = segs[-1]
+                    segs[-1] = replace(last, offset=s.offset,
+                                       patches=np.union1d(last.patches, s.patches),
+                                       level_db=_level_db(audio, last.onset, s.offset))
+                    vectors[-1] = self.vector(probs[segs[-1].patches])
+                    continue
+                v = new
+            segs.append(s)
+            vectors.append(v)
+        return segs, group(segs, vectors, GROUP_COSINE)
+
+    def class_onsets(self, probs: np.ndarray) -> list[float]:
+        """Times where a class rises from nothing inside the clip (see RISE_MIN)."""
+        x = np.where(self._noise, 0.0, probs)
+        peak = x.max(axis=0)
+        cols = np.flatnonzero(peak >= RISE_MIN)
+        if len(x) < 4 or not len(cols):
+            return []
+        x, peak = x[:, cols], peak[cols]
+        first = np.argmax(x >= 0.5 * peak, axis=0)
+        earlier = np.where(np.arange(len(x))[:, None] < first[None, :] - 1, x, 0.0).max(axis=0)
+        ok = (first >= 2) & (earlier <= RISE_BEFORE * peak)
+        return sorted({round(float(first[k] * PATCH_HOP_S + PATCH_HOP_S), 2)
+                       for k in np.flatnonzero(ok)})
 
     def vector(self, probs: np.ndarray) -> np.ndarray:
         """A segment's class-score vector for grouping: its patches' peak per class, less
@@ -246,6 +301,7 @@ class BuiltinAsker:
                        "level": float(levels[k] - levels.max()),
                        "share": float(event_s[k] / max(event_s.sum(), 1e-6)),
                        "background": float(any(s.background for s in g.segments)),
+                       "split": float(g.split),
                        "n": float(len(groups))}
             cands = candidates(probs[g.patches], self.yamnet.classes, self._phrases,
                                self._in_music, context)
@@ -255,18 +311,23 @@ class BuiltinAsker:
         return out
 
     def _sources(self, audio, probs, groups: list[Group], duration
-                 ) -> tuple[list[Candidate], list[Candidate], list[Event]]:
+                 ) -> tuple[list[Candidate], list[Candidate], list[Event], list[Group]]:
         """Each group's candidates and the verified ones as timed events. A group is one
         source, so it is named once; groups naming the same or a related source are one
         event."""
         all_cands: list[Candidate] = []
         kept: list[Candidate] = []
         found: list[tuple[Candidate, Group]] = []
+        covered: list[Group] = []  # groups a verified source names
         def named(c: Candidate) -> bool:
             return any(c.subject == k.subject or ontology_related(k.label, c.label)
                        for k, _ in found)
 
-        for (cands, g), context in self.group_candidates(probs, groups, with_context=True):
+        # Groups with events first: the background (the stretches between events) holds
+        # the tails of their sources and is named only for what the events do not explain.
+        ranked = sorted(self.group_candidates(probs, groups, with_context=True),
+                        key=lambda x: not x[0][1].events)
+        for (cands, g), context in ranked:
             all_cands += cands
             # A group is one source: it is named once (music aside, which the music answer
             # says). Its other accepted readings were co-firing names of the same source, a
@@ -274,7 +335,11 @@ class BuiltinAsker:
             # (held-out recall 2 %, sources.verify).
             accepted = verify(cands)
             kept += [c for c in accepted if c.subject == MUSIC][:1]
+            if accepted:
+                covered.append(g)
             first = next((c for c in accepted if c.subject != MUSIC), None)
+            if first is not None and named(first) and not g.events:
+                continue  # the tail of a source already named
             if first is not None and named(first) and RESIDUAL:
                 # Explained away: a source already named, heard again over a new one (a cow
                 # starting under a barking dog). The group's reading without it decides.
@@ -304,15 +369,23 @@ class BuiltinAsker:
         for c, gs in merged:
             if c.subject == MUSIC:
                 continue
-            e = self._event(audio, c.subject, c.label, c.index, c.probability, gs, duration)
+            e = self._event(audio, c.subject, c.label, c.index, c.probability, gs, duration,
+                            track=probs[:, c.classes].max(axis=1))
             if e is not None:
                 events.append(e)
-        return all_cands, kept, events
+        return all_cands, kept, events, covered
 
     def _event(self, audio, subject: str, label: str, index: int, score: float,
-               groups: list[Group], duration: float) -> Event | None:
+               groups: list[Group], duration: float, track: np.ndarray | None = None
+               ) -> Event | None:
+        """The event of a source heard in these groups; `track` (its classes' score per
+        patch) moves its onset to where YAMNet first hears it when a segment it shares
+        with an earlier source starts sooner (a cow starting under a man's speech)."""
         segs = sorted([s for g in groups for s in (g.events or g.segments)], key=lambda s: s.onset)
         onset, offset = segs[0].onset, min(duration, max(s.offset for s in segs))
+        if track is not None and track.max() > 0:
+            heard = float(np.argmax(track >= FRAME_REL * track.max()) * PATCH_HOP_S)
+            onset = min(max(onset, heard), offset)
         level = _segments_level(segs)
         if level < INAUDIBLE_DB:
             return None
@@ -324,28 +397,88 @@ class BuiltinAsker:
                      impulsive=len(events) > 1 and max(s.duration for s in events) <= 1.5,
                      level_db=level)
 
-    def backoff_readings(self, probs, groups: list[Group]) -> tuple[Group | None, list[str]]:
-        """The loudest audible group and its strongest readings (noise aside), which the
-        fallback names when nothing is verified."""
+    def _loudest(self, probs, groups: list[Group]) -> Group | None:
+        """The loudest audible group (what the fallback names when nothing is verified)."""
         audible = [g for g in groups if g.events and _segments_level(g.events) >= INAUDIBLE_DB]
-        if not audible:
-            return None, []
-        g = max(audible, key=lambda g: _segments_level(g.events))
+        return max(audible, key=lambda g: _segments_level(g.events)) if audible else None
+
+    def _noisy(self, probs, g: Group) -> bool:
+        """YAMNet hears this group as broadband noise more than as anything else."""
+        p = probs[g.patches]
+        return float(p[:, self._broadband].max()) >= float(np.where(self._noise, 0.0, p).max())
+
+    def kind_rows(self, probs, groups: list[Group]) -> tuple[Group | None, list[tuple[str, dict]]]:
+        """The loudest audible group and each kind of source above its five strongest
+        readings, with what the kind model reads: how strongly YAMNet hears the kind
+        itself and the classes under it, and where they stand among the readings."""
+        g = self._loudest(probs, groups)
+        return g, ([] if g is None else self.group_kind_rows(probs, g))
+
+    def group_kind_rows(self, probs, g: Group) -> list[tuple[str, dict]]:
+        """Each kind of source above a group's five strongest readings, with its features."""
         peak = np.where(self._noise, 0.0, probs[g.patches].max(axis=0))
-        return g, [self.yamnet.classes[i] for i in np.argsort(-peak)[:5] if peak[i] >= 0.1]
+        top = np.argsort(-peak)[:5]
+        top = top[peak[top] >= 0.1]
+        if not len(top):
+            return []
+        kinds: list[str] = []
+        for i in top:
+            kinds += [k for k in backoff_kinds(self.yamnet.classes[i]) if k not in kinds]
+        rows = []
+        total = float(peak[top].sum())
+        for k in kinds:
+            under = self._under(k)
+            first = next((r for r, i in enumerate(top) if under[i]), len(top))
+            own = self.yamnet.classes.index(k) if k in self.yamnet.classes else -1
+            rows.append((k, {"k_self": float(peak[own]) if own >= 0 else 0.0,
+                             "k_under": float(np.where(under, peak, 0.0).max()),
+                             "k_share": float(peak[top][under[top]].sum()) / max(total, 1e-6),
+                             "k_first": float(first), "top_peak": float(peak[top[0]]),
+                             "k_depth": float(len(ontology.ancestors(k)))}))
+        return rows
+
+    def _unnamed(self, audio, probs, groups: list[Group], covered: list[Group],
+                 events: list[Event], voices: list[Event], duration) -> list[Event]:
+        """Audible groups that no verified source names, beside ones that are named (a
+        rooster read too weakly to name, before a stream that is named): each is named by
+        its most likely kind of source when the kind model is sure enough and the kind
+        explains no source already said ("an animal" after "a dog" is the dog again)."""
+        said = [e.label for e in events + voices]
+        out: list[Event] = []
+        for g in groups:
+            if (not g.events or any(g is c for c in covered)
+                    or _segments_level(g.events) < INAUDIBLE_DB or self._noisy(probs, g)
+                    or any(_overlap(g, v.onset, v.offset) > 0.5 for v in voices)):
+                continue
+            phrase, label, q = backoff(self.group_kind_rows(probs, g))
+            if phrase is None or phrase.subject == MUSIC or any(
+                    label == x or label in ontology.ancestors(x) or x in ontology.ancestors(label)
+                    for x in said):
+                continue
+            e = self._event(audio, phrase.subject, label, -1, round(q, 3), [g], duration)
+            if e is not None:
+                out.append(replace(e, verb=phrase.verb, gerund=phrase.gerund, fallback=True))
+                said.append(label)
+        return out
+
+    def _under(self, kind: str) -> np.ndarray:
+        """Classes that are this kind of source (or it)."""
+        if kind not in self._kind_masks:
+            self._kind_masks[kind] = np.array([c == kind or kind in ontology.ancestors(c)
+                                               for c in self.yamnet.classes])
+        return self._kind_masks[kind]
 
     def _backoff(self, audio, probs, groups: list[Group], duration) -> Event | None:
-        """Name the loudest audible group by the most specific ancestor of its strongest
-        reading that named the true source reliably on the calibration clips ("an animal
-        calls"); a group nothing names reliably is "a sound"."""
-        g, readings = self.backoff_readings(probs, groups)
+        """Name the loudest audible group by the kind of source most likely to be right
+        ("an animal calls"), if likely enough (sources.backoff); else "a sound"."""
+        g, rows = self.kind_rows(probs, groups)
         if g is None:
             return None
-        phrase, label = backoff(readings)
+        # (broadband noise is no kind of source: bursts of it are "a sound")
+        phrase, label, q = backoff(rows) if not self._noisy(probs, g) else (None, "", 0.0)
         if phrase is None:
             phrase, label = SOUND, "Sound"
-        peak = np.where(self._noise, 0.0, probs[g.patches]).max()
-        e = self._event(audio, phrase.subject, label, -1, float(peak), [g], duration)
+        e = self._event(audio, phrase.subject, label, -1, round(q, 3), [g], duration)
         return None if e is None else replace(e, verb=phrase.verb, gerund=phrase.gerund,
                                               fallback=True)
 

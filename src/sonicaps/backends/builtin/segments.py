@@ -26,6 +26,9 @@ ABOVE_FLOOR_DB = 10.0  # an event is this far above the background ...
 MIN_EVENT_DB = -60.0  # ... and at least this loud (a -60 dBFS noise floor is no event)
 BRIDGE_S = 0.3  # gaps shorter than this stay inside one event
 MIN_EVENT_S = 0.08
+# A clip with no event above its floor but at least this loud (RMS dBFS) is one steady
+# event: the writer's "faintly" starts below it (asker.FAINT_DB).
+STEADY_DB = -45.0
 
 
 @dataclass
@@ -35,6 +38,7 @@ class Segment:
     patches: np.ndarray  # YAMNet patches that hold it
     level_db: float  # RMS over the segment
     background: bool = False  # the stretches between events
+    split: bool = False  # starts where a new class rose inside an event (split_at)
 
     @property
     def duration(self) -> float:
@@ -95,9 +99,11 @@ def segment(audio: np.ndarray, n_patches: int) -> list[Segment]:
         if offset - onset >= MIN_EVENT_S:
             events.append(Segment(round(onset, 2), round(offset, 2),
                                   patches_of(onset, offset, n_patches), level_db(audio, onset, offset)))
-    used = np.zeros(n_patches, bool)
-    for e in events:
-        used[e.patches] = True
+    if not events and level_db(audio, 0.0, duration) >= STEADY_DB:
+        # No rise above the clip's own floor, yet plainly audible: a steady sound fills
+        # the clip (a fire crackling throughout), one event, not a noise floor.
+        return [Segment(0.0, round(duration, 2), np.arange(n_patches),
+                        level_db(audio, 0.0, duration))]
     # The background: patches mostly outside every event (a loop with no gaps is all of it).
     starts = np.arange(n_patches) * PATCH_HOP_S
     inside = np.zeros(n_patches)
@@ -113,6 +119,32 @@ def segment(audio: np.ndarray, n_patches: int) -> list[Segment]:
                            round(float(10 * np.log10(np.mean(10 ** (calm / 10)))), 1),
                            background=True))
     return sorted(out, key=lambda s: s.onset)
+
+
+def split_at(audio: np.ndarray, segments: list[Segment], times: list[float], n_patches: int,
+             min_part_s: float) -> list[tuple[Segment, Segment | None]]:
+    """Cut event segments at these times (a new source starting under one that goes on,
+    with no pause to cut at): each part at least `min_part_s` long. Returns every segment
+    with the part it continues (None for the first part and for unsplit segments)."""
+    out: list[tuple[Segment, Segment | None]] = []
+    for s in segments:
+        cuts = sorted(t for t in times if not s.background
+                      and s.onset + min_part_s <= t <= s.offset - min_part_s)
+        kept: list[float] = []
+        for t in cuts:
+            if not kept or t - kept[-1] >= min_part_s:
+                kept.append(t)
+        if not kept:
+            out.append((s, None))
+            continue
+        bounds = [s.onset, *kept, s.offset]
+        prev = None
+        for k, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+            a, b = round(a, 2), round(b, 2)
+            part = Segment(a, b, patches_of(a, b, n_patches), level_db(audio, a, b), split=k > 0)
+            out.append((part, prev))
+            prev = part
+    return out
 
 
 @dataclass
@@ -137,6 +169,12 @@ class Group:
     @property
     def offset(self) -> float:
         return max(s.offset for s in (self.events or self.segments))
+
+    @property
+    def split(self) -> bool:
+        """Its first event starts where a new class rose inside an event (split_at)."""
+        ev = self.events
+        return bool(ev) and min(ev, key=lambda s: s.onset).split
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

@@ -48,7 +48,7 @@ CREATURES = {
 FEATURES = ("peak", "top3", "mean", "active", "rank", "ratio", "wins", "exclusive", "cofire",
             "own", "apart", "generic", "creature", "music", "unknown", "depth", "n_strong",
             "members", *("group_" + k for k in (
-                "rank", "count", "events", "level", "share", "background", "n", "clip_peak")))
+                "rank", "count", "events", "level", "share", "background", "n", "clip_peak", "split")))
 
 
 @dataclass
@@ -249,9 +249,7 @@ BACKOFF = {
     "Explosion": Phrase("an explosion", "booms", "booming"),
     "Music": Phrase(MUSIC, "plays", "playing"),
 }
-# A fallback is used when it named the true source in at least this share of the
-# calibration groups whose reading lies under it (smoothed like the subject prior).
-BACKOFF_MIN = 0.8
+KIND_FEATURES = ("k_self", "k_under", "k_share", "k_first", "top_peak", "k_depth", "k_prior")
 
 
 def backoff_reliability(kind: str, model: dict | None = None) -> float:
@@ -267,10 +265,23 @@ def backoff_kinds(name: str) -> list[str]:
     return sorted(kinds, key=lambda k: -len(ontology.ancestors(k)))
 
 
-def backoff(names: Sequence[str]) -> tuple[Phrase | None, str]:
-    """The most specific reliable fallback for a group's readings (strongest first)."""
-    for name in names:
-        for kind in backoff_kinds(name):
-            if backoff_reliability(kind) >= BACKOFF_MIN:
-                return BACKOFF[kind], kind
-    return None, ""
+def kind_probability(kind: str, features: dict[str, float], model: dict | None = None) -> float:
+    """The probability that naming a group by this kind of source names its true source,
+    from YAMNet's readings of the group (the kind model, fitted on calibration clips)."""
+    model = model if model is not None else verifier()
+    f = {**features, "k_prior": backoff_reliability(kind, model)}
+    return boosted_probability([f[k] for k in model["kinds"]["features"]], model["kinds"])
+
+
+def backoff(rows: Sequence[tuple[str, dict[str, float]]]) -> tuple[Phrase | None, str, float]:
+    """The kind of source most likely to name a group's true source (rows: each kind above
+    its strongest readings, with its features), if that is likely enough to say: the
+    threshold is the fit's, chosen for the same objective as the verifier's."""
+    model = verifier()
+    scored = [(kind_probability(k, f, model), -len(ontology.ancestors(k)), k) for k, f in rows]
+    if not scored:
+        return None, "", 0.0
+    q, _, kind = max(scored)
+    if q < model["kinds"]["accept"]:
+        return None, "", q
+    return BACKOFF[kind], kind, q
