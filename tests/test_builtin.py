@@ -170,6 +170,31 @@ def test_two_animals_3_s_apart_are_both_named_in_order(backends, first, second):
     assert caption.index(f"a {first}") < caption.index(f"a {second}"), caption
 
 
+@pytest.mark.parametrize("rises", [True, False])
+def test_a_source_starting_under_a_continuing_one_gets_its_own_group(backends, rises):
+    """No pause to cut at: a class that rises from nothing at 5 s while another goes on
+    cuts the event there, and the later part is heard as what is new in it (a second
+    source of its own). A class present from the start cuts nothing."""
+    asker = backends.asker
+    names = asker.yamnet.classes
+    audio = (np.random.default_rng(4).standard_normal(10 * SR) * 0.05).astype(np.float32)
+    audio[: SR // 2] *= 0.01  # the event starts at 0.5 s and goes on to the end
+    probs = np.full((20, len(names)), 0.01, np.float32)
+    probs[1:, names.index("Stream")] = 0.9
+    moo = names.index("Moo")
+    if rises:  # the patch where the cow starts hears it half; those after, fully
+        probs[11, moo], probs[12:, moo] = 0.45, 0.9
+    else:
+        probs[1:, moo] = 0.9
+    _, groups = asker.groups(audio, probs)
+    audible = [g for g in groups if g.events]
+    if rises:
+        assert len(audible) == 2 and 4.5 <= audible[1].onset <= 6.0, [g.onset for g in audible]
+        assert audible[1].split
+    else:
+        assert len(audible) == 1
+
+
 def test_a_looped_recording_is_one_source(backends):
     """Three repetitions of one recording group into one source heard three times."""
     dog = animal("dog")[: 3 * SR]
