@@ -5,7 +5,7 @@ retries and run time bounded.
 
 A fault-injecting OpenAI-compatible server (`sonicaps.fault_server`, standard library, with
 a stand-in model whose answers name each clip's tone frequency) runs on 127.0.0.1, and
-`sonicaps caption DIR -o OUT --config CFG --no-progress` (a subprocess, as a user runs it)
+`sonicaps caption DIR -o OUT --config CFG --quiet` (a subprocess, as a user runs it)
 captions a folder of 1-s tones (WAV and FLAC, one frequency per file) with ask and write
 both `openai` pointed at it. Runs: "none" (no fault: the reference and the start-up time),
 "mixed" (every fault kind, drawn with a seed, for 30 % of the requests, over --clips
@@ -144,7 +144,7 @@ def campaign_run(kind: str, kinds: tuple[str, ...], rate: float, files: dict[str
     with FaultServer(kinds, rate, seed=seed, timeout_s=CLIENT["timeout_s"]) as server:
         write_config(cfg, server.url)
         cmd = [sys.executable, "-m", "sonicaps.cli", "caption", str(inputs), "-o", str(out),
-               "--config", str(cfg), "--no-progress"]
+               "--config", str(cfg), "--quiet"]
         t0 = time.perf_counter()
         done = subprocess.run(cmd, capture_output=True, text=True)
         res.wall_s = time.perf_counter() - t0

@@ -7,7 +7,7 @@ Builds, in a temporary folder, short synthetic good files (tones, noise, chirps 
 wav/flac/ogg/mp3) and more than 40 kinds of bad input (broken files, odd but valid audio,
 awkward file names, links, a file deleted mid-run, broken CSV/Parquet/AudioSet manifests,
 a 2-hour file, a full disk, a read-only output folder), and runs
-`sonicaps caption INPUTS -o OUT --no-progress` with the default built-in backends on them.
+`sonicaps caption INPUTS -o OUT --quiet` with the default built-in backends on them.
 
 Each kind has the outcome it should have, decided here beside it:
   recorded  a failure record in OUT/_failures.jsonl whose message names the file and what is
@@ -151,7 +151,7 @@ def read_out(out: Path) -> tuple[pd.DataFrame, list[dict]]:
 def caption(inputs: list[str | Path], out: Path, *extra: str, during: Callable[[], None] | None = None,
             preexec: Callable[[], None] | None = None, timeout: float = 1200) -> Run:
     """Run `sonicaps caption` as a child; return its exit, output and peak RSS."""
-    cmd = [*cli(), "caption", *map(str, inputs), "-o", str(out), "--no-progress", *extra]
+    cmd = [*cli(), "caption", *map(str, inputs), "-o", str(out), "--quiet", *extra]
     t0 = time.perf_counter()
     with tempfile.TemporaryFile() as so, tempfile.TemporaryFile() as se:
         proc = subprocess.Popen(cmd, stdout=so, stderr=se, preexec_fn=preexec)

@@ -230,7 +230,7 @@ def compare(ref: dict, got: dict) -> dict:
 def caption_campaign(coll: Path, out: Path, ref_state: dict, ref_seconds: float, kills: int,
                      rng: random.Random, engine: str, log: Path) -> dict:
     shutil_rmtree(out)
-    args = ["caption", str(coll), "-o", str(out), "--no-progress", "--batch-size", str(BATCH)]
+    args = ["caption", str(coll), "-o", str(out), "--quiet", "--batch-size", str(BATCH)]
     if engine == "ray":
         args += ["--engine", "ray"]
     # Chosen points first (while there is work left for each), then random moments over
@@ -332,11 +332,11 @@ def index_campaign(data: Path, root: Path, kills: int, rng: random.Random, log: 
     shutil_rmtree(ref_dir)
     shutil_rmtree(idx)
     t0 = time.perf_counter()
-    code, _, _ = cli(["index", str(data), "-o", str(ref_dir), "--no-progress"], log=log, env=env)
+    code, _, _ = cli(["index", str(data), "-o", str(ref_dir), "--quiet"], log=log, env=env)
     ref_s = time.perf_counter() - t0
     if code != 0:
         raise SystemExit(f"sonicaps index failed; see {log}")
-    args = ["index", str(data), "-o", str(idx), "--no-progress"]
+    args = ["index", str(data), "-o", str(idx), "--quiet"]
     planned = ["index-vectors:2", "index-rows:2", "index-rows:1"]
     done = Counter()
     while True:
@@ -476,7 +476,7 @@ def main() -> None:
     ref = root / "reference"
     shutil_rmtree(ref)
     t0 = time.perf_counter()
-    code, _, _ = cli(["caption", str(coll), "-o", str(ref), "--no-progress", "--batch-size", str(BATCH)],
+    code, _, _ = cli(["caption", str(coll), "-o", str(ref), "--quiet", "--batch-size", str(BATCH)],
                      log=log)
     ref_seconds = time.perf_counter() - t0
     if code != 0:

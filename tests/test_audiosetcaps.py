@@ -193,7 +193,7 @@ def test_released_checkpoints_through_every_command(released, tmp_path, capsys):
                       f'text_model = "{TINY_BART}"\n[check]\nbackend = "audiosetcaps"\ncheckpoint = "{ret}"\n'
                       f'text_model = "{TINY_ROBERTA}"\n[pipeline]\nbatch_size = 3\naccept_threshold = -1.0\n')
     assert main(["caption", str(data / "audio"), "-o", str(tmp_path / "out"), "--config", str(config),
-                 "--no-progress"]) == 0
+                 "--quiet"]) == 0
     rows = pd.concat(pd.read_parquet(p) for p in (tmp_path / "out").glob("*.parquet"))
     assert len(rows) == 5 and rows["caption"].str.len().min() > 0
     assert set(rows["writer"]) == {"audiosetcaps:cap.pt"}
@@ -222,7 +222,7 @@ def test_released_checkpoints_through_every_command(released, tmp_path, capsys):
 
     index = tmp_path / "index"
     assert main(["index", str(data), "-o", str(index), "--model", str(ret), "--text-model", TINY_ROBERTA,
-                 "--no-progress"]) == 0
+                 "--quiet"]) == 0
     assert "indexed 5 clips" in capsys.readouterr().out
     assert main(["search", "--index", str(index), "--audio", str(files[3]), "-k", "2", "--json"]) == 0
     hits = json.loads(capsys.readouterr().out)
@@ -236,8 +236,8 @@ def test_finetuning_a_released_captioner(released, tmp_path, capsys):
 
     cap, _, data = released
     out = tmp_path / "ft"
-    assert main(["train", "--model", "htsat-bart", "--init", str(cap), "--data", str(data), "--out", str(out),
-                 "--max-epochs", "1", "--text-model", TINY_BART, "--no-progress"]) == 0
+    assert main(["train", "--model", "htsat-bart", "--init", str(cap), "--data", str(data), "-o", str(out),
+                 "--max-epochs", "1", "--text-model", TINY_BART, "--quiet"]) == 0
     assert "best val CIDEr-D" in capsys.readouterr().out
     report = json.loads((out / "config.json").read_text())
     assert len(report["history"]) == 1 and report["train_captions"] == 4

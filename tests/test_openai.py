@@ -219,7 +219,7 @@ def test_caption_command_through_the_serve_command(examples, tmp_path):
         src.mkdir()
         shutil.copy(examples / "dog_then_man.wav", src)
         cmd = [sys.executable, "-m", "sonicaps.cli", "caption", str(src), "-o", str(tmp_path / "out"),
-               "--config", str(config), "--no-progress"]
+               "--config", str(config), "--quiet"]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
         rows = pd.read_parquet(tmp_path / "out")

@@ -107,7 +107,7 @@ def test_demo_captions_are_sensible(examples, tmp_path, backends):
 def readme_demo_captions() -> dict[str, str]:
     """The captions the README shows for `sonicaps demo`."""
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    block = text.split("The demo prints one caption per clip", 1)[1].split("```")[1]
+    block = text.split("`sonicaps demo` prints", 1)[1].split("```")[1]
     return dict(line.split(None, 1) for line in block.strip().splitlines())
 
 
@@ -115,7 +115,7 @@ def test_demo_prints_the_readme_captions(examples, tmp_path, capsys):
     from sonicaps.cli import main
 
     shutil.copytree(examples, tmp_path / "demo" / "audio")
-    assert main(["demo", str(tmp_path / "demo"), "--no-progress"]) == 0
+    assert main(["demo", "-o", str(tmp_path / "demo"), "--quiet"]) == 0
     lines = capsys.readouterr().out.strip().split("\n\n")[0].splitlines()
     assert dict(line.split(None, 1) for line in lines) == readme_demo_captions()
 
@@ -190,7 +190,7 @@ def test_parquet_manifest_segments_and_accepted_only_export(examples, tmp_path, 
     (tmp_path / "c.toml").write_text("[pipeline]\naccept_threshold = 0.5\n")
     out = tmp_path / "out"
     assert main(["caption", str(tmp_path / "manifest.parquet"), "-o", str(out), "--segment-s", "5",
-                 "--config", str(tmp_path / "c.toml"), "--no-progress"]) == 0
+                 "--config", str(tmp_path / "c.toml"), "--quiet"]) == 0
     df = pd.read_parquet(out).set_index("id")
     frogs = "audio__frogs_and_woman_long"
     assert sorted(df.index) == ["audio__dog_then_man_0_5", "audio__dog_then_man_5_10", f"{frogs}_10_15",
@@ -200,7 +200,7 @@ def test_parquet_manifest_segments_and_accepted_only_export(examples, tmp_path, 
     assert (df.loc[f"{frogs}_10_15", "start_s"], df.loc[f"{frogs}_10_15", "end_s"]) == (10, 15)
     accepted = set(df.index[df["accepted"]])
     assert 0 < len(accepted) < len(df)
-    assert main(["export", str(out), "--accepted-only", "--dest", str(tmp_path / "release")]) == 0
+    assert main(["export", str(out), "--accepted-only", "-o", str(tmp_path / "release")]) == 0
     assert set(pd.read_csv(tmp_path / "release" / "captions.csv")["id"]) == accepted
     assert set(pd.read_csv(tmp_path / "release" / "qa.csv")["id"]) == accepted
     capsys.readouterr()
@@ -301,7 +301,7 @@ def test_sigkill_then_resume_is_exactly_once(tmp_path, examples):
             shutil.copy(f, src / f"{k}_{f.name}")
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "sonicaps.cli", "caption", str(src), "-o", str(out),
-           "--batch-size", "2", "--no-progress"]
+           "--batch-size", "2", "--quiet"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 240
     while time.time() < deadline and len(list(out.glob("part-*.parquet"))) < 3:
@@ -517,7 +517,7 @@ def test_output_that_cannot_be_written_is_a_clear_error(tmp_path, monkeypatch, c
         ro = Path(tmp) / "ro"
         ro.mkdir(mode=0o555)
         with unprivileged():  # root would write anyway
-            code = main(["caption", str(Path(tmp) / "none.wav"), "-o", str(ro), "--no-progress"])
+            code = main(["caption", str(Path(tmp) / "none.wav"), "-o", str(ro), "--quiet"])
     assert code == 2
     err = capsys.readouterr().err
     assert err.startswith("sonicaps: error: output ") and "is not writable" in err and "Traceback" not in err

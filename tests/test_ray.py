@@ -18,7 +18,7 @@ from sonicaps.pipeline.runner import run
 from sonicaps.pipeline.store import Store
 
 try:
-    import ray
+    import ray  # noqa: F401 - the module needs it; the cluster comes from conftest.py
 except ImportError:  # pragma: no cover - CI installs it through scripts/setup.sh
     if os.environ.get("CI"):
         raise
@@ -28,12 +28,9 @@ from sonicaps.pipeline.ray_runner import ClusterTooSmall, check_resources, run_r
 
 
 @pytest.fixture(scope="module")
-def cluster() -> str:
-    """One local cluster for the module (starting Ray takes seconds). More logical CPUs than
-    cores, so that actors holding a CPU each do not starve the decode tasks."""
-    ray.init(num_cpus=8, include_dashboard=False, log_to_driver=False)
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
+def cluster(ray_cluster) -> str:
+    """The session's local cluster (conftest.py)."""
+    return ray_cluster
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +72,7 @@ def test_ray_gives_the_local_runners_output(cluster, collection, tmp_path, backe
 def test_killed_driver_then_rerun_is_exactly_once(cluster, collection, tmp_path):
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "sonicaps.cli", "caption", str(collection), "-o", str(out),
-           "--engine", "ray", "--address", cluster, "--batch-size", "2", "--no-progress"]
+           "--engine", "ray", "--address", cluster, "--batch-size", "2", "--quiet"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     deadline = time.time() + 300
     while time.time() < deadline and len(list(out.glob("part-*.parquet"))) < 2:

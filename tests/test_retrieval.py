@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -169,8 +170,8 @@ def test_train_index_and_search_a_real_scenecaps_folder(tmp_path, monkeypatch, c
     data = tmp_path / "scenecaps"
     make(data, 160, seed=11, progress=False)
     run = tmp_path / "run"
-    assert cli(["train-retrieval", "--data", str(data), "--out", str(run), "--epochs", "40",
-                "--no-progress"]) == 0
+    assert cli(["train-retrieval", "--data", str(data), "-o", str(run), "--epochs", "40",
+                "--quiet"]) == 0
     report = json.loads((run / "report.json").read_text())
     test = report["test"]
     assert {"audio_to_text", "text_to_audio", "zero_shot"} <= set(test)
@@ -180,7 +181,7 @@ def test_train_index_and_search_a_real_scenecaps_folder(tmp_path, monkeypatch, c
         assert test[way]["R@1"] > 3 / n_test, (way, test[way]["R@1"], n_test)
     assert (run / "model.safetensors").is_file()
     index = tmp_path / "index"
-    assert cli(["index", str(data), "-o", str(index), "--model", str(run), "--no-progress"]) == 0
+    assert cli(["index", str(data), "-o", str(index), "--model", str(run), "--quiet"]) == 0
     events = {}
     for line in (data / "events.jsonl").read_text().splitlines():
         rec = json.loads(line)
@@ -198,3 +199,51 @@ def test_train_index_and_search_a_real_scenecaps_folder(tmp_path, monkeypatch, c
     capsys.readouterr()
     assert cli(["search", "a woman speaks", "--index", str(index), "-k", "3", "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)) == 3
+
+
+def test_index_cuts_files_into_caption_clips_and_silence_never_outranks_a_match(examples, backends, tmp_path):
+    """`sonicaps index` over an audio folder indexes the clips `sonicaps caption` makes (a
+    25-s file is 3 rows, not 1); a silent and a noise-only clip come after every clip with a
+    sound source ("a woman speaking German" ranked silence.wav first); rows and model.json
+    hold paths relative to the index, so a moved collection and index still work."""
+    import shutil
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    from sonicaps.pipeline.config import PipelineConfig
+    from sonicaps.pipeline.runner import run
+
+    coll = tmp_path / "a" / "coll"
+    shutil.copytree(examples, coll)
+    sf.write(coll / "silence.wav", np.zeros(10 * SR, np.float32), SR)
+    noise = np.random.default_rng(0).standard_normal(10 * SR).astype(np.float32) * 0.03
+    sf.write(coll / "noise.wav", noise, SR)
+    index = tmp_path / "a" / "index"
+    assert cli(["index", str(coll), "-o", str(index), "--quiet"]) == 0
+    rows = {r[0]: r for r in sqlite3.connect(index / "items.sqlite").execute(
+        "SELECT id, path, start_s, end_s, sourceless FROM items")}
+    captioned = tmp_path / "captioned"
+    run([coll], captioned, PipelineConfig(), backends=backends, progress=False)
+    assert set(rows) == set(pd.read_parquet(captioned)["id"])  # the same clips as caption makes
+    quiet = {i for i, r in rows.items() if r[4]}
+    # the demo's last 5 s of frogs_and_woman_long are silent too ("Silence" in the README)
+    assert quiet == {"silence_0_10", "noise_0_10", "frogs_and_woman_long_20_25"}, quiet
+    assert all(not Path(r[1]).is_absolute() for r in rows.values())
+    assert "/" not in json.loads((index / "model.json").read_text())["run"]
+    shutil.move(tmp_path / "a", tmp_path / "moved")  # the collection and its index move together
+    moved = tmp_path / "moved"
+    hits = search(moved / "index", text="a woman speaking German", k=len(rows))
+    order = [Path(h.path).stem for h in hits]
+    assert "woman" in order[0], order
+    ids = [h.id for h in hits]
+    assert set(ids[-3:]) == quiet, ids
+    assert all(Path(h.path).exists() for h in hits)
+    # many queries, the models loaded once: one result block per line of standard input
+    done = subprocess.run([sys.executable, "-m", "sonicaps.cli", "search", "--index", str(moved / "index"),
+                           "-k", "2", "--json"], input="a cow moos\n\na dog barks\nfrogs croak\n",
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    answers = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [len(a) for a in answers] == [2, 2, 2] and "cow" in answers[0][0]["path"]

@@ -290,7 +290,7 @@ def test_build_from_your_own_library_is_byte_identical_per_seed(tmp_path, monkey
     monkeypatch.setenv("SONICAPS_CACHE", str(tmp_path / "cache"))
     manifest = _library(tmp_path)
     assert cli(["scenes", "make", "--n", "20", "--seed", "3", "--sources", str(manifest),
-                "-o", str(tmp_path / "a"), "--no-progress"]) == 0
+                "-o", str(tmp_path / "a"), "--quiet"]) == 0
     make(tmp_path / "b", 20, seed=3, manifest=manifest, progress=False)
     make(tmp_path / "c", 20, seed=4, manifest=manifest, progress=False)
     a, b, c = (_digest(tmp_path / x) for x in "abc")
@@ -308,7 +308,7 @@ def test_missing_local_source_is_a_clear_error(tmp_path, monkeypatch, capsys):
     manifest = _library(tmp_path)
     (manifest.parent / read_sources(manifest)[0].path).unlink()
     assert cli(["scenes", "make", "--n", "2", "--sources", str(manifest), "-o",
-                str(tmp_path / "o"), "--no-progress"]) == 2
+                str(tmp_path / "o"), "--quiet"]) == 2
     assert "does not exist" in capsys.readouterr().err
 
 

@@ -119,6 +119,30 @@ def _ogg_cut_short(path: Path) -> bool:
     return end > len(tail) or not tail[at + 5] & 0x04
 
 
+# libsndfile is read a quarter of a second at a time: a read that meets a corrupt or cut
+# frame raises and returns nothing, so this is at most what such an error costs.
+_READ_S = 0.25
+
+
+def _read(f, n: int) -> tuple[np.ndarray, Exception | None]:
+    """Up to n frames, and the error that stopped the reading early, if any."""
+    parts, have, step = [], 0, max(1, int(_READ_S * f.samplerate))
+    while have < n:
+        try:
+            data = f.read(min(step, n - have), dtype="float32", always_2d=True)
+        except Exception as e:  # libsndfile's errors are plain RuntimeErrors
+            return _join(parts, f.channels), e
+        if len(data) == 0:
+            break
+        parts.append(data)
+        have += len(data)
+    return _join(parts, f.channels), None
+
+
+def _join(parts: list[np.ndarray], channels: int) -> np.ndarray:
+    return np.concatenate(parts) if parts else np.zeros((0, channels), np.float32)
+
+
 def _blocks_soundfile(path: Path, start_s: float, end_s: float | None, seg_s: float, rate: int):
     import soundfile as sf
 
@@ -143,11 +167,15 @@ def _blocks_soundfile(path: Path, start_s: float, end_s: float | None, seg_s: fl
             n = block if last is None else min(block, last - pos)
             if n <= 0:
                 break
-            data = f.read(n, dtype="float32", always_2d=True)
-            if len(data) == 0:
-                break
-            yield pos / sr, _to_mono(data, sr, rate)
-            pos += len(data)
+            data, error = _read(f, n)
+            if len(data):
+                yield pos / sr, _to_mono(data, sr, rate)
+                pos += len(data)
+            if error is not None:  # a FLAC cut mid-frame: libsndfile "lost sync"
+                declared = f.frames if f.frames > pos else None
+                of = f" of the {declared / sr:.1f} s its header declares" if declared else ""
+                raise AudioError(f"{path}: truncated: the audio stops at {pos / sr:.1f} s{of} (the part "
+                                 f"before is kept; {error})") from error
             if len(data) < n:
                 break
         # A file cut short (an interrupted download or copy) decodes without error up to the
@@ -162,6 +190,25 @@ def _blocks_soundfile(path: Path, start_s: float, end_s: float | None, seg_s: fl
         if f.format == "OGG" and (last is None or last >= f.frames) and _ogg_cut_short(path):
             raise AudioError(f"{path}: truncated: the Ogg stream stops at {pos / sr:.1f} s without "
                              "its end-of-stream page (the part before is kept)")
+
+
+class _until_error:
+    """Iterate until the underlying iterator raises; the error is kept in `.error`, so that
+    what was decoded before it can still be used (ffmpeg fails at a cut FLAC frame)."""
+
+    def __init__(self, it):
+        self.it, self.error = it, None
+
+    def __iter__(self):
+        while True:
+            try:
+                item = next(self.it)
+            except StopIteration:
+                return
+            except Exception as e:  # PyAV's many error types (InvalidDataError, ...)
+                self.error = e
+                return
+            yield item
 
 
 def _blocks_pyav(path: Path, start_s: float, end_s: float | None, seg_s: float, rate: int):
@@ -194,7 +241,8 @@ def _blocks_pyav(path: Path, start_s: float, end_s: float | None, seg_s: float, 
                 yield None, out.to_ndarray().reshape(-1)
 
         cursor = None  # sample index (at `rate`) of the next sample from the decoder
-        for t, x in chunks():
+        decoded = _until_error(chunks())
+        for t, x in decoded:
             if cursor is None:
                 cursor = int(round((t or 0.0) * rate))
             # Drop samples before the requested start (seek lands on a keyframe).
@@ -221,6 +269,14 @@ def _blocks_pyav(path: Path, start_s: float, end_s: float | None, seg_s: float, 
                 pos += want / rate
         if have:
             yield pos, np.concatenate(buf).astype(np.float32)
+        if decoded.error is not None:
+            if cursor is None:  # nothing decoded: the caller reports an undecodable file
+                raise decoded.error
+            declared = float(stream.duration * stream.time_base) if stream.duration and stream.time_base \
+                else None
+            of = f" of the {declared:.1f} s its header declares" if declared else ""
+            raise AudioError(f"{path}: truncated or corrupt: the audio stops at {cursor / rate:.1f} s{of} "
+                             f"(the part before is kept; {decoded.error})") from decoded.error
         # ffmpeg stops quietly at a cut inside a frame. Where the stream declares its
         # length (FLAC's STREAMINFO, an mp4's track header), a shortfall is reported.
         if stream.duration and stream.time_base and cursor is not None:

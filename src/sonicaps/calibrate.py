@@ -35,10 +35,14 @@ class Calibration:
     foreign: int  # captions scored that do not
     source: str  # "labels" or "reviews"
     scorer: str
+    own_mean: float  # mean score of own captions
+    foreign_mean: float  # mean score of foreign captions
 
     def report(self) -> str:
-        return (f"check backend {self.scorer}, calibrated on {self.source}: {self.own} own and "
-                f"{self.foreign} foreign captions\nequal-error threshold {self.threshold:.3f}: rejects "
+        return (f"check backend {self.scorer}, calibrated on {self.source}: {self.own} own captions "
+                f"(mean score {self.own_mean:.3f}) and {self.foreign} foreign ones "
+                f"(mean {self.foreign_mean:.3f})"
+                f"\nequal-error threshold {self.threshold:.3f}: rejects "
                 f"{self.false_reject:.1%} of own captions, accepts {self.false_accept:.1%} of foreign ones\n"
                 f"put it in the config: [pipeline] accept_threshold = {self.threshold:.3f}")
 
@@ -66,12 +70,26 @@ def _foreign_texts(labels: Sequence[frozenset], captions: Sequence[str], seed: i
     return out
 
 
-def _score(backends: Backends, clips: list[Clip], texts: list[str], batch: int) -> np.ndarray:
+def _answers(row: dict) -> Answers:
+    """A clip's answers as the pipeline stored them: scorers that stand in for the audio
+    with what the asker found (textsim) need them; audio-text models ignore them."""
+    texts = tuple(row.get(f"answer_{k}") or "" for k in (1, 2, 3))
+    return Answers(texts, json.loads(row.get("evidence") or "{}"))
+
+
+def _score(backends: Backends, clips: list[Clip], answers: list[Answers], texts: list[str],
+           batch: int) -> np.ndarray:
     out = []
     for k in range(0, len(clips), batch):
-        part = clips[k:k + batch]
-        out.append(backends.scorer.score(part, [Answers(("", "", ""))] * len(part), texts[k:k + batch]))
+        part = slice(k, k + batch)
+        out.append(backends.scorer.score(clips[part], answers[part], texts[part]))
     return np.concatenate(out) if out else np.zeros(0)
+
+
+def _calibration(own: np.ndarray, foreign: np.ndarray, source: str, scorer: str) -> Calibration:
+    t, frr, far = equal_error_threshold(own, foreign)
+    return Calibration(t, frr, far, len(own), len(foreign), source, scorer, float(np.mean(own)),
+                       float(np.mean(foreign)))
 
 
 def from_labels(inputs: Sequence[str | Path], cfg: PipelineConfig, *, audio_root: str | Path | None = None,
@@ -95,10 +113,10 @@ def from_labels(inputs: Sequence[str | Path], cfg: PipelineConfig, *, audio_root
     keep = [i for i, j in enumerate(pick) if j is not None]
     clips = [Clip(df["id"][i], df["source"][i], df["start_s"][i], df["end_s"][i],
                   load_audio(df["source"][i], start_s=df["start_s"][i], end_s=df["end_s"][i])) for i in keep]
-    foreign = _score(backends, clips, [df["caption"][pick[i]] for i in keep], cfg.batch_size)
-    own = df["check_score"].to_numpy(float)
-    t, frr, far = equal_error_threshold(own, foreign)
-    return Calibration(t, frr, far, len(own), len(foreign), "labels", backends.scorer.model_id)
+    rows = df.to_dict("records")
+    foreign = _score(backends, clips, [_answers(rows[i]) for i in keep],
+                     [df["caption"][pick[i]] for i in keep], cfg.batch_size)
+    return _calibration(df["check_score"].to_numpy(float), foreign, "labels", backends.scorer.model_id)
 
 
 def from_reviews(output: str | Path, cfg: PipelineConfig, *, review_db: str | Path | None = None,
@@ -115,23 +133,26 @@ def from_reviews(output: str | Path, cfg: PipelineConfig, *, review_db: str | Pa
             latest[r["pos"]] = r
     if not latest:
         raise ValueError(f"{output}: no reviewed captions (review them with `sonicaps review {output}`)")
-    clips: dict[int, Clip] = {}
+    clips: dict[int, tuple[Clip, Answers]] = {}
     for pos, r in latest.items():
         path, start, end = collection.audio_span(pos)
-        clips[pos] = Clip(r["clip"], str(path), start, end or 0.0, load_audio(path, start_s=start, end_s=end))
+        clip = Clip(r["clip"], str(path), start, end or 0.0, load_audio(path, start_s=start, end_s=end))
+        clips[pos] = (clip, _answers(collection.output_row(pos)))
     kept = [p for p, r in latest.items() if r["action"] != "reject"]
     rejected = [p for p, r in latest.items() if r["action"] == "reject"]
     rng = np.random.default_rng(seed)
-    pairs_own = [(clips[p], latest[p]["caption"]) for p in kept]
-    pairs_foreign = [(clips[p], latest[p]["machine_caption"]) for p in rejected]
+    pairs_own = [(*clips[p], latest[p]["caption"]) for p in kept]
+    pairs_foreign = [(*clips[p], latest[p]["machine_caption"]) for p in rejected]
     for p in kept if len(kept) > 1 else []:
         q = kept[(kept.index(p) + 1 + int(rng.integers(len(kept) - 1))) % len(kept)]
-        pairs_foreign.append((clips[p], latest[q]["caption"]))
+        pairs_foreign.append((*clips[p], latest[q]["caption"]))
     backends = Backends.from_config(cfg)
-    own = _score(backends, [c for c, _ in pairs_own], [t for _, t in pairs_own], cfg.batch_size)
-    foreign = _score(backends, [c for c, _ in pairs_foreign], [t for _, t in pairs_foreign], cfg.batch_size)
-    t, frr, far = equal_error_threshold(own, foreign)
-    return Calibration(t, frr, far, len(own), len(foreign), "reviews", backends.scorer.model_id)
+
+    def scores(pairs: list[tuple[Clip, Answers, str]]) -> np.ndarray:
+        return _score(backends, [c for c, _, _ in pairs], [a for _, a, _ in pairs], [t for _, _, t in pairs],
+                      cfg.batch_size)
+
+    return _calibration(scores(pairs_own), scores(pairs_foreign), "reviews", backends.scorer.model_id)
 
 
 def calibrate(data: Sequence[str | Path], cfg: PipelineConfig, *, review_db: str | Path | None = None,

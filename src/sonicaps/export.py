@@ -11,12 +11,24 @@ import pyarrow.dataset as ds
 QA_COLUMNS = ["id", "question_1", "question_2", "question_3", "answer_1", "answer_2", "answer_3"]
 
 
-def export(out_dir: str | Path, dest: str | Path, fmt: str = "csv",
+def export_dir(out_dir: str | Path, dest: str | Path | None = None) -> Path:
+    """Where an export of `out_dir` goes: `dest`, by default `<out_dir>-export` beside it.
+    Never inside the Parquet folder: pyarrow would try to read a CSV there as a shard, and
+    `pandas.read_parquet(out_dir)` and `sonicaps score out_dir` would fail."""
+    out_dir = Path(out_dir).absolute()
+    dest = Path(dest).absolute() if dest is not None else out_dir.with_name(out_dir.name + "-export")
+    if dest == out_dir or dest.is_relative_to(out_dir):
+        raise ValueError(f"{dest} is inside the caption output {out_dir}, which must hold only its "
+                         f"Parquet shards: export elsewhere, e.g. -o {out_dir.name}-export")
+    return dest
+
+
+def export(out_dir: str | Path, dest: str | Path | None = None, fmt: str = "csv",
            accepted_only: bool = False) -> tuple[Path, Path, int]:
-    """Write `captions.<fmt>` and `qa.<fmt>` into dest, streaming the shards."""
+    """Write `captions.<fmt>` and `qa.<fmt>` into dest (see export_dir), streaming the shards."""
     if fmt not in ("csv", "jsonl"):
         raise ValueError(f"unknown export format {fmt!r}; expected csv or jsonl")
-    out_dir, dest = Path(out_dir), Path(dest)
+    out_dir, dest = Path(out_dir), export_dir(out_dir, dest)
     shards = sorted(out_dir.glob("part-*.parquet"))
     if not shards:
         raise FileNotFoundError(f"{out_dir}: no caption shards (part-*.parquet) to export")

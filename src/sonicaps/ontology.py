@@ -1,21 +1,20 @@
 """The AudioSet ontology: which classes are kinds of which.
 
 The built-in asker needs it offline, so it is kept in the sonicaps cache: downloaded once
-from its published location (checked by sha256) by `python -m sonicaps.sources fetch`, or
-copied from a local file (`--ontology PATH`).
+from its published location (checked by sha256) at first use, by `sonicaps
+download-weights` or by `python -m sonicaps.sources fetch`, or copied from a local file
+(`--ontology PATH`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
-import urllib.request
+import logging
 from functools import cache
 from pathlib import Path
 
 from sonicaps.sources import cache_dir
-from sonicaps.weights import MissingWeights
+from sonicaps.weights import MissingWeights, download_verified
 
 URL = "https://raw.githubusercontent.com/audioset/ontology/master/ontology.json"
 SHA256 = "9c685f4403eecc3ca9be37fd7285cf212feaaea6ff7229d3e7ca89e0d1f2d15d"
@@ -30,20 +29,10 @@ def install(source: str | Path | None = None) -> Path:
     target = path()
     if target.is_file():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".part")
-    if source is not None:
-        shutil.copyfile(source, tmp)
-    else:
-        with urllib.request.urlopen(URL, timeout=60) as r, open(tmp, "wb") as f:
-            shutil.copyfileobj(r, f)
-    with open(tmp, "rb") as f:
-        got = hashlib.file_digest(f, "sha256").hexdigest()
-    if got != SHA256:
-        tmp.unlink()
-        raise MissingWeights(f"{source or URL}: sha256 {got}, expected {SHA256} (AudioSet ontology)")
-    tmp.replace(target)
-    return target
+    try:
+        return download_verified(source if source is not None else URL, target, SHA256)
+    except ValueError as e:
+        raise MissingWeights(f"{e} (AudioSet ontology)") from None
 
 
 @cache
@@ -51,8 +40,14 @@ def parents_by_name() -> dict[str, frozenset[str]]:
     """Class name -> names of its direct parents (a class may have several)."""
     p = path()
     if not p.is_file():
-        raise MissingWeights(f"the AudioSet ontology is not in {p}: run "
-                             "`python -m sonicaps.sources fetch` (or add --ontology FILE)")
+        logging.getLogger(__name__).warning("the AudioSet ontology is not in %s: downloading it from %s "
+                                            "(once)", p, URL)
+        try:
+            install()
+        except (OSError, ValueError) as e:  # no network (urllib's URLError is an OSError)
+            raise MissingWeights(f"the AudioSet ontology is not in {p} and could not be downloaded "
+                                 f"from {URL} ({e}): run `sonicaps download-weights` where it can be, "
+                                 "or `python -m sonicaps.sources fetch --ontology FILE` with a copy") from e
     entries = json.loads(p.read_text(encoding="utf-8"))
     name = {e["id"]: e["name"] for e in entries}
     out: dict[str, set[str]] = {e["name"]: set() for e in entries}

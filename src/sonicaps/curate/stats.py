@@ -88,6 +88,18 @@ def compute(records: Iterable[CaptionRecord], *, tag: bool = True) -> DatasetSta
     return DatasetStats(dict(splits), vocab, pos, labels, lengths)
 
 
+def default_title(dataset: str | Path) -> str:
+    """A card title naming the dataset: its folder's real name (`out/`, `.`, a generic
+    `captions.csv` inside a folder all name the folder), never a bare path fragment."""
+    path = Path(dataset).resolve()
+    if path.is_file() and path.stem.lower() in ("captions", "train", "test", "val", "validation",
+                                                "development", "evaluation", "data"):
+        name = f"{path.parent.name} ({path.name})"
+    else:
+        name = path.name if path.is_dir() else path.stem
+    return f"Dataset card: {name}"
+
+
 def write_card(stats: DatasetStats, out_dir: str | Path, title: str) -> Path:
     """card.md with both tables and the two figures (PNG) beside it."""
     import matplotlib

@@ -11,11 +11,8 @@ Captions lose their punctuation and are lower-cased, then padded to 64 tokens.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
-import shutil
-import urllib.request
 from functools import lru_cache
 from pathlib import Path
 
@@ -24,6 +21,7 @@ import torch
 from torch import nn
 
 from sonicaps.metrics.models import DEFAULT_ECHECKER, ModelUnavailable, device, from_hub
+from sonicaps.weights import download_verified
 
 _RELEASES = "https://github.com/blmoistawinde/fense/releases/download/V0.1"
 # name -> (url, sha256, size), as aac-metrics lists them.
@@ -64,24 +62,15 @@ def checkpoint_path(name: str) -> Path:
     path = data_home() / f"{name}.ckpt"
     if path.exists():
         return path
-    part = path.with_suffix(".part")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with urllib.request.urlopen(url, timeout=30) as response, open(part, "wb") as f:
-            shutil.copyfileobj(response, f)
+        return download_verified(url, path, sha256, timeout=30)
     except OSError as e:
-        part.unlink(missing_ok=True)
         raise ModelUnavailable(
             f"fer (used by fense, spider_fl and mace) needs FENSE's error detector {name}.ckpt ({size}), "
             f"which could not be downloaded ({e}): fetch {url} into {path.parent} (or set FENSE_DATA), "
             "or pass a checkpoint with --echecker PATH") from e
-    with open(part, "rb") as f:
-        got = hashlib.file_digest(f, "sha256").hexdigest()
-    if got != sha256:
-        part.unlink()
-        raise ModelUnavailable(f"{url} downloaded with sha256 {got}, expected {sha256}")
-    part.rename(path)
-    return path
+    except ValueError as e:
+        raise ModelUnavailable(str(e)) from None
 
 
 @lru_cache(maxsize=2)

@@ -97,6 +97,19 @@ class PipelineConfig:
 _STAGES = ("ask", "write", "check")
 
 
+def caption_settings(cfg: PipelineConfig) -> dict[str, Any]:
+    """The settings that decide which captions a run writes (backends, their options, how
+    clips are cut, how many attempts): what an output folder records, so that a re-run
+    with other settings is not mixed into it. Batching, threads and Ray are left out."""
+    import json
+
+    data = {stage: {"backend": spec.backend, **spec.options}
+            for stage, spec in ((s, getattr(cfg, s)) for s in _STAGES)}
+    data.update(segment_s=cfg.segment_s, min_tail_s=cfg.min_tail_s, max_attempts=cfg.max_attempts,
+                accept_threshold=cfg.accept_threshold)
+    return json.loads(json.dumps(data, default=str))  # as it reads back from the JSON file
+
+
 def _ray_config(data: dict[str, Any]) -> RayConfig:
     data = dict(data)
     pools = {name: PoolSpec(**data.pop(name)) for name in ("ask", "write") if name in data}

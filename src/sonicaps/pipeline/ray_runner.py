@@ -28,7 +28,7 @@ from tqdm import tqdm
 from sonicaps.audio import AudioError
 from sonicaps.backends import create
 from sonicaps.clip import Clip
-from sonicaps.pipeline.config import PipelineConfig, PoolSpec, RayConfig
+from sonicaps.pipeline.config import PipelineConfig, PoolSpec, RayConfig, caption_settings
 from sonicaps.pipeline.inputs import Source, decode_source
 from sonicaps.pipeline.runner import RunSummary, commit, pending, source_of_failure
 from sonicaps.pipeline.stages import ask_batch, failure, write_batch
@@ -238,10 +238,11 @@ def _connect(rc: RayConfig, address: str | None) -> bool:
 
 def run_ray(inputs: Iterable[str | Path], out_dir: str | Path, cfg: PipelineConfig | None = None, *,
             address: str | None = None, audio_root: str | Path | None = None,
-            progress: bool = True) -> RunSummary:
+            progress: bool = True, overwrite: bool = False) -> RunSummary:
     """Caption every clip of `inputs` into `out_dir` on Ray, skipping what is already there."""
     cfg = cfg or PipelineConfig()
     store = Store(out_dir)
+    store.claim(caption_settings(cfg), overwrite)
     todo, summary, skip = pending(inputs, audio_root, store, cfg)
     if not todo:
         return summary

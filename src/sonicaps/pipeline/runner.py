@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from sonicaps.audio import AudioError
 from sonicaps.clip import Clip
-from sonicaps.pipeline.config import PipelineConfig
+from sonicaps.pipeline.config import PipelineConfig, caption_settings
 from sonicaps.pipeline.inputs import Source, decode_source, is_span, iter_sources, last_clip_id
 from sonicaps.pipeline.stages import Backends, caption_batch, failure
 from sonicaps.pipeline.store import Progress, Store, printable
@@ -100,11 +100,13 @@ def pending(inputs: Iterable[str | Path], audio_root: str | Path | None, store: 
     return todo, RunSummary(skipped_sources=skipped), skip
 
 
-def commit(store: Store, rows: list[dict], fails: list[dict], summary: RunSummary, bar: tqdm,
+def commit(store: Store | None, rows: list[dict], fails: list[dict], summary: RunSummary, bar: tqdm,
            start: float) -> None:
-    """Store one batch's records and count them in the summary and the progress bar."""
+    """Store one batch's records (if there is a store) and count them in the summary and the
+    progress bar."""
     t0 = time.perf_counter()
-    store.commit(rows, fails)
+    if store is not None:
+        store.commit(rows, fails)
     summary.timings["store"] += time.perf_counter() - t0
     summary.clips += len(rows)
     summary.failures += len(fails)
@@ -115,13 +117,34 @@ def commit(store: Store, rows: list[dict], fails: list[dict], summary: RunSummar
 
 def run(inputs: Iterable[str | Path], out_dir: str | Path, cfg: PipelineConfig | None = None, *,
         audio_root: str | Path | None = None, backends: Backends | None = None,
-        progress: bool = True) -> RunSummary:
-    """Caption every clip of `inputs` into `out_dir`, skipping what is already there."""
+        progress: bool = True, overwrite: bool = False) -> RunSummary:
+    """Caption every clip of `inputs` into `out_dir`, skipping what is already there. An
+    output made with other settings is refused unless `overwrite` (Store.claim)."""
+    summary = RunSummary()
+    for _ in iter_run(inputs, out_dir, cfg, audio_root=audio_root, backends=backends, progress=progress,
+                      overwrite=overwrite, summary=summary):
+        pass
+    return summary
+
+
+def iter_run(inputs: Iterable[str | Path], out_dir: str | Path | None, cfg: PipelineConfig | None = None, *,
+             audio_root: str | Path | None = None, backends: Backends | None = None,
+             progress: bool = True, overwrite: bool = False, summary: RunSummary | None = None
+             ) -> Iterator[tuple[list[dict], list[dict]]]:
+    """`run`, one batch at a time: yields each batch's (rows, failure records) once it is
+    committed to `out_dir` (or, with no output, once captioned: nothing is written and
+    nothing skipped). `summary`, when given, is filled in as the run goes."""
     cfg = cfg or PipelineConfig()
-    store = Store(out_dir)
-    todo, summary, skip = pending(inputs, audio_root, store, cfg)
+    summary = summary if summary is not None else RunSummary()
+    if out_dir is not None:
+        store: Store | None = Store(out_dir)
+        store.claim(caption_settings(cfg), overwrite)
+        todo, done, skip = pending(inputs, audio_root, store, cfg)
+        summary.skipped_sources = done.skipped_sources
+    else:
+        store, todo, skip = None, list(iter_sources(list(inputs), audio_root)), set()
     if not todo:
-        return summary
+        return
     backends = backends or Backends.from_config(cfg)
 
     queue: Queue = Queue(maxsize=cfg.batch_size * 4)
@@ -154,6 +177,7 @@ def run(inputs: Iterable[str | Path], out_dir: str | Path, cfg: PipelineConfig |
                 rows, bad = caption_batch(clips, backends, cfg, summary.timings)
                 fails += bad
             commit(store, rows, fails, summary, bar, start)
+            yield rows, fails
     finally:
         stop.set()
         while any(w.is_alive() for w in workers):  # unblock decoders waiting on a full queue
@@ -163,5 +187,3 @@ def run(inputs: Iterable[str | Path], out_dir: str | Path, cfg: PipelineConfig |
                 w.join(timeout=0.05)
         bar.close()
         summary.seconds = time.perf_counter() - start
-    return summary
-

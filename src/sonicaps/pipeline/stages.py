@@ -59,6 +59,15 @@ def failure(clip_or_source: Clip | str, stage: str, exc: BaseException,
             "last_in_source": last or last_in_source}
 
 
+def detected_labels(evidence: dict[str, Any]) -> list[str]:
+    """A clip's labels when none were given: the classes of the sources the asker found (its
+    answer 1's events, speech and music included), not its top-k classifier scores, which
+    always number k and include what was judged absent (Silence, noise)."""
+    if "events" in evidence:
+        return list(dict.fromkeys(e["label"] for e in evidence["events"]))
+    return [n for n, _ in evidence.get("labels", [])[:5]]
+
+
 def _check_answers(out: list[Answers], n: int) -> list[Answers]:
     if not isinstance(out, list) or len(out) != n:
         raise BadOutput(f"asker returned {len(out) if isinstance(out, list) else type(out)} "
@@ -200,7 +209,7 @@ def write_batch(clips: Sequence[Clip], answers: Sequence[Answers], asker_id: str
         score, caption, attempts = best[i]
         _score_confidence(ans, score, scorer.model_id)
         given = clips[i].labels is not None
-        labels = list(clip.labels) if given else [n for n, _ in ans.evidence.get("labels", [])[:5]]
+        labels = list(clip.labels) if given else detected_labels(ans.evidence)
         rows.append({
             "id": clip.id, "source": printable(clip.source), "start_s": clip.start_s, "end_s": clip.end_s,
             "caption": caption.strip(),

@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 # The underscore keeps `pandas.read_parquet(OUT_DIR)` working: pyarrow skips files whose
 # names start with "_" or "." when it reads a directory, and would choke on a .jsonl.
 FAILURES = "_failures.jsonl"
+CONFIG = "_config.json"  # the settings that made the captions (config.caption_settings)
 
 SCHEMA = pa.schema([
     ("id", pa.string()),
@@ -78,6 +79,21 @@ class OutputError(OSError):
     """The output directory cannot be written (full disk, read-only, no permission)."""
 
 
+class ConfigMismatch(ValueError):
+    """The output holds captions made with other settings than this run's."""
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    out = []
+    for key in sorted(set(old) | set(new), key=str):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {a!r} there, {b!r} now")
+    return out
+
+
 _RESUME = "what was committed before is kept; fix that and run the same command again"
 
 
@@ -123,6 +139,39 @@ class Store:
         self._run = f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
         self._seq = 0
         self._failure_seq = 0
+
+    def claim(self, settings: dict[str, Any], overwrite: bool = False) -> None:
+        """Record this run's settings in the output, or check them against the recorded ones.
+        Other settings are refused (a re-run would skip every clip the earlier run did and
+        mix two pipelines' captions) unless `overwrite`, which deletes the earlier captions
+        and failures. An output written before settings were recorded adopts this run's."""
+        path = f"{self.root}/{CONFIG}"
+        recorded = None
+        if self.fs.get_file_info(path).type == pafs.FileType.File:
+            recorded = json.loads(self._read(path))
+        if recorded is not None and recorded.get("settings") == settings:
+            return
+        if recorded is not None and not overwrite:
+            diff = "; ".join(_differences(recorded.get("settings", {}), settings))
+            raise ConfigMismatch(
+                f"{self.root} holds captions made with other settings ({diff}): write to a new output "
+                f"folder, or pass --overwrite (overwrite=True) to delete them and start again")
+        if overwrite:
+            for name in [*self._names("part-", ".parquet"), *self._names("_failures", ".jsonl")]:
+                self.fs.delete_file(f"{self.root}/{name}")
+        from sonicaps import __version__
+
+        data = json.dumps({"settings": settings, "sonicaps_version": __version__}, indent=2).encode()
+        try:
+            if self.local:
+                tmp = self.dir / f".{CONFIG}.tmp"
+                tmp.write_bytes(data)
+                os.replace(tmp, self.dir / CONFIG)
+            else:
+                with self.fs.open_output_stream(path) as f:
+                    f.write(data)
+        except OSError as e:
+            raise OutputError(f"cannot write to the output {self.root}: {e}") from e
 
     def _names(self, prefix: str, suffix: str = "") -> list[str]:
         infos = self.fs.get_file_info(pafs.FileSelector(self.root, allow_not_found=True))

@@ -42,6 +42,12 @@ def _audio_files(folder: Path) -> dict[str, Path]:
             if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS}
 
 
+def is_captioned(root: str | Path) -> bool:
+    """A dataset folder with captions or a pipeline output (not a plain audio folder)."""
+    root = Path(root)
+    return root.is_dir() and ((root / "captions.csv").is_file() or any(root.glob("*.parquet")))
+
+
 def read_dataset(root: str | Path) -> list[Item]:
     root = Path(root)
     if not root.is_dir():

@@ -358,6 +358,14 @@ class Collection:
         out["review"] = self.latest_reviews([row["item"]], reviewer).get(row["item"])
         return out
 
+    def output_row(self, pos: int) -> dict[str, Any]:
+        """The full pipeline output row of an item (answers, evidence, scores); a
+        LookupError for an item of another dataset format."""
+        row = self.item(pos)
+        if row is None or row["shard"] is None:
+            raise LookupError(f"no pipeline output row at position {pos}")
+        return self._shard_row(row["shard"], row["row"])
+
     def _shard_row(self, shard: str, row: int) -> dict[str, Any]:
         import pyarrow.parquet as pq
 

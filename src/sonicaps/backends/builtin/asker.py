@@ -140,6 +140,7 @@ class BuiltinAsker:
     def __init__(self, threads: int | None = None, language: bool = True) -> None:
         """`language=False` skips Whisper: it costs about 0.1 s per clip with speech on 2
         cores (benchmarks/caption_throughput.py --speech 1: 15.0 -> 5.9 clips/s)."""
+        ontology.parents_by_name()  # missing and not downloadable: one error now, not one per clip
         self.yamnet = Yamnet(threads=threads)
         self.identify_language = language
         self.voice = VoiceAnalyzer()

@@ -13,15 +13,12 @@ Two stages use it:
 
 from __future__ import annotations
 
-import importlib.util
-import inspect
-import json
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from sonicaps.backends.base import BadOutput
+from sonicaps.backends.hf.audio_only import load_processor
 from sonicaps.backends.hf.common import load_options, model_device, place
 from sonicaps.backends.hf.families import SR, Family, family_of
 from sonicaps.clip import Answers, Clip
@@ -36,69 +33,15 @@ CAPTION_PROMPT = ("Write one sentence that describes what can be heard in this a
                   "it happens. Reply with the caption only.")
 
 
-def _processor_class(path: str) -> type | None:
-    cfg = Path(path) / "processor_config.json"
-    name = None
-    if cfg.is_file():
-        name = json.loads(cfg.read_text()).get("processor_class")
-    if name is None:
-        from transformers import AutoConfig
-        from transformers.models.auto.processing_auto import PROCESSOR_MAPPING_NAMES
+def merge_adapter(model: Any, path: str, name: str, subfolder: str, **hub: Any) -> Any:
+    """The model with the checkpoint's LoRA adapter (in `subfolder`) merged into its weights:
+    sonicaps only ever sends audio, so the speech adapter is always the active one and a
+    merged model runs at the base model's speed. PEFT reads and merges it (transformers'
+    own load_adapter asks for a newer PEFT than PyPI has)."""
+    from peft import PeftModel
 
-        name = PROCESSOR_MAPPING_NAMES.get(AutoConfig.from_pretrained(path).model_type)
-    import transformers
-
-    return getattr(transformers, name, None) if name else None
-
-
-def _audio_only_processor(path: str) -> Any:
-    """The family's processor without its image and video parts.
-
-    The omni and Phi-4 processors hold an image/video processor that needs torchvision;
-    sonicaps passes audio only, so where torchvision is absent (a CPU-only torch, as on the
-    machines sonicaps is tested on) the processor is built from its tokenizer and feature
-    extractor alone. Its own audio code (features, placeholder expansion) runs unchanged."""
-    from transformers import AutoFeatureExtractor, AutoTokenizer
-
-    cls = _processor_class(path)
-    if cls is None:
-        raise ValueError(f"{path}: no processor class found")
-
-    class AudioOnly(cls):  # type: ignore[misc, valid-type]
-        def check_argument_for_proper_class(self, argument_name: str, argument: Any) -> Any:
-            if argument is None and argument_name in ("image_processor", "video_processor"):
-                return None
-            return super().check_argument_for_proper_class(argument_name, argument)
-
-    AudioOnly.__name__ = cls.__name__
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    parts: dict[str, Any] = {}
-    for name in cls.get_attributes():
-        if name == "tokenizer":
-            parts[name] = tokenizer
-        elif name in ("feature_extractor", "audio_processor"):
-            parts[name] = AutoFeatureExtractor.from_pretrained(path)
-        else:
-            parts[name] = None
-    params = inspect.signature(cls.__init__).parameters
-    cfg = Path(path) / "processor_config.json"
-    extra = json.loads(cfg.read_text()) if cfg.is_file() else {}
-    parts.update({k: v for k, v in extra.items() if k in params and k not in parts})
-    if "chat_template" in params:
-        parts["chat_template"] = tokenizer.chat_template
-    return AudioOnly(**parts)
-
-
-def load_processor(path: str) -> Any:
-    from transformers import AutoProcessor
-
-    try:
-        return AutoProcessor.from_pretrained(path)
-    except (ImportError, ValueError, AttributeError, TypeError):
-        if importlib.util.find_spec("torchvision") is not None:
-            raise
-        log.info("%s: torchvision is not installed; loading the processor's audio parts only", path)
-        return _audio_only_processor(path)
+    peft = PeftModel.from_pretrained(model, path, subfolder=subfolder, adapter_name=name, **hub)
+    return peft.merge_and_unload()
 
 
 class AudioLM:
@@ -106,22 +49,30 @@ class AudioLM:
 
     def __init__(self, model: str, dtype: str = "auto", device: str | None = None,
                  device_map: str | dict | None = None, attn_implementation: str | None = None,
-                 max_new_tokens: int = 128, batch_size: int = BATCH_SIZE) -> None:
+                 max_new_tokens: int = 128, batch_size: int = BATCH_SIZE,
+                 revision: str | None = None) -> None:
         import torch
         import transformers
         from transformers import AutoConfig
 
         if batch_size < 1 or max_new_tokens < 1:
             raise ValueError("batch_size and max_new_tokens must be >= 1")
-        self.family: Family = family_of(AutoConfig.from_pretrained(model).model_type)
-        self.processor = load_processor(model)
+        hub = {"revision": revision} if revision else {}  # a branch, tag or commit of a hub id
+        config = AutoConfig.from_pretrained(model, **hub)
+        self.family: Family = family_of(config.model_type)
+        self.processor = load_processor(model, **hub)
         self.tokenizer = getattr(self.processor, "tokenizer", self.processor)
         self.tokenizer.padding_side = "left"  # generation continues at the right end
         opts = load_options(dtype, device_map)
         if attn_implementation:
             opts["attn_implementation"] = attn_implementation
+        if self.family.model_config:
+            config = self.family.model_config(config)
         cls = getattr(transformers, self.family.model_class)
-        self.model = place(cls.from_pretrained(model, **opts), device, device_map)
+        loaded = cls.from_pretrained(model, config=config, **opts, **hub)
+        if self.family.adapter:
+            loaded = merge_adapter(loaded, model, *self.family.adapter, **hub)
+        self.model = place(loaded, device, device_map)
         if hasattr(self.model, "disable_talker"):  # omni models: text out only, free the speech half
             self.model.disable_talker()
         self.generator = getattr(self.model, self.family.generator) if self.family.generator else self.model
@@ -131,8 +82,10 @@ class AudioLM:
 
     def _inputs(self, chats: list[list[dict[str, Any]]], audio: list) -> Any:
         if self.family.tokenized_chat:
+            # The tokenizer renders, tokenizes and pads the batch (its processor pads by
+            # default) and hands back each audio part's array for the feature extractor.
             return self.processor.apply_chat_template(chats, tokenize=True, return_dict=True,
-                                                      return_tensors="pt", padding=True)
+                                                      return_tensors="pt")
         texts = [self.processor.apply_chat_template(c, tokenize=False, add_generation_prompt=True)
                  for c in chats]
         # Padding is asked of the text only: each feature extractor pads audio its own way
@@ -143,11 +96,20 @@ class AudioLM:
     def generate(self, chats: Sequence[list[dict[str, Any]]], audio: Sequence, sample: dict[str, Any]
                  ) -> list[str]:
         """One reply per chat; `audio[i]` is the array of chat i's audio part."""
-        out: list[str] = []
-        for k in range(0, len(chats), self.batch_size):
-            part = slice(k, k + self.batch_size)
-            out += self._generate(list(chats[part]), list(audio[part]), sample)
+        out: list[str] = [""] * len(chats)
+        for part in self.batches(audio):
+            replies = self._generate([chats[i] for i in part], [audio[i] for i in part], sample)
+            for i, text in zip(part, replies, strict=True):
+                out[i] = text
         return out
+
+    def batches(self, audio: Sequence) -> list[list[int]]:
+        """Indices of the clips that share a generate call: consecutive runs of `batch_size`,
+        or, for a family whose encoder sees padding, runs of clips of equal length."""
+        groups: dict[int, list[int]] = {}
+        for i, a in enumerate(audio):
+            groups.setdefault(len(a) if self.family.batch_by_length else 0, []).append(i)
+        return [g[k:k + self.batch_size] for g in groups.values() for k in range(0, len(g), self.batch_size)]
 
     def _generate(self, chats: list, audio: list, sample: dict[str, Any]) -> list[str]:
         inputs = self._inputs(chats, audio).to(model_device(self.model))

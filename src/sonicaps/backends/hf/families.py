@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from sonicaps.backends.hf.audio_only import without_vision_tower
+
 SR = 16_000
 
 
@@ -50,6 +52,15 @@ class Family:
     generator: str | None = None  # attribute of the model that generates text ("thinker")
     # Extra processor(...) keyword arguments.
     processor_kwargs: dict[str, Any] = field(default_factory=dict)
+    # Applied to the checkpoint's config before the model is built (parts sonicaps leaves out).
+    model_config: Callable[[Any], Any] | None = None
+    # A LoRA adapter shipped in a subfolder of the checkpoint that audio input needs:
+    # (adapter name, subfolder). Loaded with PEFT and made active.
+    adapter: tuple[str, str] | None = None
+    # The audio encoder lets zero-padded frames into valid ones (convolutions or attention
+    # without a padding mask), so a clip's features would depend on its batch-mates: only
+    # clips of equal length share a generate call (the 10-s segments of longer files all do).
+    batch_by_length: bool = False
 
 
 FAMILIES: tuple[Family, ...] = (
@@ -64,12 +75,21 @@ FAMILIES: tuple[Family, ...] = (
     Family("Voxtral", ("voxtral",), "VoxtralForConditionalGeneration",
            ("mistralai/Voxtral-Mini-3B-2507", "mistralai/Voxtral-Small-24B-2507"),
            audio_part=_input_audio, tokenized_chat=True),
+    # Built without its vision tower (a timm MobileNetV5): see audio_only.py. Its audio
+    # subsampling convolutions see the padded frames (a shorter clip's last encoder frame
+    # changes with its batch-mates).
     Family("Gemma 3n", ("gemma3n",), "Gemma3nForConditionalGeneration",
-           ("google/gemma-3n-E4B-it", "google/gemma-3n-E2B-it")),
+           ("google/gemma-3n-E4B-it", "google/gemma-3n-E2B-it"), model_config=without_vision_tower,
+           batch_by_length=True),
+    # Audio input goes through the checkpoint's speech LoRA (its model card loads it the
+    # same way); the NeMo subsampling and conformer convolutions see padded frames.
     Family("Phi-4-multimodal", ("phi4_multimodal",), "Phi4MultimodalForCausalLM",
-           ("microsoft/Phi-4-multimodal-instruct",)),
+           ("microsoft/Phi-4-multimodal-instruct",), adapter=("speech", "speech-lora"), batch_by_length=True),
+    # Its conformer attends within blocks of 200 frames with no padding mask; its LoRA
+    # adapter is loaded by transformers itself and switched on when audio is given. Without
+    # torchaudio its features come from torch_features.py.
     Family("Granite Speech", ("granite_speech",), "GraniteSpeechForConditionalGeneration",
-           ("ibm-granite/granite-speech-3.3-8b", "ibm-granite/granite-speech-3.3-2b")),
+           ("ibm-granite/granite-speech-3.3-8b", "ibm-granite/granite-speech-3.3-2b"), batch_by_length=True),
 )
 
 
