@@ -26,8 +26,8 @@ def test_formats_decode_to_16k_mono(tmp_path, ext):
 
 
 def test_an_mp3_decodes_as_in_one_read(tmp_path):
-    """libsndfile decodes an mp3 wrongly after reads that end between its frames: a clip is
-    the file's own decode (one read), resampled, not that."""
+    """libsndfile decodes an mp3 as ffmpeg does only in its first read: a 10-s clip is that
+    decode, resampled, not one of quarter-second reads."""
     path = write(tmp_path / "tone.mp3", tone(440, 10.0, sr=44_100, channels=2), sr=44_100)
     whole, sr = sf.read(str(path), dtype="float32", always_2d=True)
     from sonicaps.audio import _to_mono

@@ -127,9 +127,9 @@ _READ_S = 0.25
 def _read(f, n: int) -> tuple[np.ndarray, Exception | None]:
     """Up to n frames, and the error that stopped the reading early, if any.
 
-    An mp3 is read in one piece: libsndfile (1.2.2) decodes an mp3 wrongly after a read
-    that does not end on its decoder's frame boundary (quarter-second reads changed a
-    44.1-kHz benchmark clip by up to 0.13 from 0.25 s on; ffmpeg and one read agree)."""
+    An mp3 is read in one piece: libsndfile (1.2.2) decodes an mp3 as ffmpeg does only in
+    the first read of a file (quarter-second reads changed a 44.1-kHz benchmark clip by up
+    to 0.13 from 0.25 s on). The blocks after the first of a longer mp3 still differ."""
     step = n if f.format in MPEG else max(1, int(_READ_S * f.samplerate))
     parts, have = [], 0
     while have < n:
