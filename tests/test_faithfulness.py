@@ -137,6 +137,11 @@ def test_judge_reads_sources_from_text():
     cello = Truth("c", ("cello",), (0.5,), ("x",))
     assert judge(cello, "Wind instrument music plays").fully_right
     assert judge(Truth("k", ("drum_kit",), (0.5,), ("x",)), "Drum roll music plays").fully_right
+    # ... but only the words of its own clause, up to a word that links it to another
+    # source (answers read as one text: the duck is told, "no music" names no duck).
+    assert mentions("A duck quacks from 5.0 s to 8.0 s. There is no music in this audio.") \
+        == [(2, ("duck",)), (11, ("music",))]
+    assert [p for _, p in mentions("A man speaks over music")] == [("man",), ("music",)]
     # Birdsong is not music; a person singing is.
     birds = Truth("b", ("bird_chirp",), (0.5,), ("x",))
     assert judge(birds, "Birds sing").fully_right

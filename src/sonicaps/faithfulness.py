@@ -126,6 +126,8 @@ def class_words(cls: str) -> set[tuple[str, ...]]:
 # fire", "an explosion booms": the verbs are not sources).
 LEADS = {"a", "an", "the", "some", "as", "while", "and", "then", "by", "of", "x",
          "followed", "two", "several", "many", "distant", "loud", "faint", "small", "large"}
+LINKS = {"over", "with", "under", "behind", "amid", "beside", "against", "to", "in", "is",
+         "are", "no"}
 
 
 def names_class(subject: str, cls: str) -> bool:
@@ -141,14 +143,18 @@ def mentions(caption: str, vocabulary: Iterable[tuple[str, ...]] = ()) -> list[t
     Longest subjects first, so "a car horn" is one mention, not a car and a horn; "X music"
     and "a X sound" name X. `vocabulary` adds subjects to the project's own."""
     words = list(subject_key("x " + caption))  # "x": subject_key drops only a leading article
+    # word positions that open a sentence or clause ("A duck quacks. There is no music.")
+    tokens = re.findall(r"[a-z]+|[.,;:!?]", ("x " + caption).lower())
+    opens = {sum(t.isalpha() for t in tokens[:k]) for k, t in enumerate(tokens) if not t.isalpha()}
     found: list[tuple[int, tuple[str, ...]]] = []
     used = [False] * len(words)
     # "wind instrument music", "drum roll music": the words before "music" describe it (one
-    # mention of music, not wind and a drum besides).
+    # mention of music, not wind and a drum besides), within its clause and up to a word
+    # that leads a subject or links it ("a man speaks over music" names a man).
     for i, w in enumerate(words):
         if w == "music":
             j = i
-            while j > 1 and words[j - 1] not in LEADS:
+            while j > 1 and words[j - 1] not in LEADS | LINKS and j not in opens:
                 j -= 1
             found.append((j, ("music",)))
             used[j:i + 1] = [True] * (i + 1 - j)
