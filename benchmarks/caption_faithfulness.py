@@ -1,7 +1,7 @@
 """Do the default captions name only what is heard? Measured on real recordings.
 
     .venv/bin/python benchmarks/caption_faithfulness.py [--config FILE] [--per-class]
-        [--single 90] [--mixes 20] [--seed 0] [--keep DIR]
+        [--single 90] [--mixes 20] [--seed 0] [--keep DIR] [--rejudge DIR]
 
 Clips are made from real recordings whose class is known (`sonicaps.faithfulness`):
 single-source clips (every class in turn) and two-source mixes whose second source
@@ -15,7 +15,13 @@ starts at least 2 s after the first, at random levels, half with a noise floor,
 - speech / music hallucination: clips without speech (music) whose caption or answer
   2 (answer 3) says there is some;
 - mixes: both sources named, and named in their order;
-- fully right: all of the above right at once.
+- fully right: all of the above right at once;
+- false "faint": captions saying "faint..." or "no clear sound source" (every clip holds a
+  source at -32 to -16 dBFS);
+- by kind: fully right captions that name a source only by its kind ("an animal calls"),
+  which the judge credits where the AudioSet ontology makes the true class that kind;
+- accepted: how many captions the row's `accepted` flag keeps and how many of those are
+  fully right, and the precision/coverage of the built-in confidence at a few thresholds.
 
 Then SceneCaps' test split (built with `--scenecaps N` scenes, seed `--seed`): scenes of
 several sources, judged the same way where the measures apply. Two sets of clips first,
@@ -30,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -37,12 +44,16 @@ import numpy as np
 import pandas as pd
 
 from sonicaps.faithfulness import (
+    GENERIC_KINDS,
+    Truth,
     clip_id_of,
     judge,
     make_clips,
+    mentions,
     per_class,
     recorded,
     scenecaps_split,
+    subject_key,
     summarise,
 )
 from sonicaps.pipeline.config import load_config
@@ -58,22 +69,39 @@ ROWS = [("recall", "caption names the true source(s) (word recall)", "{:.2f}"),
         ("music_hallucination", "music-free clips said to have music", "{:.1%}")]
 
 
+def kept_truths(out: Path) -> list[Truth]:
+    """The truths of a kept set (its clips' .truth.jsonl files)."""
+    truths = []
+    for name in ("audio", "mixes"):
+        path = out / f"{name}.truth.jsonl"
+        if path.is_file():
+            for line in path.read_text().splitlines():
+                r = json.loads(line)
+                truths.append(Truth(r["id"], tuple(r["classes"]), tuple(r["onsets"]),
+                                    tuple(r["sources"])))
+    return truths
+
+
 def evaluate(pool, speech_pool, out: Path, n_single: int, n_mixes: int, seed: int, cfg,
-             name: str, show_classes: bool) -> dict:
-    truths = make_clips(pool, out / "audio", n_single, 0, seed=seed, prefix="s")
-    if n_mixes:
-        truths += make_clips(list(pool) + list(speech_pool), out / "mixes", 0, n_mixes,
-                             seed=seed + 1, prefix="m")
-    run([out / "audio", out / "mixes"] if n_mixes else [out / "audio"], out / "captions", cfg,
-        progress=False)
+             name: str, show_classes: bool, rejudge: bool = False) -> dict:
+    if rejudge:  # a kept run's clips and captions, judged again
+        truths = kept_truths(out)
+    else:
+        truths = make_clips(pool, out / "audio", n_single, 0, seed=seed, prefix="s")
+        if n_mixes:
+            truths += make_clips(list(pool) + list(speech_pool), out / "mixes", 0, n_mixes,
+                                 seed=seed + 1, prefix="m")
+        run([out / "audio", out / "mixes"] if n_mixes else [out / "audio"], out / "captions",
+            cfg, progress=False)
     df = pd.read_parquet(out / "captions")
     rows = {clip_id_of(r.id): r for r in df.itertuples()}
     missing = [t.id for t in truths if t.id not in rows]
     if missing:
         raise SystemExit(f"{len(missing)} clips were not captioned, e.g. {missing[:3]}")
     judged = [judge(t, rows[t.id].caption, rows[t.id].answer_2, rows[t.id].answer_3)
-                for t in truths]
+              for t in truths]
     s = summarise(truths, judged)
+    s.update(accepted_figures(truths, judged, [rows[t.id] for t in truths]))
     print(f"\n## {name}: {s['clips']} clips ({s['single']} single-source, {s['mixes']} mixes)")
     print(f"{'measure':<68} value")
     for key, text, fmt in ROWS:
@@ -82,6 +110,16 @@ def evaluate(pool, speech_pool, out: Path, n_single: int, n_mixes: int, seed: in
           f"{s['mixes_both_named']}/{s['mixes']} / {s['mixes_ordered']}/{s['mixes']}")
     print(f"{'clips fully right (true sources, nothing invented)':<68} "
           f"{s['fully_right']}/{s['clips']}")
+    print(f"{'clips called faint / with no clear source (all hold an audible source)':<68} "
+          f"{s['false_faint']}/{s['clips']}")
+    print(f"{'fully right clips that name a source only by its kind (an animal, ...)':<68} "
+          f"{s['by_kind']}/{s['fully_right']}")
+    print(f"{'captions accepted / of them fully right':<68} "
+          f"{s['accepted']}/{s['clips']} / {s['accepted_right']}/{s['accepted']}")
+    if s["curve"]:
+        print("confidence threshold: accepted share / accepted fully right")
+        for t, cov, prec in s["curve"]:
+            print(f"  {t:.2f}  {cov:6.1%}  {prec:6.1%}")
     if show_classes:
         print(f"\n{'class':<20} {'clips':>5} {'named':>6} {'other (single)':>15}")
         for c, d in sorted(per_class(truths, judged).items()):
@@ -101,6 +139,30 @@ def evaluate(pool, speech_pool, out: Path, n_single: int, n_mixes: int, seed: in
         n = sum(bool(json.loads(d or "[]")) for d in dropped)
         print(f"clips where the check dropped an unsupported source: {n}")
     return s
+
+
+FAINT = re.compile(r"\b(faint\w*|no clear sound source)\b", re.IGNORECASE)
+
+
+def accepted_figures(truths, judged, rows) -> dict:
+    """False "faint" (every benchmark clip holds a source at -32 to -16 dBFS), the accepted
+    captions and how many are fully right, and the precision/coverage of the per-clip
+    confidence (the evidence's "confidence", where the asker gives one) at a few thresholds."""
+    conf = [json.loads(r.evidence or "{}").get("confidence") for r in rows]
+    right = np.array([j.fully_right for j in judged])
+    acc = np.array([bool(r.accepted) for r in rows])
+    curve = []
+    if all(c is not None for c in conf) and conf:
+        c = np.array(conf, float)
+        for t in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
+            got = c >= t
+            if got.any():
+                curve.append((t, float(got.mean()), float(right[got].mean())))
+    kind_words = {subject_key(g) for g in GENERIC_KINDS}
+    by_kind = sum(j.fully_right and any(m in kind_words for _, m in mentions(r.caption))
+                  for j, r in zip(judged, rows, strict=True))
+    return {"false_faint": sum(bool(FAINT.search(r.caption)) for r in rows), "by_kind": by_kind,
+            "accepted": int(acc.sum()), "accepted_right": int(right[acc].sum()), "curve": curve}
 
 
 def evaluate_scenecaps(out: Path, n: int, seed: int, cfg) -> None:
@@ -140,7 +202,16 @@ def main() -> None:
                     help="build SceneCaps with this many scenes and judge its test split (0: skip)")
     ap.add_argument("--per-class", action="store_true")
     ap.add_argument("--keep", help="keep clips and captions in this folder")
+    ap.add_argument("--rejudge", help="judge the clips and captions a run kept in this folder "
+                                      "(--keep) again, without captioning (e.g. after a change "
+                                      "of the judge)")
     args = ap.parse_args()
+    if args.rejudge:
+        for k, name in enumerate(("new recordings", "SceneCaps test recordings")):
+            if (Path(args.rejudge) / f"set{k}").is_dir():
+                evaluate(None, None, Path(args.rejudge) / f"set{k}", 0, 0, 0, None, name,
+                         args.per_class, rejudge=True)
+        return
     cfg = load_config(args.config) if args.config else None
     catalog = fetch([s for s in sources() if s.split == "test"], progress=False)
     test = [s for s in recorded(catalog) if classes()[s.cls].group != "speech"]

@@ -25,6 +25,21 @@ def test_formats_decode_to_16k_mono(tmp_path, ext):
     assert abs(peak_hz(x) - 440) < 5
 
 
+@pytest.mark.parametrize("start_s", [0.0, 3.3])
+def test_an_mp3_decodes_as_in_one_read(tmp_path, start_s):
+    """libsndfile decodes an mp3 as ffmpeg does only in its first read: every 10-s segment
+    of a 30-s mp3 is that one read's decode (resampled), from any start."""
+    path = write(tmp_path / "tone.mp3", tone(440, 30.0, sr=44_100, channels=2), sr=44_100)
+    whole, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    from sonicaps.audio import _to_mono
+    segments = list(stream_segments(path, start_s=start_s))
+    assert [s.start_s for s in segments] == pytest.approx([start_s, start_s + 10, start_s + 20])
+    for s in segments:
+        at = int(round(s.start_s * sr))
+        expected = _to_mono(whole[at: at + 10 * sr], sr, SR)
+        np.testing.assert_allclose(s.audio[:len(expected)], expected, atol=1e-4)
+
+
 def write_m4a(path: Path, x: np.ndarray) -> Path:
     """x: (samples, 2) at 48 kHz, AAC-encoded by PyAV (libsndfile cannot read it)."""
     with av.open(str(path), "w") as c:

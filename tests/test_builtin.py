@@ -151,20 +151,32 @@ def test_lexicon_names_only_real_classes():
 
 
 def test_yamnet_scores_do_not_depend_on_the_cpu():
-    """Reference top-3 (max over patches) recorded on another machine for two CC0 recordings.
+    """Reference top-3 (max over patches) of the float graph for two CC0 recordings.
 
-    With onnxruntime's saturating uint8 x int8 kernels (x86 without VNNI) frog.mp3 reads as
-    Neigh/Horse and horse.mp3 as Grunt; the exact kernels give these on every CPU.
-    """
+    The graph is the int8 one without its rounding (yamnet._float_model); with onnxruntime's
+    saturating uint8 x int8 kernels (x86 without VNNI) the int8 graph read frog.mp3 as
+    Neigh/Horse and horse.mp3 as Grunt."""
     from sonicaps.backends.builtin.yamnet import Yamnet
 
     y = Yamnet()
-    for name, expected in (("frog", ["Frog", "Animal", "Croak"]),
-                           ("horse", ["Silence", "Animal", "Roar"])):
+    for name, expected, p in (("frog", ["Animal", "Frog", "Croak"], 0.983),
+                              ("horse", ["Silence", "Animal", "Roar"], 0.991)):
         probs = y.predict([animal(name)])[0].max(axis=0)
         top = np.argsort(-probs, kind="stable")[:3]
         assert [y.classes[i] for i in top] == expected, name
-        assert abs(float(probs[top[0]]) - {"frog": 0.99, "horse": 0.99}[name]) < 0.01
+        assert abs(float(probs[top[0]]) - p) < 0.005, name
+
+
+def test_yamnet_float_graph_breaks_the_int8_ties():
+    """Per-patch decisions need distinct scores: the int8 graph gave about 47 distinct
+    scores over 521 classes and a tied top class in ~40 % of patches."""
+    from sonicaps.backends.builtin.yamnet import Yamnet
+
+    probs = Yamnet().predict([animal("dog"), animal("cow")])
+    for p in probs:
+        top2 = np.sort(p, axis=1)[:, -2:]
+        assert (top2[:, 1] > top2[:, 0]).all()  # no tied top class
+        assert np.mean([len(np.unique(row)) for row in p]) > 400
 
 
 def test_yamnet_reuses_results_by_content_not_by_array(monkeypatch):
@@ -191,3 +203,123 @@ def test_yamnet_reuses_results_by_content_not_by_array(monkeypatch):
     assert np.array_equal(fresh_probs[0], probs[0]) and np.array_equal(fresh_emb[0], emb[0])
     with pytest.raises(ValueError):
         fresh_probs[0][0, 0] = 1.0  # shared results are read-only
+
+
+def _sound_subjects(a) -> list[str]:
+    return [e["subject"] for e in a.evidence["events"] if e["kind"] == "sound"]
+
+
+@pytest.mark.parametrize("first,second", [("dog", "cow"), ("rooster", "duck")])
+def test_two_animals_3_s_apart_are_both_named_in_order(backends, first, second):
+    """Segment, label, group: the second animal owns its own segments (whole-clip decisions
+    read it as a confusion of the first and left it out)."""
+    a = ask(backends, mix([Placed(first, 0.3, animal(first)[: 3 * SR]),
+                           Placed(second, 3.3, animal(second)[: 5 * SR])]))
+    subjects = _sound_subjects(a)
+    assert subjects == [f"a {first}", f"a {second}"], subjects
+    caption = backends.writer.write([None], [a], 0)[0].lower()
+    assert caption.index(f"a {first}") < caption.index(f"a {second}"), caption
+
+
+@pytest.mark.parametrize("rises", [True, False])
+def test_a_source_starting_under_a_continuing_one_gets_its_own_group(backends, rises):
+    """No pause to cut at: a class that rises from nothing at 5 s while another goes on
+    cuts the event there, and the later part is heard as what is new in it (a second
+    source of its own). A class present from the start cuts nothing."""
+    asker = backends.asker
+    names = asker.yamnet.classes
+    audio = (np.random.default_rng(4).standard_normal(10 * SR) * 0.05).astype(np.float32)
+    audio[: SR // 2] *= 0.01  # the event starts at 0.5 s and goes on to the end
+    probs = np.full((20, len(names)), 0.01, np.float32)
+    probs[1:, names.index("Stream")] = 0.9
+    moo = names.index("Moo")
+    if rises:  # the patch where the cow starts hears it half; those after, fully
+        probs[11, moo], probs[12:, moo] = 0.45, 0.9
+    else:
+        probs[1:, moo] = 0.9
+    _, groups = asker.groups(audio, probs)
+    audible = [g for g in groups if g.events]
+    if rises:
+        assert len(audible) == 2 and 4.5 <= audible[1].onset <= 6.0, [g.onset for g in audible]
+        assert audible[1].split
+    else:
+        assert len(audible) == 1
+
+
+def test_a_looped_recording_is_one_source(backends):
+    """Three repetitions of one recording group into one source heard three times."""
+    dog = animal("dog")[: 3 * SR]
+    a = ask(backends, mix([Placed("dog", t, dog) for t in (0.0, 3.3, 6.6)]))
+    events = [e for e in a.evidence["events"] if e["kind"] == "sound"]
+    assert [e["subject"] for e in events] == ["a dog"]
+    assert events[0]["count"] >= 3 and len({g for *_, g in a.evidence["segments"]}) <= 2
+
+
+@pytest.mark.parametrize("what", ["noise bursts", "pig"])
+def test_a_loud_sound_is_never_faint(backends, what):
+    """Peaking at -1 dBFS, a sound YAMNet cannot name (broadband bursts, a pig it hears as a
+    stomach rumble) is named by a kind of source or as "a sound", never as faint noise."""
+    if what == "pig":
+        audio = mix([Placed("pig", 0.5, animal("pig"))])
+    else:
+        rng = np.random.default_rng(0)
+        bursts = [Placed("burst", t, rng.standard_normal(SR // 2).astype(np.float32))
+                  for t in (0.5, 2.5, 4.5, 6.5, 8.5)]
+        audio = mix(bursts)
+    a = ask(backends, audio)
+    caption = backends.writer.write([None], [a], 0)[0].lower()
+    assert "faint" not in caption and "no clear sound source" not in caption, caption
+    assert "faint" not in a.texts[0].lower() and "only background noise" not in a.texts[0]
+    assert a.evidence["events"] and all(e["level_db"] > -45 for e in a.evidence["events"])
+
+
+def test_a_steady_sound_filling_the_clip_is_an_event():
+    """A sound with no rise above its own floor (a fire crackling throughout) is one event,
+    not a noise floor: it was captioned "Faint background noise" before."""
+    from sonicaps.backends.builtin.segments import segment
+
+    steady = (np.random.default_rng(2).standard_normal(10 * SR) * 0.05).astype(np.float32)
+    segs = segment(steady, 20)
+    assert len(segs) == 1 and not segs[0].background and segs[0].level_db > -30
+    quiet = segment(steady * 10 ** (-40 / 20), 20)
+    assert all(s.background for s in quiet)
+
+
+def test_faint_background_noise_only_for_noise(backends):
+    """A -60 dBFS noise floor with nothing on it: no source, and the writer says so."""
+    a = ask(backends, (np.random.default_rng(1).standard_normal(10 * SR) * 10 ** (-60 / 20))
+            .astype(np.float32))
+    assert a.evidence["events"] == []
+    assert backends.writer.write([None], [a], 0)[0] in (
+        "Silence", "Faint background noise with no clear sound source")
+
+
+def test_a_caption_below_its_confidence_threshold_is_not_accepted():
+    """`accepted` follows the asker's calibrated confidence when the clip has no labels and
+    the run no configured threshold, whatever the check score; else the check rule."""
+    from sonicaps.clip import Answers
+    from sonicaps.pipeline.stages import _final_accepted, _rule
+
+    def answers(conf):
+        return Answers(("x", "y", "z"), {"confidence": conf, "accept_at": 0.6})
+
+    assert not _final_accepted(answers(0.59), 0.9, 0, {}, 0.28, own_rule=True)
+    assert _final_accepted(answers(0.6), -1.0, 0, {}, 0.28, own_rule=True)
+    assert _rule(answers(0.3), False, 0.28, True) == "confidence>=0.6"
+    # a configured threshold, or the clip's own labels: the check rule decides
+    assert _final_accepted(answers(0.1), 0.9, 0, {}, 0.28, own_rule=False)
+    assert not _final_accepted(answers(0.9), 0.1, 0, {0: 0.5}, 0.28, own_rule=True)
+    assert _rule(answers(0.9), True, 0.28, True) == "label_score"
+
+
+def test_weakly_read_music_named_by_the_fallback_still_gets_a_time(backends):
+    """Music the fallback names may be read below the frame threshold: it is timed by its
+    strongest patches (this raised IndexError, a failed clip, before)."""
+    from sonicaps.backends.builtin.voice import VoiceReport
+
+    asker = backends.asker
+    probs = np.full((20, len(asker.yamnet.classes)), 0.01, np.float32)
+    probs[5:8, asker.yamnet.classes.index("Music")] = 0.12
+    out = asker._music(np.zeros(10 * SR, np.float32), probs, probs.max(axis=0), True,
+                       VoiceReport(), 10.0)
+    assert out["present"] and out["event"].onset == pytest.approx(5 * 0.48, abs=0.01)

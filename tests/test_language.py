@@ -58,6 +58,17 @@ def test_answer_2_names_the_spoken_language(backends, tmp_path):
             assert f"speaks in {NAMES[clip.id]}" in caption, caption
 
 
+def test_the_issue_german_sentence_is_german_in_every_voice(backends, tmp_path):
+    """espeak-ng's de+f2 read "not determined" with the 10-s encoder shortcut alone (German
+    0.87 with faster-whisper's own detection): an unsure shortcut now defers to it."""
+    text = "Guten Morgen, heute fahren wir mit dem Zug in die Stadt und besuchen das Museum."
+    clips = [Clip(v, v, 0.0, 10.0, _speech(tmp_path, v, text)[: 10 * SR]) for v in ("de+f2", "de")]
+    for clip, a in zip(clips, backends.asker.ask(clips, QUESTIONS), strict=True):
+        speech = a.evidence["speech"]
+        assert speech["language"] == "de" and speech["language_probability"] >= 0.5, (clip.id, speech)
+        assert ", in German (language probability" in a.texts[1]
+
+
 @pytest.mark.parametrize("what", ["barking", "music"])
 def test_no_language_without_speech(backends, what):
     if what == "barking":

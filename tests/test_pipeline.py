@@ -163,7 +163,10 @@ def test_manifest_labels_use_the_label_rule(examples, tmp_path, backends):
     assert df.loc["cow-clip", "accepted"] == (
         df.loc["cow-clip", "check_score"] >= df.loc["cow-clip", "label_score"] - 1e-9)
     other = df.loc["woman_speaking_0_10"]
-    assert other["check_rule"].startswith("threshold=") and pd.isna(other["label_score"])
+    # no labels, no configured threshold: the built-in asker's calibrated confidence decides
+    assert other["check_rule"].startswith("confidence>=") and pd.isna(other["label_score"])
+    evidence = json.loads(other["evidence"])
+    assert other["accepted"] == (evidence["confidence"] >= evidence["accept_at"])
     assert any("empty 'path'" in f["message"] for f in failures(out))
 
 

@@ -10,6 +10,7 @@ its own split of the recordings.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Iterable, Sequence
@@ -21,6 +22,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from sonicaps import ontology
 from sonicaps.audio import SAMPLE_RATE
 from sonicaps.backends.builtin.lexicon import IGNORE, table
 from sonicaps.scenes.catalog import Source, classes
@@ -28,14 +30,25 @@ from sonicaps.scenes.prepare import load_prepared
 
 CLIP_S = 10.0
 FORMATS = ("wav", "flac", "ogg", "mp3")
-# Subjects that name a kind of source without naming it ("an animal") are an invented
-# source unless the true class's group allows them.
+# Subjects that name a kind of source without naming it ("an animal") name a class of a
+# group that allows them only when the class is that kind in the AudioSet ontology (its
+# label's or its own words' classes are under it: "a car" makes a revving engine a
+# vehicle; "a machine" does not name an explosion). The built-in captioner backs off to
+# them, so the judge must not credit a generic word where it is wrong. (Before, the group
+# alone decided: "something" named every household sound, "a machine" every gunshot.)
 GROUP_GENERIC = {"animals": {"an animal"}, "vehicles": {"a vehicle", "an engine"},
                  "people": {"a person", "people"}, "tools": {"a machine", "a device"},
-                 "household": {"a device", "objects", "something"}}
+                 "household": {"a device"}}
+GENERIC_KINDS = {"an animal": {"Animal"}, "a vehicle": {"Vehicle"}, "an engine": {"Engine"},
+                 "a machine": {"Mechanisms", "Tools"}, "a device": {"Mechanisms", "Tools"},
+                 "a person": {"Human sounds"}, "people": {"Human sounds"}}
+# Words that name no source at all ("something clatters"): neither credited nor invented.
+VAGUE = {("something",), ("object",), ("objects",), ("sound",)}
 SPEECH_WORDS = re.compile(r"\b(speak\w*|talk\w*|speech|conversation|says|narrat\w*|whisper\w*|"
                           r"voices?)\b")
-MUSIC_WORDS = re.compile(r"\b(music\w*|songs?|sings?|singing|melod\w*|choir)\b")
+# "birds sing" is birdsong, not music: singing counts unless a bird does it.
+MUSIC_WORDS = re.compile(r"\b(music\w*|songs?|(?<!birds )(?<!bird )(sings?|singing)|melod\w*|"
+                         r"choir)\b")
 MUSIC_INSTRUMENT_WORDS = ("piano", "guitar", "violin", "cello", "trumpet", "flute", "saxophone",
                           "organ", "accordion", "harp", "xylophone", "marimba", "drum", "drums",
                           "cymbal", "cymbals", "tabla", "bass", "keyboard", "synthesizer")
@@ -88,13 +101,21 @@ def _phrases() -> dict[tuple[str, ...], str]:
     subjects |= {s for c in classes().values() for s in c.detect if not s.startswith("@")}
     for s in subjects:
         out[subject_key(s)] = s
+    for k in VAGUE:
+        out.pop(k, None)
     return out
 
 
 def class_words(cls: str) -> set[tuple[str, ...]]:
     """Normalised subjects that name this class."""
     c = classes()[cls]
-    said = {s for s in c.detect if not s.startswith("@")} | GROUP_GENERIC.get(c.group, set())
+    said = {s for s in c.detect if not s.startswith("@")}
+    generic = GROUP_GENERIC.get(c.group, set())
+    if c.audioset in ontology.parents_by_name():  # else ("Walk, footstep") the group's
+        named = [n for n, p in table().items() if p.subject in said] + [c.audioset]
+        kinds = set().union(*(ontology.ancestors(n) | {n} for n in named))
+        generic = {g for g in generic if GENERIC_KINDS[g] & kinds}
+    said |= generic
     words = {subject_key(s) for s in said}
     if c.group == "music":
         words |= _music_phrases()
@@ -105,6 +126,8 @@ def class_words(cls: str) -> set[tuple[str, ...]]:
 # fire", "an explosion booms": the verbs are not sources).
 LEADS = {"a", "an", "the", "some", "as", "while", "and", "then", "by", "of", "x",
          "followed", "two", "several", "many", "distant", "loud", "faint", "small", "large"}
+LINKS = {"over", "with", "under", "behind", "amid", "beside", "against", "to", "in", "is",
+         "are", "no"}
 
 
 def names_class(subject: str, cls: str) -> bool:
@@ -120,8 +143,21 @@ def mentions(caption: str, vocabulary: Iterable[tuple[str, ...]] = ()) -> list[t
     Longest subjects first, so "a car horn" is one mention, not a car and a horn; "X music"
     and "a X sound" name X. `vocabulary` adds subjects to the project's own."""
     words = list(subject_key("x " + caption))  # "x": subject_key drops only a leading article
+    # word positions that open a sentence or clause ("A duck quacks. There is no music.")
+    tokens = re.findall(r"[a-z]+|[.,;:!?]", ("x " + caption).lower())
+    opens = {sum(t.isalpha() for t in tokens[:k]) for k, t in enumerate(tokens) if not t.isalpha()}
     found: list[tuple[int, tuple[str, ...]]] = []
     used = [False] * len(words)
+    # "wind instrument music", "drum roll music": the words before "music" describe it (one
+    # mention of music, not wind and a drum besides), within its clause and up to a word
+    # that leads a subject or links it ("a man speaks over music" names a man).
+    for i, w in enumerate(words):
+        if w == "music":
+            j = i
+            while j > 1 and words[j - 1] not in LEADS | LINKS and j not in opens:
+                j -= 1
+            found.append((j, ("music",)))
+            used[j:i + 1] = [True] * (i + 1 - j)
     extra = _music_phrases() | set(vocabulary)
     for phrase in sorted(set(_phrases()) | extra, key=len, reverse=True):
         n = len(phrase)
@@ -151,13 +187,28 @@ class Judgement:
                 and not self.speech_hallucinated and not self.music_hallucinated)
 
 
+def _assign(found: list[tuple[int, tuple[str, ...]]], vocab: list[set]) -> list[int | None]:
+    """Per true class, the word position of the mention that names it, each mention naming
+    at most one class ("an animal calls" names one of a dog and a cow, not both): the
+    assignment naming the most classes, then in their order, then earliest."""
+    options = [[k for k, (_, p) in enumerate(found) if p in v] + [None] for v in vocab]
+    best: tuple | None = None
+    for combo in itertools.product(*options):
+        used = [k for k in combo if k is not None]
+        if len(used) != len(set(used)):
+            continue
+        pos = [found[k][0] for k in used]
+        key = (len(used), pos == sorted(pos), -sum(pos))
+        if best is None or key > best[0]:
+            best = (key, combo)
+    assert best is not None
+    return [None if k is None else found[k][0] for k in best[1]]
+
+
 def judge(truth: Truth, caption: str, answer_2: str = "", answer_3: str = "") -> Judgement:
     found = mentions(caption)
     vocab = [class_words(c) for c in truth.classes]
-    first: list[int | None] = []
-    for v in vocab:
-        pos = [i for i, p in found if p in v]
-        first.append(pos[0] if pos else None)
+    first = _assign(found, vocab)
     true_mentions = [p for _, p in found if any(p in v for v in vocab)]
     other = [" ".join(p) for _, p in found if not any(p in v for v in vocab)]
     named = tuple(f is not None for f in first)

@@ -30,7 +30,7 @@ KINDS = ("mfcc", "logmel", "yamnet", "yamnet-mid")
 VERSION = {
     "mfcc": "mfcc40-w1024-h664-v1",
     "logmel": "yamnet-logmel-p4-v1",
-    "yamnet": "yamnet-emb-v2",  # cached by retrieval.features
+    "yamnet": "yamnet-emb-v3",  # cached by retrieval.features
     "yamnet-mid": "yamnet-block9-v1",
 }
 MFCC_WINDOW, MFCC_HOP, MFCC_COEFFS = 1024, 1024 - 360, 40

@@ -48,7 +48,7 @@ SCHEMA = pa.schema([
     ("label_source", pa.string()),  # "given" (manifest) or "detected" (asker)
     ("check_score", pa.float64()),
     ("label_score", pa.float64()),  # null when the clip came without labels
-    ("check_rule", pa.string()),  # "label_score" or "threshold=<t>"
+    ("check_rule", pa.string()),  # label_score, threshold=<t>, uncalibrated, confidence>=<t>
     ("accepted", pa.bool_()),
     ("attempts", pa.int32()),
     ("dropped_sources", pa.string()),  # JSON: sources the check found unsupported, and why

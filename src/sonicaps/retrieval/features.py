@@ -22,7 +22,7 @@ from sonicaps.audio import AudioError, load_audio
 from sonicaps.sources import cache_dir
 
 log = logging.getLogger(__name__)
-VERSION = "yamnet-emb-v2"  # v2: exact integer kernels on every CPU
+VERSION = "yamnet-emb-v3"  # v2: exact integer kernels on every CPU; v3: the float graph
 BATCH = 16
 
 

@@ -29,6 +29,13 @@ NAMES = {"en": "English", "de": "German", "fr": "French", "es": "Spanish", "it":
          "fa": "Persian", "id": "Indonesian", "vi": "Vietnamese", "th": "Thai", "ca": "Catalan"}
 MAX_S = 30.0  # Whisper hears at most 30 s; the first 30 s of speech decide
 MIN_S = 10.0  # shorter speech is padded to this (see SpokenLanguage.identify)
+# The 10-s shortcut's answer is kept from this probability (faster-whisper's own detection
+# threshold); below it faster-whisper's own 30-s detection decides. benchmarks/language_id.py:
+# on the 48 of 60 synthetic utterances where the shortcut said at least 0.5, it named the
+# same language as detect_language every time; below 0.5 (espeak-ng German with voice de+f2)
+# it had named none. Trusting it only from 0.8 ran the 30-s detection on 9 of 16 speech
+# clips of benchmarks/caption_throughput.py (speech over animals) and halved its speed.
+SHORTCUT_TRUST = 0.5
 
 
 def model_dir() -> Path:
@@ -69,13 +76,21 @@ class SpokenLanguage:
 
         faster-whisper's detect_language pads every input to 30 s, and the encoder's cost
         grows with its input: 0.54 s per clip on 2 cores, a ninefold slowdown of speech
-        clips. Its CTranslate2 model takes shorter inputs, so the speech is padded to 10 s
-        only (0.11 s; on espeak-ng sentences in en/de/es/it the language and its
-        probability were the same or higher than with 30 s)."""
-        import ctranslate2
-
+        clips. Its CTranslate2 model takes shorter inputs, so the speech is first padded to
+        10 s only (0.11 s). That shortcut is kept only where it is sure: below
+        SHORTCUT_TRUST the 30-s detection decides (espeak-ng German with voice de+f2 read
+        "not determined" with the shortcut, German 0.87 with detect_language;
+        benchmarks/language_id.py compares the two on 60+ utterances)."""
         parts = [audio[int(s * SAMPLE_RATE):int(e * SAMPLE_RATE)] for s, e in spans]
         speech = np.concatenate(parts)[: int(MAX_S * SAMPLE_RATE)].astype(np.float32)
+        code, prob = self._shortcut(speech)
+        if prob >= SHORTCUT_TRUST:
+            return code, prob
+        return self.detect_language(speech)
+
+    def _shortcut(self, speech: np.ndarray) -> tuple[str, float]:
+        import ctranslate2
+
         feats = self._model.feature_extractor(speech)  # [80, frames], 100 frames per s
         n = min(int(MAX_S * 100), max(int(MIN_S * 100), feats.shape[1]))
         feats = np.pad(feats[:, :n], ((0, 0), (0, n - min(n, feats.shape[1]))))
@@ -85,6 +100,12 @@ class SpokenLanguage:
                 to_cpu=False)
             token, prob = self._model.model.detect_language(enc)[0][0]
         return token.strip("<|>"), float(prob)
+
+    def detect_language(self, audio: np.ndarray) -> tuple[str, float]:
+        """faster-whisper's own detection (the first 30 s, padded to 30 s)."""
+        with self._lock:
+            code, prob, _ = self._model.detect_language(np.asarray(audio, np.float32))
+        return code, float(prob)
 
 
 def language_name(code: str) -> str:
