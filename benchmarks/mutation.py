@@ -231,7 +231,7 @@ MUTANTS: list[Mutant] = [
       "mono = block[:, 0] if block.ndim == 2 else block",
       "a tone in the right channel only decodes to silence"),
     M("audio-no-seek", "audio.py",
-      "        if first:\n            f.seek(first)\n", "",
+      "        if first and mpeg is None:\n            f.seek(first)\n", "",
       "a span of a wav/flac file is read from the file's start"),
     M("audio-no-resample", "audio.py",
       "if sr != rate and len(mono):", "if False:",
