@@ -1,4 +1,5 @@
-# Included by _coco.pyx and _meteor.pyx: interning byte strings (words) as dense ids.
+# Included by _coco.pyx and _meteor.pyx: interning byte strings (words) as dense ids, and
+# the checked realloc both use for their growing buffers.
 #
 # Scoring splits every caption into words and looks each up; as Python strings each lookup
 # allocates a string, hashes it and frees it, which cost more than the metrics' own
@@ -80,13 +81,13 @@ cdef int32_t bm_intern(ByteMap *m, const char *p, Py_ssize_t n) except -1:
         return k
     if m.n == m.cap:
         cap = max(2 * m.cap, 256)
-        m.start = <Py_ssize_t *>_bm_realloc(m.start, cap * sizeof(Py_ssize_t))
-        m.length = <int32_t *>_bm_realloc(m.length, cap * sizeof(int32_t))
-        m.hash = <uint64_t *>_bm_realloc(m.hash, cap * sizeof(uint64_t))
+        m.start = <Py_ssize_t *>_resize(m.start, cap * sizeof(Py_ssize_t))
+        m.length = <int32_t *>_resize(m.length, cap * sizeof(int32_t))
+        m.hash = <uint64_t *>_resize(m.hash, cap * sizeof(uint64_t))
         m.cap = cap
     if m.arena_len + n > m.arena_cap:
         cap = max(2 * m.arena_cap, m.arena_len + n, 4096)
-        m.arena = <char *>_bm_realloc(m.arena, cap)
+        m.arena = <char *>_resize(m.arena, cap)
         m.arena_cap = cap
     k = <int32_t>m.n
     memcpy(m.arena + m.arena_len, p, n)
@@ -118,8 +119,22 @@ cdef int32_t bm_intern_str(ByteMap *m, str word) except -1:
     return bm_intern(m, b, len(b))
 
 
-cdef void *_bm_realloc(void *p, size_t size) except NULL:
+cdef void *_resize(void *p, size_t size) except NULL:
     cdef void *q = realloc(p, size)
     if q == NULL:
         raise MemoryError()
+    return q
+
+
+cdef void *_grow(void *p, Py_ssize_t *cap, Py_ssize_t need, size_t item) except NULL:
+    """Make room for `need` items in a realloc'd buffer of capacity *cap."""
+    cdef Py_ssize_t new_cap
+    cdef void *q
+    if need <= cap[0] and p != NULL:
+        return p
+    new_cap = max(need, 2 * cap[0], 16)
+    q = realloc(p, new_cap * item)
+    if q == NULL:
+        raise MemoryError()
+    cap[0] = new_cap
     return q

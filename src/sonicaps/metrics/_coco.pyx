@@ -28,27 +28,6 @@ cdef double SMALL = 1e-9
 cdef double E = 2.718281828459045
 
 
-cdef void *_grow(void *p, Py_ssize_t *cap, Py_ssize_t need, size_t item) except NULL:
-    """Make room for `need` items in a realloc'd buffer of capacity *cap."""
-    cdef Py_ssize_t new_cap
-    cdef void *q
-    if need <= cap[0] and p != NULL:
-        return p
-    new_cap = max(need, 2 * cap[0], 16)
-    q = realloc(p, new_cap * item)
-    if q == NULL:
-        raise MemoryError()
-    cap[0] = new_cap
-    return q
-
-
-cdef void *_resize(void *p, size_t size) except NULL:
-    cdef void *q = realloc(p, size)
-    if q == NULL:
-        raise MemoryError()
-    return q
-
-
 cdef inline uint64_t _mix(uint64_t h, uint64_t x) noexcept:
     h ^= x + <uint64_t>0x9E3779B97F4A7C15 + (h << 6) + (h >> 2)
     return h * <uint64_t>0xFF51AFD7ED558CCD

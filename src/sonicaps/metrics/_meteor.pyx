@@ -81,27 +81,6 @@ cdef struct Tables:
     double params[8]
 
 
-cdef void *_grow(void *p, Py_ssize_t *cap, Py_ssize_t need, size_t item) except NULL:
-    """Make room for `need` items in a realloc'd buffer of capacity *cap."""
-    cdef Py_ssize_t new_cap
-    cdef void *q
-    if need <= cap[0] and p != NULL:
-        return p
-    new_cap = max(need, 2 * cap[0], 16)
-    q = realloc(p, new_cap * item)
-    if q == NULL:
-        raise MemoryError()
-    cap[0] = new_cap
-    return q
-
-
-cdef void *_realloc(void *p, size_t size) except NULL:
-    cdef void *q = realloc(p, size)
-    if q == NULL:
-        raise MemoryError()
-    return q
-
-
 cdef inline uint64_t span(int start, int length) noexcept:
     if length >= 64:
         return <uint64_t>0xFFFFFFFFFFFFFFFF << start
@@ -270,8 +249,8 @@ cdef void test_synsets(const Tables *tb, _Work w, const int32_t *tw, int n1) exc
     while slots < 2 * total:
         slots *= 2
     if slots > w.syn_cap:
-        w.syn_keys = <int64_t *>_realloc(w.syn_keys, slots * sizeof(int64_t))
-        w.syn_masks = <uint64_t *>_realloc(w.syn_masks, slots * sizeof(uint64_t))
+        w.syn_keys = <int64_t *>_resize(w.syn_keys, slots * sizeof(int64_t))
+        w.syn_masks = <uint64_t *>_resize(w.syn_masks, slots * sizeof(uint64_t))
         w.syn_cap = slots
     w.syn_slots = slots
     memset(w.syn_keys, 0xFF, slots * sizeof(int64_t))
@@ -913,7 +892,7 @@ def paraphrase_trie(const int64_t[::1] key_off, const int64_t[::1] phrase_off, c
                             nxt = <int32_t>n_nodes
                             if n_nodes == cap_nodes:
                                 depth = <int32_t *>_grow(depth, &cap_nodes, n_nodes + 1, sizeof(int32_t))
-                                target = <signed char *>_realloc(target, cap_nodes)
+                                target = <signed char *>_resize(target, cap_nodes)
                             depth[nxt], target[nxt] = depth[node] + 1, 0
                             n_nodes += 1
                             map_put(&child, (<int64_t>node << 32) | w, nxt)
@@ -1020,8 +999,8 @@ cdef class WordIds:
             return
         if k >= self.cap:
             self.cap = max(2 * self.cap, 256)
-            self.start = <int32_t *>_realloc(self.start, self.cap * sizeof(int32_t))
-            self.count = <int32_t *>_realloc(self.count, self.cap * sizeof(int32_t))
+            self.start = <int32_t *>_resize(self.start, self.cap * sizeof(int32_t))
+            self.count = <int32_t *>_resize(self.count, self.cap * sizeof(int32_t))
         self.toks = <int32_t *>_grow(self.toks, &self.cap_toks, self.n_toks + len(ids) + 1, sizeof(int32_t))
         self.start[k], self.count[k] = <int32_t>self.n_toks, <int32_t>len(ids)
         for i in range(len(ids)):
